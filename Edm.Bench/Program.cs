@@ -1,0 +1,1 @@
+Console.WriteLine("EdmKernels bench: under construction");
