@@ -1,8 +1,9 @@
 // Linear: y = x W^T + b (PyTorch's nn.Linear; EDM networks.py Linear), and its backward pieces,
 // all through Gemm. Also the per-channel bias kernels shared with Conv2d:
 //   AddBias:   y[b, c, s] += bias[c]            over y (B, C, S); grid-stride, one thread per element.
-//   BiasGrad:  db[c] (+)= sum_{b,s} dy[b, c, s] one group of 256 threads per channel, strided
-//              partial sums then a shared-memory tree reduction.
+//   BiasGrad:  db[c] (+)= sum_{b,s} dy[b, c, s] in two grid-stride passes without barriers:
+//              partial[j, c] sums images b = j, j+J, ... (J <= 256 slices), then one thread per
+//              channel adds its J partials (barrier-free, so the CPU accelerator runs it quickly).
 // Layouts: x (..., in), W (out, in), b (out), y (..., out); leading dimensions are flattened to N.
 // Gradient semantics (STYLE 8): the *Into forms accumulate into parameter gradients when asked;
 // activation gradients are fresh tensors.
@@ -14,16 +15,18 @@ namespace Edm.Kernels;
 /// <summary>Per-channel bias kernels (add and gradient), loaded once per device.</summary>
 public sealed class BiasKernels : IKernelFamily<BiasKernels>
 {
-    /// <summary>Threads per group of the bias-gradient reduction.</summary>
-    public const int GroupSize = 256;
+    /// <summary>Most batch slices of the first bias-gradient pass.</summary>
+    public const int MaxSlices = 256;
 
     internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> Add;
-    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, float> Grad;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int> GradPartial;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, float, int> GradFinish;
 
     BiasKernels(Accelerator acc)
     {
         Add = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(AddBiasKernel);
-        Grad = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, float>(BiasGradKernel);
+        GradPartial = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(BiasGradPartialKernel);
+        GradFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, float, int>(BiasGradFinishKernel);
     }
 
     /// <inheritdoc/>
@@ -36,26 +39,31 @@ public sealed class BiasKernels : IKernelFamily<BiasKernels>
             y[i] += bias[(i / spatial) % channels];
     }
 
-    /// <summary>db[c] = keep*db[c] + sum over (b, s) of dy (B, C, S); one group per channel.</summary>
-    static void BiasGradKernel(ArrayView<float> dy, ArrayView<float> db, int batch, int channels, int spatial, float keep)
+    /// <summary>partial (J, C)[j, c] = sum over b = j, j+J, ... and s of dy (B, C, S); grid-stride over J*C.</summary>
+    static void BiasGradPartialKernel(Index1D tid, ArrayView<float> dy, ArrayView<float> partial, int batch, int channels, int spatial, int slices, int stride)
     {
-        var partial = SharedMemory.Allocate<float>(GroupSize);
-        int c = Grid.IdxX, t = Group.IdxX;
-        int count = batch * spatial;
-        float acc = 0f;
-        for (int j = t; j < count; j += GroupSize)
+        for (int i = tid; i < slices * channels; i += stride)
         {
-            int b = j / spatial, s = j - b * spatial;
-            acc += dy[(b * channels + c) * spatial + s];
+            int c = i % channels, j = i / channels;
+            float acc = 0f;
+            for (int b = j; b < batch; b += slices)
+            {
+                int o = (b * channels + c) * spatial;
+                for (int s = 0; s < spatial; s++) acc += dy[o + s];
+            }
+            partial[i] = acc;
         }
-        partial[t] = acc;
-        Group.Barrier();
-        for (int half = GroupSize / 2; half > 0; half >>= 1)
+    }
+
+    /// <summary>db[c] = keep*db[c] + sum_j partial[j, c]; grid-stride over C.</summary>
+    static void BiasGradFinishKernel(Index1D tid, ArrayView<float> partial, ArrayView<float> db, int channels, int slices, float keep, int stride)
+    {
+        for (int c = tid; c < channels; c += stride)
         {
-            if (t < half) partial[t] += partial[t + half];
-            Group.Barrier();
+            float acc = 0f;
+            for (int j = 0; j < slices; j++) acc += partial[j * channels + c];
+            db[c] = keep == 0f ? acc : keep * db[c] + acc;
         }
-        if (t == 0) db[c] = keep == 0f ? partial[0] : keep * db[c] + partial[0];
     }
 }
 
@@ -193,6 +201,12 @@ public static partial class Ops
             for (int c = 0; c < channels; c++) dbs[c] = (float)((accumulate ? dbs[c] : 0.0) + sums[c]);
             return;
         }
-        device.Kernels<BiasKernels>().Grad(new KernelConfig(channels, BiasKernels.GroupSize), dy.View, db.View, batch, channels, spatial, accumulate ? 1f : 0f);
+        var k = device.Kernels<BiasKernels>();
+        int slices = Math.Min(batch, BiasKernels.MaxSlices);
+        using var partial = Tensor.Empty(device, slices * channels);
+        int t1 = device.LaunchThreads((long)slices * channels);
+        k.GradPartial(t1, dy.View, partial.View, batch, channels, spatial, slices, t1);
+        int t2 = device.LaunchThreads(channels);
+        k.GradFinish(t2, partial.View, db.View, channels, slices, accumulate ? 1f : 0f, t2);
     }
 }
