@@ -6,14 +6,7 @@ using Xunit;
 
 namespace Edm.Tests.Kernels;
 
-/// <summary>One CPU device shared by the tests of a class.</summary>
-public sealed class NnDeviceFixture : IDisposable
-{
-    /// <summary>The ILGPU CPU accelerator.</summary>
-    public EdmDevice Device { get; } = EdmDevice.Create("cpu");
-    /// <inheritdoc/>
-    public void Dispose() => Device.Dispose();
-}
+// NnDeviceFixture (one CPU device per test class) is defined in NnTestUtil.cs.
 
 internal static class Nn
 {
