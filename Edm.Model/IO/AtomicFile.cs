@@ -53,10 +53,17 @@ public sealed class AtomicWriter : IDisposable
         _target = Path.GetFullPath(path);
         if (Directory.Exists(_target)) throw new IOException($"cannot write '{path}': it is a directory");
         var dir = Path.GetDirectoryName(_target)!;
-        Directory.CreateDirectory(dir);
         // Hidden, unique per process and call, in the target's folder so the rename stays on one file system.
         _temp = Path.Combine(dir, $".{Path.GetFileName(_target)}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        _stream = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        try
+        {
+            Directory.CreateDirectory(dir);
+            _stream = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot write '{path}': {e.Message}", e);
+        }
     }
 
     /// <summary>The full path that <see cref="Commit"/> replaces.</summary>

@@ -4,6 +4,7 @@ using System.Text;
 using Edm.Bench;
 using Edm.Kernels;
 using Edm.Model.Data;
+using SixLabors.ImageSharp;
 using Xunit;
 
 namespace Edm.Tests.Data;
@@ -230,6 +231,34 @@ public sealed class ImageDatasetTests(CpuDevice cpu) : IClassFixture<CpuDevice>,
             for (int y = 0; y < 8; y++)
                 for (int x = 0; x < 8; x++)
                     Assert.Equal(hwc0[(y * 12 + x + 2) * 3 + c] / 127.5f - 1f, buf[(c * 8 + y) * 8 + x]);
+    }
+
+    [Fact]
+    public void Convert_reads_jpeg_keeping_grayscale_and_colour()
+    {
+        foreach (var (channels, pixel) in new[] { (1, "gray"), (3, "rgb") })
+        {
+            var src = _dir[$"jpg-{pixel}"];
+            Directory.CreateDirectory(src);
+            for (int i = 0; i < 2; i++)
+            {
+                var path = Path.Combine(src, $"p{i}.jpg");
+                if (channels == 1)
+                {
+                    using var img = SixLabors.ImageSharp.Image.LoadPixelData<SixLabors.ImageSharp.PixelFormats.L8>(TempDir.RandomBytes(64, i), 8, 8);
+                    img.SaveAsJpeg(path, new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { ColorType = SixLabors.ImageSharp.Formats.Jpeg.JpegColorType.Luminance });
+                }
+                else
+                {
+                    using var img = SixLabors.ImageSharp.Image.LoadPixelData<SixLabors.ImageSharp.PixelFormats.Rgb24>(TempDir.RandomBytes(192, i), 8, 8);
+                    img.SaveAsJpeg(path);
+                }
+            }
+            var dest = _dir[$"{pixel}.zip"];
+            DatasetConverter.Convert(src, dest, 16, SquareTransform.None);
+            using var ds = ImageDataset.Open(dest);
+            Assert.Equal((2, 16, channels), (ds.Count, ds.Resolution, ds.Channels));
+        }
     }
 
     [Fact]
