@@ -45,7 +45,7 @@ public sealed class Conv2dBench : IKernelBench
                 }
                 : () => Kernels.Ops.Conv2d(x, w, bias).Dispose();
             string shape = $"B{batch} {c}->{c} {hw}x{hw} k3";
-            var owned = new GemmBench.Disposables(x, w, bias, dy, dw, db);
+            var owned = new Baselines.Disposables(x, w, bias, dy, dw, db);
             if (d.IsCpu)
             {
                 var hx = x.ToArray();
@@ -63,7 +63,7 @@ public sealed class Conv2dBench : IKernelBench
             // GPU: the equivalent GEMM (the forward's; the backward runs two of them).
             var (name, gemm, res) = GemmBench.GpuGemmBaseline(d, c, batch * hw * hw, c * k * k);
             Action run = bwd ? () => { gemm(); gemm(); } : gemm;
-            yield return new BenchCase(op, shape, bytes, flops, ours, name + (bwd ? " x2" : ""), run, new GemmBench.Disposables(owned, res), note);
+            yield return new BenchCase(op, shape, bytes, flops, ours, name + (bwd ? " x2" : ""), run, new Baselines.Disposables(owned, res), note);
         }
     }
 

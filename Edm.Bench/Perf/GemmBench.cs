@@ -36,11 +36,11 @@ public sealed class GemmBench : IKernelBench
                 var hb = b.ToArray();
                 var hc = new float[n * n];
                 yield return new BenchCase("gemm", shape, bytes, flops, ours, "csharp-ikj-parallel-for",
-                    () => NaiveCpuGemm(ha, hb, hc, n, n, n), new Disposables(a, b, c), note);
+                    () => NaiveCpuGemm(ha, hb, hc, n, n, n), new Baselines.Disposables(a, b, c), note);
                 continue;
             }
             var (name, baseline, res) = GpuGemmBaseline(d, n, n, n);
-            yield return new BenchCase("gemm", shape, bytes, flops, ours, name, baseline, new Disposables(a, b, c, res), note);
+            yield return new BenchCase("gemm", shape, bytes, flops, ours, name, baseline, new Baselines.Disposables(a, b, c, res), note);
         }
     }
 
@@ -79,20 +79,13 @@ public sealed class GemmBench : IKernelBench
                     1f, b.View, n, a.View, k, 0f, c.View, n);
                 Run();
                 d.Synchronize();
-                return ("cublas-sgemm", Run, new Disposables(blas, a, b, c));
+                return ("cublas-sgemm", Run, new Baselines.Disposables(blas, a, b, c));
             }
             catch (Exception e) when (e is DllNotFoundException or CuBlasException or EntryPointNotFoundException or TypeInitializationException)
             {
                 // cuBLAS missing: fall through to the naive kernel.
             }
         }
-        return ("gemm-naive-kernel", () => Kernels.Ops.MatMulInto(a, b, c, variant: GemmVariant.Naive), new Disposables(a, b, c));
-    }
-
-    /// <summary>Disposes a group of resources.</summary>
-    public sealed class Disposables(params IDisposable?[] items) : IDisposable
-    {
-        /// <inheritdoc/>
-        public void Dispose() { foreach (var i in items) i?.Dispose(); }
+        return ("gemm-naive-kernel", () => Kernels.Ops.MatMulInto(a, b, c, variant: GemmVariant.Naive), new Baselines.Disposables(a, b, c));
     }
 }
