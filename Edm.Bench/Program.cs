@@ -1,1 +1,38 @@
-Console.WriteLine("EdmKernels bench: under construction");
+// Edm.Bench: the command-line program. Subcommands are discovered from IBenchCommand types
+// (Edm.Bench/Cli/). With no arguments it runs the default job (see DefaultJob).
+using System.CommandLine;
+using System.Reflection;
+using Edm.Bench.Cli;
+
+namespace Edm.Bench;
+
+/// <summary>Entry point.</summary>
+public static class Program
+{
+    /// <summary>Runs the CLI and returns the exit code (0 ok, 1 failed check, 2 usage error).</summary>
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0) return CliErrors.Guard(DefaultJob.Run);
+        var root = BuildRoot();
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (var e in parsed.Errors) Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine("run with --help for the commands and options");
+            return 2;
+        }
+        return CliErrors.Guard(() => parsed.Invoke());
+    }
+
+    /// <summary>The root command with every discovered subcommand.</summary>
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("EdmKernels bench: verify and time our kernels, measure sampler truncation error, train and generate.");
+        var commands = typeof(Program).Assembly.GetTypes()
+            .Where(t => typeof(IBenchCommand).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .Select(t => ((IBenchCommand)Activator.CreateInstance(t)!).Build())
+            .OrderBy(c => c.Name);
+        foreach (var c in commands) root.Subcommands.Add(c);
+        return root;
+    }
+}

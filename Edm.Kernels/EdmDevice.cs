@@ -193,7 +193,7 @@ public sealed class EdmDevice : IDisposable
     internal void TrackFree(long bytes) => Interlocked.Add(ref _bytesInUse, -bytes);
 
     /// <summary>Total device memory in bytes (for the CPU accelerator, the host's).</summary>
-    public long MemorySize => Accelerator.MemorySize;
+    public long MemorySize => IsCpu ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : Accelerator.MemorySize;
     /// <summary>Warp (SIMD group) size.</summary>
     public int WarpSize => Accelerator.WarpSize;
 

@@ -2,16 +2,32 @@
 // (a file in Edm.Bench/Perf/), discovered by reflection. A case times our kernel and a baseline
 // in the same run (median of synchronised launches after warm-up) and reports bytes and FLOPs.
 using System.Diagnostics;
+using System.Text.Json.Serialization;
 using Edm.Kernels;
 
 namespace Edm.Bench.Perf;
 
 /// <summary>One timed op and shape, with its baseline timed in the same run.</summary>
-public sealed record BenchRow(string Op, string Shape, string Device, double MedianMs, double Gbps, double Gflops,
-    string Baseline, double BaselineMs, double Ratio, string? Note = null);
+/// Ratio = our median time / the baseline's median time (lower is better; 0.5 = twice as fast).
+public sealed record BenchRow(
+    [property: JsonPropertyName("op")] string Op,
+    [property: JsonPropertyName("shape")] string Shape,
+    [property: JsonPropertyName("device")] string Device,
+    [property: JsonPropertyName("median_ms")] double MedianMs,
+    [property: JsonPropertyName("gbps")] double Gbps,
+    [property: JsonPropertyName("gflops")] double Gflops,
+    [property: JsonPropertyName("baseline")] string Baseline,
+    [property: JsonPropertyName("baseline_ms")] double BaselineMs,
+    [property: JsonPropertyName("ratio")] double Ratio,
+    [property: JsonPropertyName("note")] string? Note = null);
 
 /// <summary>What a bench case does: bytes moved and FLOPs per launch, and the two timed actions.</summary>
-public sealed record BenchCase(string Op, string Shape, double Bytes, double Flops, Action Run, string Baseline, Action? RunBaseline, IDisposable? Resources = null);
+/// <param name="Baseline">Name of the baseline (e.g. "csharp-parallel-for", "d2d-copy").</param>
+/// <param name="RunBaseline">The baseline's action (null: none).</param>
+/// <param name="Resources">Disposed after the case ran.</param>
+/// <param name="Note">Printed with the row (e.g. "shape reduced on CPU").</param>
+public sealed record BenchCase(string Op, string Shape, double Bytes, double Flops, Action Run, string Baseline, Action? RunBaseline,
+    IDisposable? Resources = null, string? Note = null);
 
 /// <summary>A family's benchmark cases. Implementations need a public parameterless constructor.</summary>
 public interface IKernelBench

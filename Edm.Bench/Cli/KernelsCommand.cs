@@ -1,0 +1,66 @@
+// `kernels`: the micro-benchmark. For each op and size: warm-up, then the median of repeated
+// synchronised launches, bytes moved and FLOPs, GB/s and GFLOP/s, and the same for a baseline timed
+// in the same run (CPU accelerator: plain C# Parallel.For; GPU: device-to-device copy).
+using System.CommandLine;
+using System.Text.Json;
+using Edm.Bench.Perf;
+
+namespace Edm.Bench.Cli;
+
+/// <summary>The kernels command.</summary>
+public sealed class KernelsCommand : IBenchCommand
+{
+    /// <summary>Every IKernelBench in this assembly.</summary>
+    public static IReadOnlyList<IKernelBench> Benches() => typeof(KernelsCommand).Assembly.GetTypes()
+        .Where(t => typeof(IKernelBench).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+        .Select(t => (IKernelBench)Activator.CreateInstance(t)!)
+        .OrderBy(b => b.GetType().Name == nameof(ElementwiseBench) ? "" : b.GetType().Name).ToList();
+
+    /// <inheritdoc/>
+    public Command Build()
+    {
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var ops = new Option<string?>("--op") { Description = "Comma-separated op names (default: all); see the list printed on an unknown name" };
+        var quick = new Option<bool>("--quick") { Description = "Smaller sizes (a fast smoke pass)" };
+        var reps = new Option<int>("--reps") { Description = "Timed repetitions per case (median reported)", DefaultValueFactory = _ => 7 };
+        var cmd = new Command("kernels", "Time kernels against a baseline measured in the same run");
+        foreach (var o in new Option[] { device, json, ops, quick, reps }) cmd.Options.Add(o);
+        cmd.SetAction(p => CliErrors.Guard(() => Run(p.GetValue(device), p.GetValue(ops), p.GetValue(quick), p.GetValue(json), p.GetValue(reps))));
+        return cmd;
+    }
+
+    /// <summary>Runs the selected cases and prints the table.</summary>
+    public static int Run(string? deviceSpec, string? opList, bool quick, string? jsonPath, int reps = 7)
+    {
+        if (reps < 1) throw new UsageException($"--reps must be >= 1, got {reps}");
+        var benches = Benches();
+        var all = benches.SelectMany(b => b.Ops).ToList();
+        var selected = opList is null ? all : opList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        var unknown = selected.Where(o => !all.Contains(o)).ToList();
+        if (unknown.Count > 0) throw new UsageException($"unknown op '{string.Join(",", unknown)}' in --op; allowed: {string.Join(", ", all)}");
+        CommonOptions.RequireWritable(jsonPath, "--json");
+        using var dev = CommonOptions.OpenDevice(deviceSpec);
+        Console.WriteLine($"kernels on {dev}; ratio = our time / baseline time (lower is better)");
+        Console.WriteLine($"{"op",-18} {"shape",-28} {"ms",9} {"GB/s",8} {"GFLOP/s",8} | {"baseline",-20} {"ms",9} {"GB/s",8} {"GFLOP/s",8} | {"ratio",6}");
+        var rows = new List<BenchRow>();
+        foreach (var bench in benches)
+            foreach (var op in bench.Ops.Where(selected.Contains))
+                foreach (var c in bench.Cases(dev, op, quick))
+                {
+                    try
+                    {
+                        double ms = Timing.MedianMs(c.Run, dev.Synchronize, reps: reps);
+                        double bms = c.RunBaseline is null ? double.NaN : Timing.MedianMs(c.RunBaseline, dev.Synchronize, reps: reps);
+                        double gbps = c.Bytes / 1e6 / ms, gflops = c.Flops / 1e6 / ms;
+                        var row = new BenchRow(c.Op, c.Shape, dev.Spec, ms, gbps, gflops, c.Baseline, bms, ms / bms, c.Note);
+                        rows.Add(row);
+                        Console.WriteLine($"{row.Op,-18} {row.Shape,-28} {ms,9:F3} {gbps,8:F1} {gflops,8:F1} | {row.Baseline,-20} {bms,9:F3} " +
+                                          $"{c.Bytes / 1e6 / bms,8:F1} {c.Flops / 1e6 / bms,8:F1} | {row.Ratio,6:F2}{(c.Note is null ? "" : "  " + c.Note)}");
+                    }
+                    finally { c.Resources?.Dispose(); }
+                }
+        if (jsonPath is not null) CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(rows, JsonOpts.Indented));
+        return 0;
+    }
+}

@@ -1,0 +1,67 @@
+// `verify`: every kernel of the engine on the selected device against a float64 reference.
+using System.CommandLine;
+using System.Text.Json;
+using Edm.Bench.Verify;
+using Edm.Kernels;
+
+namespace Edm.Bench.Cli;
+
+/// <summary>The verify command.</summary>
+public sealed class VerifyCommand : IBenchCommand
+{
+    /// <summary>Every IVerifySuite in this assembly, ordered by family.</summary>
+    public static IReadOnlyList<IVerifySuite> Suites() => typeof(VerifyCommand).Assembly.GetTypes()
+        .Where(t => typeof(IVerifySuite).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+        .Select(t => (IVerifySuite)Activator.CreateInstance(t)!)
+        .OrderBy(s => s.Family == "elementwise" ? "" : s.Family).ToList();
+
+    /// <inheritdoc/>
+    public Command Build()
+    {
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var kernelsOnly = new Option<bool>("--no-fast-paths") { Description = "On the CPU accelerator, check the ILGPU kernels instead of the C# fast paths (slow)" };
+        var cmd = new Command("verify", "Run every kernel against a float64 reference on random data; exit 1 if any fails");
+        cmd.Options.Add(device); cmd.Options.Add(json); cmd.Options.Add(kernelsOnly);
+        cmd.SetAction(p => CliErrors.Guard(() => Run(p.GetValue(device), p.GetValue(json), p.GetValue(kernelsOnly))));
+        return cmd;
+    }
+
+    /// <summary>Runs all suites, prints the table, returns 0 if all pass.</summary>
+    public static int Run(string? deviceSpec, string? jsonPath, bool noFastPaths = false)
+    {
+        CommonOptions.RequireWritable(jsonPath, "--json");
+        using var dev = CommonOptions.OpenDevice(deviceSpec);
+        dev.CpuFastPaths = !noFastPaths;
+        Console.WriteLine($"verify on {dev}{(dev.IsCpu ? (dev.CpuFastPaths ? " (CPU fast paths)" : " (ILGPU kernels)") : "")}");
+        Console.WriteLine($"{"kernel",-24} {"shapes",-40} {"max abs err",12} {"max rel err",12} {"tol",9}  result");
+        var rows = new List<VerifyRow>();
+        foreach (var suite in Suites())
+        {
+            IEnumerable<VerifyRow> results;
+            try { results = suite.Run(dev).ToList(); }
+            catch (Exception e) when (e is not UsageException)
+            {
+                results = [new VerifyRow(suite.Family, "-", double.NaN, double.NaN, 0, false, $"threw {e.GetType().Name}: {e.Message}")];
+            }
+            foreach (var r in results)
+            {
+                rows.Add(r);
+                Console.WriteLine($"{suite.Family + "/" + r.Name,-24} {r.Shapes,-40} {r.MaxAbsError,12:E2} {r.MaxRelError,12:E2} {r.Tolerance,9:E1}  " +
+                                  $"{(r.Passed ? "pass" : "FAIL")}{(r.Note is null ? "" : "  " + r.Note)}");
+            }
+        }
+        int failed = rows.Count(r => !r.Passed);
+        Console.WriteLine($"{rows.Count - failed} passed, {failed} failed");
+        if (jsonPath is not null)
+            CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(new { device = dev.Spec, name = dev.Name, rows }, JsonOpts.Indented));
+        return failed == 0 ? 0 : 1;
+    }
+}
+
+/// <summary>Shared JSON settings.</summary>
+public static class JsonOpts
+{
+    /// <summary>Indented, camel-case-free (property names as declared, lower-cased by records where needed).</summary>
+    public static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+}

@@ -1,0 +1,108 @@
+// Activations and their derivatives, elementwise over contiguous tensors.
+//   GELU (erf form):  y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2));   y' = Phi(x) + x phi(x)
+//   GELU (tanh form): y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+//                     y' = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+//   SiLU:             y = x sigma(x);  y' = sigma(x) (1 + x (1 - sigma(x)))
+// The backward ops take (x, dy) and return dy * f'(x).
+// Variants: v1 grid-stride kernels through Ops.Map / Ops.Zip; v2 CPU fast path (plain C# loop of
+// the same operator struct over a few parallel chunks).
+using System.Runtime.CompilerServices;
+
+namespace Edm.Kernels;
+
+/// <summary>Scalar math usable inside kernels and on the host.</summary>
+public static class KMath
+{
+    /// <summary>
+    /// erf(x) by Abramowitz and Stegun 7.1.26 (|error| &lt;= 1.5e-7, below float32 resolution
+    /// of the results it feeds), odd extension for x &lt; 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Erf(float x)
+    {
+        float ax = MathF.Abs(x);
+        float t = 1f / (1f + 0.3275911f * ax);
+        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+        float r = 1f - poly * MathF.Exp(-ax * ax);
+        return x < 0 ? -r : r;
+    }
+
+    /// <summary>Logistic sigmoid.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+
+    /// <summary>tanh via exp (stable for large |x|).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Tanh(float x)
+    {
+        float e = MathF.Exp(-2f * MathF.Abs(x));
+        float r = (1f - e) / (1f + e);
+        return x < 0 ? -r : r;
+    }
+
+    /// <summary>1 / sqrt(2).</summary>
+    public const float InvSqrt2 = 0.70710678118654752f;
+    /// <summary>1 / sqrt(2 pi).</summary>
+    public const float InvSqrt2Pi = 0.39894228040143268f;
+    /// <summary>sqrt(2 / pi).</summary>
+    public const float Sqrt2OverPi = 0.79788456080286536f;
+}
+
+#pragma warning disable CS1591
+public readonly struct GeluOp : IUnaryOp
+{
+    public float Apply(float x) => 0.5f * x * (1f + KMath.Erf(x * KMath.InvSqrt2));
+}
+public readonly struct GeluGradOp : IBinaryOp
+{
+    // (x, dy) -> dy * (Phi(x) + x phi(x))
+    public float Apply(float x, float dy) =>
+        dy * (0.5f * (1f + KMath.Erf(x * KMath.InvSqrt2)) + x * KMath.InvSqrt2Pi * MathF.Exp(-0.5f * x * x));
+}
+public readonly struct GeluTanhOp : IUnaryOp
+{
+    public float Apply(float x) => 0.5f * x * (1f + KMath.Tanh(KMath.Sqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+public readonly struct GeluTanhGradOp : IBinaryOp
+{
+    public float Apply(float x, float dy)
+    {
+        float t = KMath.Tanh(KMath.Sqrt2OverPi * (x + 0.044715f * x * x * x));
+        return dy * (0.5f * (1f + t) + 0.5f * x * (1f - t * t) * KMath.Sqrt2OverPi * (1f + 3f * 0.044715f * x * x));
+    }
+}
+public readonly struct SiluOp : IUnaryOp
+{
+    public float Apply(float x) => x * KMath.Sigmoid(x);
+}
+public readonly struct SiluGradOp : IBinaryOp
+{
+    public float Apply(float x, float dy)
+    {
+        float s = KMath.Sigmoid(x);
+        return dy * s * (1f + x * (1f - s));
+    }
+}
+#pragma warning restore CS1591
+
+public static partial class Ops
+{
+    /// <summary>GELU, erf form.</summary>
+    public static Tensor Gelu(Tensor x) => Map(x, new GeluOp(), "Gelu");
+    /// <summary>GELU, tanh approximation.</summary>
+    public static Tensor GeluTanh(Tensor x) => Map(x, new GeluTanhOp(), "GeluTanh");
+    /// <summary>SiLU (swish): x sigmoid(x).</summary>
+    public static Tensor Silu(Tensor x) => Map(x, new SiluOp(), "Silu");
+    /// <summary>dy * GELU'(x).</summary>
+    public static Tensor GeluBackward(Tensor x, Tensor dy) => SameShapeZip(x, dy, new GeluGradOp(), "GeluBackward");
+    /// <summary>dy * GELU_tanh'(x).</summary>
+    public static Tensor GeluTanhBackward(Tensor x, Tensor dy) => SameShapeZip(x, dy, new GeluTanhGradOp(), "GeluTanhBackward");
+    /// <summary>dy * SiLU'(x).</summary>
+    public static Tensor SiluBackward(Tensor x, Tensor dy) => SameShapeZip(x, dy, new SiluGradOp(), "SiluBackward");
+
+    static Tensor SameShapeZip<TOp>(Tensor x, Tensor dy, TOp op, string name) where TOp : struct, IBinaryOp
+    {
+        Shapes.RequireEqual(name, "dy", x.Shape, dy.Shape);
+        return Zip(x, dy, op, name);
+    }
+}
