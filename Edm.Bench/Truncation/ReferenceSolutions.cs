@@ -87,12 +87,43 @@ public sealed class ReferenceSolutions
         return Math.Sqrt(sq / a.Length);
     }
 
-    /// <summary>The float32 rounding floor of data x: factor * 2^-23 * RMS(x).</summary>
-    public static double Floor(ReadOnlySpan<double> x, double factor)
+    /// <summary>The float32 rounding floor of data x: factor * 2^-23 * RMS(x) * amplification.</summary>
+    public static double Floor(ReadOnlySpan<double> x, double factor, double amplification = 1)
     {
         double sq = 0;
         foreach (double v in x) sq += v * v;
-        return factor * Math.Pow(2, -23) * Math.Sqrt(sq / x.Length);
+        return factor * Math.Pow(2, -23) * Math.Sqrt(sq / x.Length) * amplification;
+    }
+
+    /// <summary>
+    /// How much a sampler amplifies a rounding error in its derivative (or denoised) evaluations
+    /// relative to a one-step method: the largest sum over a step of the |weights| of the
+    /// evaluations it combines, divided by the step's total weight. 1 for Euler and the RK2 family
+    /// (weights (1 - 1/2alpha, 1/2alpha) are >= 0), 1 + 1/r for DPM-Solver++(2M)'s extrapolation,
+    /// and sum_j |c_ij| / |h_i| for lms, whose last step extrapolates a cubic over a whole
+    /// interval sigma_{N-1}..0 (652 for ve with N = 128: its float32 result carries that much more rounding).
+    /// </summary>
+    public static double RoundingAmplification(SamplingPlan plan)
+    {
+        var s = plan.Settings;
+        var sig = plan.Sigma;
+        double worst = 1;
+        if (s.Solver == Solver.Lms)
+        {
+            for (int i = 0; i < plan.Steps; i++)
+            {
+                int order = Math.Min(i + 1, s.LmsOrder);
+                double sum = 0;
+                for (int j = 0; j < order; j++) sum += Math.Abs(Samplers.LmsCoefficient(sig, i, j, order));
+                worst = Math.Max(worst, sum / Math.Abs(sig[i + 1] - sig[i]));
+            }
+        }
+        else if (s.Solver == Solver.DpmPP2M)
+        {
+            for (int i = 1; i < plan.Steps; i++)
+                if (sig[i + 1] > 0) worst = Math.Max(worst, 1 + Math.Log(sig[i - 1] / sig[i]) / Math.Log(sig[i] / sig[i + 1]));
+        }
+        return worst;
     }
 }
 
@@ -125,7 +156,7 @@ public static class HostTruncation
                             Interlocked.Exchange(ref nfe, used);
                         });
                         set.Global.Add(new GlobalPoint(name, solver.Name(), disc.Name(), cfg.Rho, n, nfe,
-                            ReferenceSolutions.RmsDiff(x, xRef), ReferenceSolutions.Floor(xRef, cfg.FloorFactor)));
+                            ReferenceSolutions.RmsDiff(x, xRef), ReferenceSolutions.Floor(xRef, cfg.FloorFactor, ReferenceSolutions.RoundingAmplification(plan))));
                     }
                 }
             foreach (double rho in cfg.LocalRhos)
