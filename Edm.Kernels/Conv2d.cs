@@ -10,8 +10,9 @@
 // products are GEMMs: y[b] = W col[b], dcol[b] = W^T dy[b] (then col2im), dW = sum_b dy[b] col[b]^T.
 // Variants:
 //   1. im2col + GEMM (this file): Im2Col / Col2Im grid-stride kernels and the tiled GEMM batched over
-//      a chunk of images (W broadcast with batch stride 0; dW via Gemm's ReduceBatch), chunks sized
-//      so col stays under 2^26 floats. A 1x1 kernel without padding skips im2col (col is x itself).
+//      a chunk of images (W broadcast with batch stride 0; dW as per-image GEMM partials summed by
+//      SumBatch, which keeps a GPU busier than Gemm's in-group ReduceBatch would), chunks sized so
+//      col stays under 2^26 floats. A 1x1 kernel without padding skips im2col (col is x itself).
 //   CPU fast path: per image im2col (contiguous row copies) + the CPU GEMM, Parallel.For over images
 //      (each GEMM serial) when B >= 2, else one parallel GEMM; dW partial sums per worker.
 // Gradient semantics: dx is a fresh tensor; dW and db may accumulate (the *Into forms).
@@ -37,9 +38,11 @@ public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
 {
     internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int> Im2Col;
     internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int> Col2Im;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int> SumBatch;
 
     Conv2dKernels(Accelerator acc)
     {
+        SumBatch = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(SumBatchKernel);
         Im2Col = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int>(Im2ColKernel);
         Col2Im = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int>(Col2ImKernel);
     }
@@ -60,6 +63,18 @@ public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
             int kx = r % s.K, ky = (r / s.K) % s.K, ci = r / (s.K * s.K);
             int iy = oy + ky - s.Pad, ix = ox + kx - s.Pad;
             col[i] = iy >= 0 && iy < s.H && ix >= 0 && ix < s.W ? x[((b * s.Cin + ci) * s.H + iy) * s.W + ix] : 0f;
+        }
+    }
+
+    /// <summary>dst (L) = keep*dst + sum_b src[b] over src (n, L); grid-stride over L.</summary>
+    static void SumBatchKernel(Index1D tid, ArrayView<float> src, ArrayView<float> dst, int n, float keep, int stride)
+    {
+        int len = dst.IntLength;
+        for (int i = tid; i < len; i += stride)
+        {
+            float acc = 0f;
+            for (int b = 0; b < n; b++) acc += src[b * len + i];
+            dst[i] = keep == 0f ? acc : keep * dst[i] + acc;
         }
     }
 
@@ -281,24 +296,36 @@ public static partial class Ops
         }
     }
 
+    /// <summary>Largest per-image dW partial buffer (floats) of the kernel path.</summary>
+    const int ConvPartialBudget = 1 << 25;
+
     static void ConvBackwardWeightKernel(Tensor x, Tensor dy, Tensor dw, ConvShape s, bool accumulate)
     {
         var device = x.Device;
-        int chunk = ConvChunk(s);
+        int wLen = s.Cout * s.KDim;
+        // Per-image partial products, then a batch sum: the batched GEMM launches (Cout/64)(KDim/64)
+        // groups per image, while Gemm's in-group ReduceBatch would launch that many in all (36 for
+        // 128 channels and a 3x3 kernel: too few groups to fill a GPU).
+        int chunk = Math.Min(ConvChunk(s), Math.Max(1, ConvPartialBudget / wLen));
         using var col = s.Pointwise ? null : Tensor.Empty(device, chunk * s.KDim * s.Pixels);
+        using var partial = Tensor.Empty(device, chunk * wLen);
         int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels;
+        var k = device.Kernels<Conv2dKernels>();
         for (int b0 = 0; b0 < s.Batch; b0 += chunk)
         {
             int bc = Math.Min(chunk, s.Batch - b0);
             var cs = s with { Batch = bc };
             var xs = x.View.SubView(b0 * xImg, bc * xImg);
             var colView = col is null ? xs : Im2ColLaunch(device, xs, col, cs);
-            // dW (Cout, KDim) (+)= sum_b dy[b] (Cout, P) col[b]^T (P, KDim).
-            var g = new GemmShape(s.Cout, s.KDim, s.Pixels, bc, 1,
+            // partial[b] (Cout, KDim) = dy[b] (Cout, P) col[b]^T (P, KDim).
+            var g = new GemmShape(s.Cout, s.KDim, s.Pixels, bc, 0,
                 ABatch: yImg, ARow: s.Pixels, ACol: 1,
                 BBatch: s.KDim * s.Pixels, BRow: 1, BCol: s.Pixels,
-                CBatch: 0, CRow: s.KDim, Alpha: 1f, Beta: accumulate || b0 > 0 ? 1f : 0f);
-            RunGemmKernel(device, dy.View.SubView(b0 * yImg, bc * yImg), colView, dw.View, g, GemmVariant.Tiled);
+                CBatch: wLen, CRow: s.KDim, Alpha: 1f, Beta: 0f);
+            var pv = partial.View.SubView(0, bc * wLen);
+            RunGemmKernel(device, dy.View.SubView(b0 * yImg, bc * yImg), colView, pv, g, GemmVariant.Tiled);
+            int threads = device.LaunchThreads(wLen);
+            k.SumBatch(threads, pv, dw.View, bc, accumulate || b0 > 0 ? 1f : 0f, threads);
         }
     }
 
