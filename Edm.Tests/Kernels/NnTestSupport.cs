@@ -1,19 +1,9 @@
 // Shared helpers for the NN kernel tests (group norm, softmax, attention, dropout, pooling):
-// one CPU device per test class, float/double conversion, llm.c-style closeness checks that print
+// float/double conversion, llm.c-style closeness checks that print
 // the first mismatches, and central finite differences on float64 reference functions.
-using Edm.Kernels;
 using Xunit;
 
 namespace Edm.Tests.Kernels;
-
-/// <summary>One CPU device shared by the tests of a class.</summary>
-public sealed class NnDeviceFixture : IDisposable
-{
-    /// <summary>The ILGPU CPU accelerator.</summary>
-    public EdmDevice Device { get; } = EdmDevice.Create("cpu");
-    /// <inheritdoc/>
-    public void Dispose() => Device.Dispose();
-}
 
 internal static class Nn
 {
