@@ -15,6 +15,12 @@ public readonly record struct AxisCopy(int Outer, int Inner, int SrcAxis, int Sr
 /// <summary>Layout kernels.</summary>
 public static class LayoutKernels
 {
+    /// <summary>y[i] = x[src.Offset(i)]: a strided gather (permutes, transposes).</summary>
+    public static void Gather(Index1D tid, ArrayView<float> x, ArrayView<float> y, int n, int stride, StridedIndex src)
+    {
+        for (int i = tid; i < n; i += stride) y[i] = x[src.Offset(i)];
+    }
+
     /// <summary>dst[o, dstStart + a, i] = src[o, srcStart + a, i] for a in [0, count).</summary>
     public static void CopyAxis(Index1D tid, ArrayView<float> src, ArrayView<float> dst, int n, int stride, AxisCopy g)
     {
@@ -33,14 +39,46 @@ public static class LayoutKernels
 public sealed class LayoutFamily : IKernelFamily<LayoutFamily>
 {
     internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, AxisCopy> CopyAxis;
-    LayoutFamily(Accelerator acc) =>
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, StridedIndex> Gather;
+    LayoutFamily(Accelerator acc)
+    {
         CopyAxis = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, AxisCopy>(LayoutKernels.CopyAxis);
+        Gather = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, StridedIndex>(LayoutKernels.Gather);
+    }
     /// <inheritdoc/>
     public static LayoutFamily Load(EdmDevice device) => new(device.Accelerator);
 }
 
 public static partial class Ops
 {
+    /// <summary>
+    /// Permutes dimensions: output dimension i is input dimension perm[i] (as torch.permute),
+    /// materialised contiguously.
+    /// </summary>
+    public static Tensor Permute(Tensor x, params int[] perm)
+    {
+        if (perm.Length != x.Rank || perm.Distinct().Count() != perm.Length || perm.Any(p => p < 0 || p >= x.Rank))
+            throw new ArgumentException($"Permute: [{string.Join(", ", perm)}] is not a permutation of the {x.Rank} dimensions of {x.ShapeString}");
+        var shape = perm.Select(p => x.Shape[p]).ToArray();
+        var strides = perm.Select(p => x.Strides[p]).ToArray();
+        var src = StridedIndex.Create("Permute", shape, strides);
+        var y = Tensor.Empty(x.Device, shape);
+        var dev = x.Device;
+        int n = x.Length;
+        if (dev.UseCpuFastPath)
+        {
+            CpuParallel.For(n, (s, c) =>
+            {
+                var xs = x.CpuSpan(); var ys = y.CpuSpan();
+                for (int i = s; i < s + c; i++) ys[i] = xs[src.Offset(i)];
+            });
+            return y;
+        }
+        int t = dev.LaunchThreads(n);
+        dev.Kernels<LayoutFamily>().Gather(dev.Accelerator.DefaultStream, t, x.View, y.View, n, t, src);
+        return y;
+    }
+
     static void CopyAxisBlock(Tensor src, Tensor dst, AxisCopy g)
     {
         var dev = src.Device;

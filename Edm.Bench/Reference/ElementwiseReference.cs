@@ -115,6 +115,23 @@ public static class ElementwiseReference
         return y.ToArray();
     }
 
+    /// <summary>y = x.permute(perm) (torch semantics), row-major.</summary>
+    public static double[] Permute(double[] x, int[] shape, int[] perm)
+    {
+        var outShape = perm.Select(p => shape[p]).ToArray();
+        var y = new double[x.Length];
+        for (long i = 0; i < x.Length; i++)
+        {
+            var c = Coords(i, outShape);
+            var src = new int[shape.Length];
+            for (int k = 0; k < perm.Length; k++) src[perm[k]] = c[k];
+            long off = 0;
+            for (int k = 0; k < shape.Length; k++) off = off * shape[k] + src[k];
+            y[i] = x[off];
+        }
+        return y;
+    }
+
     /// <summary>GELU, erf form.</summary>
     public static double Gelu(double x) => 0.5 * x * (1 + SpecialFunctions.Erf(x / Math.Sqrt(2)));
     /// <summary>d/dx GELU.</summary>

@@ -44,6 +44,7 @@ public sealed class ElementwiseVerify : IVerifySuite
         }
         yield return Concat(d, 1, [2, 3, 5], [2, 4, 5]);
         yield return Slice(d, 2, [3, 4, 11, 2], 3, 5);
+        yield return Permute(d, [2, 3, 5, 7], [0, 3, 1, 2]);
         yield return RandomMoments(d, normal: true, n: 1 << 20);
         yield return RandomMoments(d, normal: false, n: 1 << 20);
     }
@@ -176,6 +177,15 @@ public sealed class ElementwiseVerify : IVerifySuite
         using var back = Ops.Slice(z, axis, start, len);
         var row2 = Compare.Row("copy_to_slice", row.Shapes, back.ToArray(), expect, 0);
         return row.Passed ? row2 : row;
+    }
+
+    /// <summary>Permute against a coordinate-loop reference.</summary>
+    public static VerifyRow Permute(EdmDevice d, int[] shape, int[] perm)
+    {
+        var x = Compare.Random((int)Shapes.Count(shape), 15);
+        using var tx = Tensor.FromArray(d, x, shape);
+        using var y = Ops.Permute(tx, perm);
+        return Compare.Row("permute", $"{S(shape)} [{string.Join(",", perm)}]", y.ToArray(), R.Permute(R.D(x), shape, perm), 0);
     }
 
     /// <summary>RNG: mean and variance within 6 standard errors; values depend only on (seed, index).</summary>

@@ -115,6 +115,15 @@ public sealed class FoundationTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     });
 
     [Fact]
+    public void Permute_matches_reference() => BothPaths(d =>
+    {
+        Pass(ElementwiseVerify.Permute(d, [2, 3, 5, 7], [0, 3, 1, 2]));
+        Pass(ElementwiseVerify.Permute(d, [3, 4], [1, 0]));
+        Pass(ElementwiseVerify.Permute(d, [1, 2, 1, 3, 2, 2], [5, 4, 3, 2, 1, 0]));
+        Assert.Throws<ArgumentException>(() => Ops.Permute(Tensor.Zeros(d, 2, 3), 0, 0));
+    });
+
+    [Fact]
     public void Philox_matches_published_known_answers()
     {
         // Random123 known-answer vectors for philox4x32-10.

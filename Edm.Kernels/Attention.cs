@@ -1,0 +1,554 @@
+// Multi-head scaled dot-product attention (Vaswani et al. 2017), the self-attention of the EDM
+// U-Nets (edm-reference section 7: softmax in fp32). Per head (b, h), with Q (Nq, d), K and V (Nk, d):
+//   S = scale * Q K^T (scale = 1/sqrt(d) by default),  P = softmax_rows(S),  O = P V,
+//   lse[i] = log sum_j exp(S[i, j])  (saved: P is recomputed as exp(S - lse) in the backward).
+// Backward with Di = sum_c dO[i, c] O[i, c]:
+//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ = scale * dS K,  dK = scale * dS^T Q.
+// Layout: Q (..., Nq, d), K and V (..., Nk, d) contiguous with equal leading dimensions (B, heads)
+// or (B*heads); O (..., Nq, d); lse (..., Nq). Head dimension d in 1..MaxHeadDim.
+//
+// Variants:
+//   1. float64 loops (Edm.Bench/Reference/AttentionReference.cs): the full Nq x Nk matrix per head.
+//   2. CPU fast path: Parallel.For over query rows, one row of scores at a time (TensorPrimitives);
+//      backward materialises P and dS for one head at a time (Nq x Nk floats each).
+//   3. ILGPU kernels, flash-style (Dao et al. 2022): nothing of size Nq x Nk is stored. Forward: one
+//      group of 128 threads per tile of br query rows; it streams tiles of bc keys and values
+//      through shared memory, keeps the running row max m and sum l (online softmax: on a new
+//      maximum, l and the output accumulator are rescaled by exp(m_old - m_new)), each thread
+//      holding up to 32 output elements in local memory. Backward: a per-row D kernel, a dQ kernel
+//      (one group per query tile, streaming K and V) and a dK/dV kernel (one group per key tile,
+//      streaming Q and dO), recomputing P from lse; no atomics, so results are deterministic.
+//      Tile sizes follow d: br*d <= 4096 floats (2048 in the backward), shared rows padded to d+1
+//      floats so that threads reading different rows hit different banks.
+using System.Numerics.Tensors;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace Edm.Kernels;
+
+/// <summary>Sizes and tiling of one attention launch (a kernel argument; public because ILGPU's generated launchers need it).</summary>
+public readonly struct AttentionShape(int bh, int nq, int nk, int d, int br, int bc, float scale)
+{
+    /// <summary>Heads (B*heads), query rows, key rows, head dimension.</summary>
+    public readonly int BH = bh, Nq = nq, Nk = nk, D = d;
+    /// <summary>Rows per tile of the tiled dimension (queries, or keys in the dK/dV kernel).</summary>
+    public readonly int Br = br;
+    /// <summary>Rows per tile of the streamed dimension.</summary>
+    public readonly int Bc = bc;
+    /// <summary>Score scale (1/sqrt(d) by default).</summary>
+    public readonly float Scale = scale;
+    /// <summary>Number of tiles of Br rows along a dimension of length n.</summary>
+    public int Tiles(int n) => (n + Br - 1) / Br;
+}
+
+/// <summary>Attention kernels: flash-style forward, backward (D, dQ, dK/dV).</summary>
+public sealed class AttentionKernels : IKernelFamily<AttentionKernels>
+{
+    /// <summary>Threads per group of the tiled kernels.</summary>
+    internal const int GroupSize = 128;
+    /// <summary>Floats per shared Q/K/V tile in the forward (before padding), and in the backward.</summary>
+    internal const int TileCap = 4096, TileCapBackward = 2048;
+    /// <summary>Floats of the shared score tile (br * bc), forward and backward.</summary>
+    internal const int ScoreCap = 2048, ScoreCapBackward = 1024;
+    /// <summary>Most rows in a tile (also the size of per-row shared arrays and the row padding).</summary>
+    internal const int MaxRows = 64;
+    const int Acc = TileCap / GroupSize, AccBackward = TileCapBackward / GroupSize;
+
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape> Forward;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> RowDot;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape> BackwardQ;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape> BackwardKV;
+
+    AttentionKernels(Accelerator a)
+    {
+        Forward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>(ForwardKernel);
+        RowDot = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(RowDotKernel);
+        BackwardQ = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>(BackwardQKernel);
+        BackwardKV = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>(BackwardKVKernel);
+    }
+
+    /// <inheritdoc/>
+    public static AttentionKernels Load(EdmDevice device) => new(device.Accelerator);
+
+    /// <summary>Tile rows (tiled, streamed) for head dimension d within the given capacities.</summary>
+    internal static (int Tiled, int Streamed) TileRows(int d, int tileCap, int scoreCap)
+    {
+        int dp = 1;
+        while (dp < d) dp <<= 1;
+        int tiled = Math.Min(MaxRows, tileCap / dp);
+        int streamed = Math.Min(Math.Min(MaxRows, tileCap / dp), scoreCap / tiled);
+        return (tiled, streamed);
+    }
+
+    /// Copies rows [row0, row0+valid) of a (n, d) matrix into a shared tile with row stride d+1;
+    /// rows past `valid` (up to `rows`) are zero.
+    static void LoadTile(ArrayView<float> src, int row0, int valid, int rows, int d, ArrayView<float> tile)
+    {
+        int ld = d + 1;
+        for (int e = Group.IdxX; e < rows * d; e += GroupSize)
+        {
+            int r = e / d, c = e - r * d;
+            tile[r * ld + c] = r < valid ? src[(row0 + r) * d + c] : 0f;
+        }
+    }
+
+    /// Dot product of row a of tile A with row b of tile B (both with row stride d+1).
+    static float TileDot(ArrayView<float> tileA, int a, ArrayView<float> tileB, int b, int d)
+    {
+        int ld = d + 1;
+        float acc = 0f;
+        for (int k = 0; k < d; k++) acc += tileA[a * ld + k] * tileB[b * ld + k];
+        return acc;
+    }
+
+    /// Forward: one group per tile of Br query rows of one head; streams Bc keys/values at a time.
+    static void ForwardKernel(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o,
+        ArrayView<float> lse, AttentionShape s)
+    {
+        var qs = SharedMemory.Allocate<float>(TileCap + MaxRows);
+        var kvs = SharedMemory.Allocate<float>(TileCap + MaxRows);
+        var ss = SharedMemory.Allocate<float>(ScoreCap);
+        var mRow = SharedMemory.Allocate<float>(MaxRows);
+        var lRow = SharedMemory.Allocate<float>(MaxRows);
+        var alpha = SharedMemory.Allocate<float>(MaxRows);
+        var acc = LocalMemory.Allocate1D<float>(Acc);
+        int t = Group.IdxX, d = s.D, ld = d + 1, br = s.Br, bc = s.Bc;
+        int tiles = s.Tiles(s.Nq);
+        for (int tile = Grid.IdxX; tile < s.BH * tiles; tile += Grid.DimX)
+        {
+            int bh = tile / tiles, q0 = (tile - bh * tiles) * br;
+            int rows = XMath.Min(br, s.Nq - q0);
+            LoadTile(q, bh * s.Nq + q0, rows, br, d, qs);
+            if (t < br) { mRow[t] = float.NegativeInfinity; lRow[t] = 0f; }
+            for (int i = 0; i < Acc; i++) acc[i] = 0f;
+            Group.Barrier();
+            for (int k0 = 0; k0 < s.Nk; k0 += bc)
+            {
+                int cols = XMath.Min(bc, s.Nk - k0);
+                LoadTile(k, bh * s.Nk + k0, cols, bc, d, kvs);
+                Group.Barrier();
+                for (int e = t; e < br * bc; e += GroupSize)
+                {
+                    int r = e / bc, c = e - r * bc;
+                    ss[e] = c < cols ? s.Scale * TileDot(qs, r, kvs, c, d) : float.NegativeInfinity;
+                }
+                Group.Barrier();
+                if (t < br)
+                {
+                    // Online softmax for row t: new max, rescale the old sum, add this tile's terms.
+                    float mOld = mRow[t], mNew = mOld;
+                    for (int c = 0; c < cols; c++) mNew = XMath.Max(mNew, ss[t * bc + c]);
+                    float a = XMath.Exp(mOld - mNew);
+                    float l = lRow[t] * a;
+                    for (int c = 0; c < bc; c++)
+                    {
+                        float p = c < cols ? XMath.Exp(ss[t * bc + c] - mNew) : 0f;
+                        ss[t * bc + c] = p;
+                        l += p;
+                    }
+                    mRow[t] = mNew;
+                    lRow[t] = l;
+                    alpha[t] = a;
+                }
+                Group.Barrier();
+                LoadTile(v, bh * s.Nk + k0, cols, bc, d, kvs);
+                Group.Barrier();
+                for (int i = 0; i < Acc; i++)
+                {
+                    int e = t + i * GroupSize;
+                    if (e < br * d)
+                    {
+                        int r = e / d, c = e - r * d;
+                        float a = acc[i] * alpha[r];
+                        for (int j = 0; j < bc; j++) a += ss[r * bc + j] * kvs[j * ld + c];
+                        acc[i] = a;
+                    }
+                }
+                // The next key tile overwrites kvs and ss.
+                Group.Barrier();
+            }
+            for (int i = 0; i < Acc; i++)
+            {
+                int e = t + i * GroupSize;
+                if (e < rows * d)
+                {
+                    int r = e / d, c = e - r * d;
+                    o[(bh * s.Nq + q0 + r) * d + c] = acc[i] / lRow[r];
+                }
+            }
+            if (t < rows) lse[bh * s.Nq + q0 + t] = mRow[t] + XMath.Log(lRow[t]);
+            // The next tile overwrites qs, mRow and lRow.
+            Group.Barrier();
+        }
+    }
+
+    /// out[row] = sum_c a[row, c] * b[row, c] (D = rowsum(dO * O)); grid-stride over rows.
+    static void RowDotKernel(Index1D tid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, int rows, int d, int stride)
+    {
+        for (int row = tid; row < rows; row += stride)
+        {
+            float acc = 0f;
+            for (int c = 0; c < d; c++) acc += a[row * d + c] * b[row * d + c];
+            output[row] = acc;
+        }
+    }
+
+    /// dQ: one group per tile of Br query rows; streams Bc keys: P = exp(S - lse), dS = P (dP - D), dQ += scale dS K.
+    static void BackwardQKernel(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> dO,
+        ArrayView<float> lse, ArrayView<float> dRow, ArrayView<float> dq, AttentionShape s)
+    {
+        var qs = SharedMemory.Allocate<float>(TileCapBackward + MaxRows);
+        var dos = SharedMemory.Allocate<float>(TileCapBackward + MaxRows);
+        var kvs = SharedMemory.Allocate<float>(TileCapBackward + MaxRows);
+        var ss = SharedMemory.Allocate<float>(ScoreCapBackward);
+        var lseS = SharedMemory.Allocate<float>(MaxRows);
+        var dS = SharedMemory.Allocate<float>(MaxRows);
+        var acc = LocalMemory.Allocate1D<float>(AccBackward);
+        int t = Group.IdxX, d = s.D, ld = d + 1, br = s.Br, bc = s.Bc;
+        int tiles = s.Tiles(s.Nq);
+        for (int tile = Grid.IdxX; tile < s.BH * tiles; tile += Grid.DimX)
+        {
+            int bh = tile / tiles, q0 = (tile - bh * tiles) * br;
+            int rows = XMath.Min(br, s.Nq - q0);
+            LoadTile(q, bh * s.Nq + q0, rows, br, d, qs);
+            LoadTile(dO, bh * s.Nq + q0, rows, br, d, dos);
+            if (t < br)
+            {
+                lseS[t] = t < rows ? lse[bh * s.Nq + q0 + t] : 0f;
+                dS[t] = t < rows ? dRow[bh * s.Nq + q0 + t] : 0f;
+            }
+            for (int i = 0; i < AccBackward; i++) acc[i] = 0f;
+            Group.Barrier();
+            for (int k0 = 0; k0 < s.Nk; k0 += bc)
+            {
+                int cols = XMath.Min(bc, s.Nk - k0);
+                LoadTile(k, bh * s.Nk + k0, cols, bc, d, kvs);
+                Group.Barrier();
+                for (int e = t; e < br * bc; e += GroupSize)
+                {
+                    int r = e / bc, c = e - r * bc;
+                    ss[e] = r < rows && c < cols ? XMath.Exp(s.Scale * TileDot(qs, r, kvs, c, d) - lseS[r]) : 0f;
+                }
+                Group.Barrier();
+                LoadTile(v, bh * s.Nk + k0, cols, bc, d, kvs);
+                Group.Barrier();
+                // Each thread rewrites only its own entries: P -> dS = P (dO.V - D).
+                for (int e = t; e < br * bc; e += GroupSize)
+                {
+                    int r = e / bc, c = e - r * bc;
+                    ss[e] = ss[e] * (TileDot(dos, r, kvs, c, d) - dS[r]);
+                }
+                Group.Barrier();
+                LoadTile(k, bh * s.Nk + k0, cols, bc, d, kvs);
+                Group.Barrier();
+                for (int i = 0; i < AccBackward; i++)
+                {
+                    int e = t + i * GroupSize;
+                    if (e < br * d)
+                    {
+                        int r = e / d, c = e - r * d;
+                        float a = acc[i];
+                        for (int j = 0; j < bc; j++) a += ss[r * bc + j] * kvs[j * ld + c];
+                        acc[i] = a;
+                    }
+                }
+                Group.Barrier();
+            }
+            for (int i = 0; i < AccBackward; i++)
+            {
+                int e = t + i * GroupSize;
+                if (e < rows * d)
+                {
+                    int r = e / d, c = e - r * d;
+                    dq[(bh * s.Nq + q0 + r) * d + c] = s.Scale * acc[i];
+                }
+            }
+            Group.Barrier();
+        }
+    }
+
+    /// dK, dV: one group per tile of Br keys; streams Bc queries: dV += P^T dO, dK += scale dS^T Q.
+    static void BackwardKVKernel(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> dO,
+        ArrayView<float> lse, ArrayView<float> dRow, ArrayView<float> dk, ArrayView<float> dv, AttentionShape s)
+    {
+        var ks = SharedMemory.Allocate<float>(TileCapBackward + MaxRows);
+        var vs = SharedMemory.Allocate<float>(TileCapBackward + MaxRows);
+        var qb = SharedMemory.Allocate<float>(TileCapBackward + MaxRows);
+        var ss = SharedMemory.Allocate<float>(ScoreCapBackward);
+        var lseS = SharedMemory.Allocate<float>(MaxRows);
+        var dS = SharedMemory.Allocate<float>(MaxRows);
+        var accK = LocalMemory.Allocate1D<float>(AccBackward);
+        var accV = LocalMemory.Allocate1D<float>(AccBackward);
+        // Here Br counts keys (the tiled dimension) and Bc queries (the streamed one);
+        // the score tile is stored query-major: ss[r * br + c] for query r, key c.
+        int t = Group.IdxX, d = s.D, ld = d + 1, br = s.Br, bc = s.Bc;
+        int tiles = s.Tiles(s.Nk);
+        for (int tile = Grid.IdxX; tile < s.BH * tiles; tile += Grid.DimX)
+        {
+            int bh = tile / tiles, k0 = (tile - bh * tiles) * br;
+            int cols = XMath.Min(br, s.Nk - k0);
+            LoadTile(k, bh * s.Nk + k0, cols, br, d, ks);
+            LoadTile(v, bh * s.Nk + k0, cols, br, d, vs);
+            for (int i = 0; i < AccBackward; i++) { accK[i] = 0f; accV[i] = 0f; }
+            for (int q0 = 0; q0 < s.Nq; q0 += bc)
+            {
+                int rows = XMath.Min(bc, s.Nq - q0);
+                LoadTile(q, bh * s.Nq + q0, rows, bc, d, qb);
+                if (t < bc)
+                {
+                    lseS[t] = t < rows ? lse[bh * s.Nq + q0 + t] : 0f;
+                    dS[t] = t < rows ? dRow[bh * s.Nq + q0 + t] : 0f;
+                }
+                Group.Barrier();
+                for (int e = t; e < bc * br; e += GroupSize)
+                {
+                    int r = e / br, c = e - r * br;
+                    ss[e] = r < rows && c < cols ? XMath.Exp(s.Scale * TileDot(qb, r, ks, c, d) - lseS[r]) : 0f;
+                }
+                Group.Barrier();
+                LoadTile(dO, bh * s.Nq + q0, rows, bc, d, qb);
+                Group.Barrier();
+                for (int i = 0; i < AccBackward; i++)
+                {
+                    int e = t + i * GroupSize;
+                    if (e < br * d)
+                    {
+                        int c = e / d, j = e - c * d;
+                        float a = accV[i];
+                        for (int r = 0; r < bc; r++) a += ss[r * br + c] * qb[r * ld + j];
+                        accV[i] = a;
+                    }
+                }
+                // Everyone has read P before it is overwritten with dS.
+                Group.Barrier();
+                for (int e = t; e < bc * br; e += GroupSize)
+                {
+                    int r = e / br, c = e - r * br;
+                    ss[e] = ss[e] * (TileDot(qb, r, vs, c, d) - dS[r]);
+                }
+                Group.Barrier();
+                LoadTile(q, bh * s.Nq + q0, rows, bc, d, qb);
+                Group.Barrier();
+                for (int i = 0; i < AccBackward; i++)
+                {
+                    int e = t + i * GroupSize;
+                    if (e < br * d)
+                    {
+                        int c = e / d, j = e - c * d;
+                        float a = accK[i];
+                        for (int r = 0; r < bc; r++) a += ss[r * br + c] * qb[r * ld + j];
+                        accK[i] = a;
+                    }
+                }
+                // The next query tile overwrites qb, ss, lseS and dS.
+                Group.Barrier();
+            }
+            for (int i = 0; i < AccBackward; i++)
+            {
+                int e = t + i * GroupSize;
+                if (e < cols * d)
+                {
+                    int c = e / d, j = e - c * d;
+                    dk[(bh * s.Nk + k0 + c) * d + j] = s.Scale * accK[i];
+                    dv[(bh * s.Nk + k0 + c) * d + j] = accV[i];
+                }
+            }
+            Group.Barrier();
+        }
+    }
+}
+
+/// <summary>Outputs of <see cref="Ops.AttentionForward"/>.</summary>
+/// <param name="O">Attention output (..., Nq, d).</param>
+/// <param name="Lse">Log-sum-exp of each row of scaled scores (..., Nq), saved for the backward.</param>
+public sealed record AttentionOutput(Tensor O, Tensor Lse);
+
+/// <summary>Gradients returned by <see cref="Ops.AttentionBackward"/>, shaped like Q, K and V.</summary>
+public sealed record AttentionGrads(Tensor DQ, Tensor DK, Tensor DV);
+
+public static partial class Ops
+{
+    /// <summary>Largest head dimension d the attention kernels accept (shared-memory tiles hold at least 8 rows of d floats).</summary>
+    public const int AttentionMaxHeadDim = 256;
+
+    /// <summary>Scaled dot-product attention without saving anything (inference). See <see cref="AttentionForward"/>.</summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, float? scale = null)
+    {
+        var o = AttentionForward(q, k, v, scale);
+        o.Lse.Dispose();
+        return o.O;
+    }
+
+    /// <summary>
+    /// softmax(scale * Q K^T) V per head, stable (row max subtracted), with the row log-sum-exp saved.
+    /// </summary>
+    /// <param name="q">(..., Nq, d), rank &gt;= 2; leading dimensions are heads (B, heads) or (B*heads).</param>
+    /// <param name="k">(..., Nk, d), same leading dimensions as q.</param>
+    /// <param name="v">(..., Nk, d), k's shape.</param>
+    /// <param name="scale">Score scale; default 1/sqrt(d).</param>
+    public static AttentionOutput AttentionForward(Tensor q, Tensor k, Tensor v, float? scale = null)
+    {
+        var s = AttentionValidate("Attention", q, k, v, scale, TileCapFor(false));
+        var device = q.Device;
+        var o = Tensor.Empty(device, q.Shape);
+        var lse = Tensor.Empty(device, q.Shape[..^1]);
+        if (device.UseCpuFastPath)
+        {
+            AttentionForwardCpu(q, k, v, o, lse, s);
+        }
+        else
+        {
+            device.Kernels<AttentionKernels>().Forward(TileConfig(device, s.BH * s.Tiles(s.Nq)), q.View, k.View, v.View, o.View, lse.View, s);
+        }
+        return new AttentionOutput(o, lse);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="AttentionForward"/>: new tensors dQ, dK, dV (shaped like q, k, v).
+    /// </summary>
+    /// <param name="q">Forward query (..., Nq, d).</param>
+    /// <param name="k">Forward keys (..., Nk, d).</param>
+    /// <param name="v">Forward values (..., Nk, d).</param>
+    /// <param name="o">Forward output (..., Nq, d).</param>
+    /// <param name="lse">Saved log-sum-exp (..., Nq).</param>
+    /// <param name="dO">Gradient of o.</param>
+    /// <param name="scale">The forward's scale (default 1/sqrt(d)).</param>
+    public static AttentionGrads AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO, float? scale = null)
+    {
+        var s = AttentionValidate("AttentionBackward", q, k, v, scale, TileCapFor(true));
+        Shapes.RequireEqual("AttentionBackward", "o", q.Shape, o.Shape);
+        Shapes.RequireEqual("AttentionBackward", "dO", q.Shape, dO.Shape);
+        Shapes.RequireEqual("AttentionBackward", "lse", q.Shape[..^1], lse.Shape);
+        var device = q.Device;
+        var dq = Tensor.Empty(device, q.Shape);
+        var dk = Tensor.Empty(device, k.Shape);
+        var dv = Tensor.Empty(device, v.Shape);
+        using var dRow = Tensor.Empty(device, s.BH * s.Nq);
+        if (device.UseCpuFastPath)
+        {
+            AttentionBackwardCpu(q, k, v, o, lse, dO, dq, dk, dv, s);
+            return new AttentionGrads(dq, dk, dv);
+        }
+        var kernels = device.Kernels<AttentionKernels>();
+        int rows = s.BH * s.Nq;
+        kernels.RowDot(device.LaunchThreads(rows), dO.View, o.View, dRow.View, rows, s.D, device.LaunchThreads(rows));
+        kernels.BackwardQ(TileConfig(device, s.BH * s.Tiles(s.Nq)), q.View, k.View, v.View, dO.View, lse.View, dRow.View, dq.View, s);
+        // The dK/dV kernel tiles Br keys and streams Bc queries (same capacities, roles swapped).
+        kernels.BackwardKV(TileConfig(device, s.BH * s.Tiles(s.Nk)), q.View, k.View, v.View, dO.View, lse.View, dRow.View, dk.View, dv.View, s);
+        return new AttentionGrads(dq, dk, dv);
+    }
+
+    static (int Tile, int Score) TileCapFor(bool backward) => backward
+        ? (AttentionKernels.TileCapBackward, AttentionKernels.ScoreCapBackward)
+        : (AttentionKernels.TileCap, AttentionKernels.ScoreCap);
+
+    static KernelConfig TileConfig(EdmDevice device, int tiles)
+    {
+        int cap = device.IsCpu ? Math.Max(2, Environment.ProcessorCount) : Math.Max(1, device.GridThreads / AttentionKernels.GroupSize);
+        return new KernelConfig(Math.Max(1, Math.Min(tiles, cap)), AttentionKernels.GroupSize);
+    }
+
+    static AttentionShape AttentionValidate(string op, Tensor q, Tensor k, Tensor v, float? scale, (int Tile, int Score) caps)
+    {
+        if (q.Rank < 2) throw new ArgumentException($"{op}: q has shape {q.ShapeString}; expected (..., Nq, d) of rank >= 2");
+        if (k.Rank != q.Rank || !q.Shape.AsSpan(0, q.Rank - 2).SequenceEqual(k.Shape.AsSpan(0, k.Rank - 2)) || k.Shape[^1] != q.Shape[^1])
+            throw new ArgumentException($"{op}: k has shape {k.ShapeString}, incompatible with q {q.ShapeString}; expected (..., Nk, d) with q's leading dimensions and d = {q.Shape[^1]}");
+        Shapes.RequireEqual(op, "v", k.Shape, v.Shape);
+        int d = q.Shape[^1];
+        if (d > AttentionMaxHeadDim)
+            throw new ArgumentException($"{op}: head dimension d = {d} (q {q.ShapeString}); allowed: 1..{AttentionMaxHeadDim}");
+        float sc = scale ?? 1f / MathF.Sqrt(d);
+        if (!float.IsFinite(sc)) throw new ArgumentException($"{op}: scale = {sc}; allowed: a finite number");
+        int nq = q.Shape[^2], nk = k.Shape[^2], bh = q.Length / (nq * d);
+        var (tiled, streamed) = AttentionKernels.TileRows(d, caps.Tile, caps.Score);
+        return new AttentionShape(bh, nq, nk, d, tiled, streamed, sc);
+    }
+
+    static void AttentionForwardCpu(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, AttentionShape s)
+    {
+        int d = s.D, nq = s.Nq, nk = s.Nk;
+        RowChunks.Run(s.BH * nq, nk * d, (r0, r1) =>
+        {
+            var qs = q.CpuSpan(); var ks = k.CpuSpan(); var vs = v.CpuSpan();
+            var os = o.CpuSpan(); var ls = lse.CpuSpan();
+            var p = new float[nk];
+            for (int row = r0; row < r1; row++)
+            {
+                int bh = row / nq;
+                var qi = qs.Slice(row * d, d);
+                var kh = ks.Slice(bh * nk * d, nk * d);
+                var vh = vs.Slice(bh * nk * d, nk * d);
+                for (int j = 0; j < nk; j++) p[j] = s.Scale * TensorPrimitives.Dot(qi, kh.Slice(j * d, d));
+                float m = TensorPrimitives.Max(p);
+                TensorPrimitives.Subtract(p, m, p);
+                TensorPrimitives.Exp(p, p);
+                float l = TensorPrimitives.Sum(p);
+                var oi = os.Slice(row * d, d);
+                oi.Clear();
+                for (int j = 0; j < nk; j++) TensorPrimitives.MultiplyAdd(vh.Slice(j * d, d), p[j], oi, oi);
+                TensorPrimitives.Multiply(oi, 1f / l, oi);
+                ls[row] = m + MathF.Log(l);
+            }
+        });
+    }
+
+    static void AttentionBackwardCpu(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
+        Tensor dq, Tensor dk, Tensor dv, AttentionShape s)
+    {
+        int d = s.D, nq = s.Nq, nk = s.Nk;
+        // P and dS of one head at a time (Nq x Nk each), reused across heads.
+        var p = new float[nq * nk];
+        var ds = new float[nq * nk];
+        for (int bh = 0; bh < s.BH; bh++)
+        {
+            int head = bh;
+            // Rows of dQ, with P and dS recomputed from lse.
+            RowChunks.Run(nq, nk * d, (r0, r1) =>
+            {
+                var qs = q.CpuSpan(); var ks = k.CpuSpan(); var vs = v.CpuSpan(); var os = o.CpuSpan();
+                var ls = lse.CpuSpan(); var gs = dO.CpuSpan(); var dqs = dq.CpuSpan();
+                var kh = ks.Slice(head * nk * d, nk * d);
+                var vh = vs.Slice(head * nk * d, nk * d);
+                for (int i = r0; i < r1; i++)
+                {
+                    int row = head * nq + i;
+                    var qi = qs.Slice(row * d, d);
+                    var gi = gs.Slice(row * d, d);
+                    float di = TensorPrimitives.Dot(gi, os.Slice(row * d, d));
+                    var pi = p.AsSpan(i * nk, nk);
+                    var dsi = ds.AsSpan(i * nk, nk);
+                    for (int j = 0; j < nk; j++)
+                    {
+                        pi[j] = MathF.Exp(s.Scale * TensorPrimitives.Dot(qi, kh.Slice(j * d, d)) - ls[row]);
+                        dsi[j] = pi[j] * (TensorPrimitives.Dot(gi, vh.Slice(j * d, d)) - di);
+                    }
+                    var dqi = dqs.Slice(row * d, d);
+                    dqi.Clear();
+                    for (int j = 0; j < nk; j++) TensorPrimitives.MultiplyAdd(kh.Slice(j * d, d), dsi[j], dqi, dqi);
+                    TensorPrimitives.Multiply(dqi, s.Scale, dqi);
+                }
+            });
+            // Rows of dK and dV: sums over queries of the stored P and dS columns.
+            RowChunks.Run(nk, nq * d, (j0, j1) =>
+            {
+                var qs = q.CpuSpan(); var gs = dO.CpuSpan(); var dks = dk.CpuSpan(); var dvs = dv.CpuSpan();
+                var dkh = dks.Slice((head * nk + j0) * d, (j1 - j0) * d);
+                var dvh = dvs.Slice((head * nk + j0) * d, (j1 - j0) * d);
+                dkh.Clear();
+                dvh.Clear();
+                for (int i = 0; i < nq; i++)
+                {
+                    var qi = qs.Slice((head * nq + i) * d, d);
+                    var gi = gs.Slice((head * nq + i) * d, d);
+                    for (int j = j0; j < j1; j++)
+                    {
+                        TensorPrimitives.MultiplyAdd(gi, p[i * nk + j], dvh.Slice((j - j0) * d, d), dvh.Slice((j - j0) * d, d));
+                        TensorPrimitives.MultiplyAdd(qi, ds[i * nk + j], dkh.Slice((j - j0) * d, d), dkh.Slice((j - j0) * d, d));
+                    }
+                }
+                TensorPrimitives.Multiply(dkh, s.Scale, dkh);
+            });
+        }
+    }
+}

@@ -1,0 +1,371 @@
+// Group normalisation (Wu & He 2018), as used by every EDM network (edm-reference section 7: groups
+// = min(32, C/4), eps 1e-6 for DDPM++/NCSN++, 1e-5 for ADM).
+//   x: (N, C, *spatial) contiguous, C = G * Cg; group (n, g) = channels [g*Cg, (g+1)*Cg) of sample n,
+//   which is one contiguous block of Cg*HW floats (HW = product of the spatial dimensions).
+//   mean[n,g] = average of the block; rstd[n,g] = 1 / sqrt(var[n,g] + eps) (biased variance);
+//   xhat = (x - mean) * rstd;  y = xhat * weight[c] + bias[c]  (weight, bias: (C), optional).
+// Backward, with dyhat = gy * weight[c] and averages over the block:
+//   dx = rstd * (dyhat - avg(dyhat) - xhat * avg(dyhat * xhat));
+//   dweight[c] = sum_{n, hw} gy * xhat;  dbias[c] = sum_{n, hw} gy.
+// Saved by the forward: mean and rstd, each (N, G).
+//
+// Variants:
+//   1. float64 loops (Edm.Bench/Reference/GroupNormReference.cs).
+//   2. CPU fast path: Parallel.For over (n, g) blocks; two passes (mean, then centred sum of
+//      squares: stable for large HW, unlike E[x^2] - E[x]^2), Vector<float> lanes and TensorPrimitives.
+//   3. ILGPU kernels: one group of GroupReduction.GroupSize threads per (n, g) block (grid-stride
+//      over blocks): pass 1 sum, pass 2 centred squares, pass 3 write; backward dx likewise
+//      (sums of dyhat and dyhat*xhat, then write); dweight/dbias by one group per channel.
+using System.Numerics;
+using System.Numerics.Tensors;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace Edm.Kernels;
+
+/// <summary>Sizes of a group-norm launch: x is (N, C, HW), C = G * Cg (a kernel argument; public because ILGPU's generated launchers need it).</summary>
+public readonly struct GroupNormShape(int n, int c, int hw, int g, bool affine)
+{
+    /// <summary>Batch, channels, spatial size, groups, channels per group.</summary>
+    public readonly int N = n, C = c, HW = hw, G = g, Cg = c / g;
+    /// <summary>1 when weight and bias are applied (views valid), 0 otherwise.</summary>
+    public readonly int Affine = affine ? 1 : 0;
+    /// <summary>Elements of one (n, g) block.</summary>
+    public int BlockLength => Cg * HW;
+}
+
+/// <summary>Group-norm kernels (forward, backward dx, backward dweight/dbias).</summary>
+public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
+{
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape, float> Forward;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape> BackwardInput;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape> BackwardParams;
+
+    GroupNormKernels(Accelerator a)
+    {
+        Forward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape, float>(ForwardKernel);
+        BackwardInput = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape>(BackwardInputKernel);
+        BackwardParams = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape>(BackwardParamsKernel);
+    }
+
+    /// <inheritdoc/>
+    public static GroupNormKernels Load(EdmDevice device) => new(device.Accelerator);
+
+    /// One group per (n, g) block: mean, centred variance, normalised affine write.
+    static void ForwardKernel(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y,
+        ArrayView<float> mean, ArrayView<float> rstd, GroupNormShape s, float eps)
+    {
+        var scratch = SharedMemory.Allocate<float>(GroupReduction.ScratchSize);
+        int t = Group.IdxX;
+        int len = s.BlockLength;
+        float invLen = 1f / len;
+        for (int block = Grid.IdxX; block < s.N * s.G; block += Grid.DimX)
+        {
+            int b = block * len;
+            float acc = 0f;
+            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j];
+            float mu = GroupReduction.Sum(scratch, acc) * invLen;
+            acc = 0f;
+            for (int j = t; j < len; j += GroupReduction.GroupSize) { float d = x[b + j] - mu; acc += d * d; }
+            float r = XMath.Rsqrt(GroupReduction.Sum(scratch, acc) * invLen + eps);
+            int c0 = (block % s.G) * s.Cg;
+            for (int j = t; j < len; j += GroupReduction.GroupSize)
+            {
+                float v = (x[b + j] - mu) * r;
+                if (s.Affine != 0) { int c = c0 + j / s.HW; v = v * weight[c] + bias[c]; }
+                y[b + j] = v;
+            }
+            if (t == 0) { mean[block] = mu; rstd[block] = r; }
+        }
+    }
+
+    /// One group per (n, g) block: avg(dyhat), avg(dyhat*xhat), then dx.
+    static void BackwardInputKernel(ArrayView<float> x, ArrayView<float> gy, ArrayView<float> weight,
+        ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dx, GroupNormShape s)
+    {
+        var scratch = SharedMemory.Allocate<float>(2 * GroupReduction.ScratchSize);
+        int t = Group.IdxX;
+        int len = s.BlockLength;
+        float invLen = 1f / len;
+        for (int block = Grid.IdxX; block < s.N * s.G; block += Grid.DimX)
+        {
+            int b = block * len;
+            int c0 = (block % s.G) * s.Cg;
+            float mu = mean[block], r = rstd[block];
+            float a1 = 0f, a2 = 0f;
+            for (int j = t; j < len; j += GroupReduction.GroupSize)
+            {
+                float dyhat = s.Affine != 0 ? gy[b + j] * weight[c0 + j / s.HW] : gy[b + j];
+                a1 += dyhat;
+                a2 += dyhat * (x[b + j] - mu) * r;
+            }
+            var (s1, s2) = GroupReduction.Sum2(scratch, a1, a2);
+            float avgDy = s1 * invLen, avgDyX = s2 * invLen;
+            for (int j = t; j < len; j += GroupReduction.GroupSize)
+            {
+                float dyhat = s.Affine != 0 ? gy[b + j] * weight[c0 + j / s.HW] : gy[b + j];
+                float xhat = (x[b + j] - mu) * r;
+                dx[b + j] = r * (dyhat - avgDy - xhat * avgDyX);
+            }
+        }
+    }
+
+    /// One group per channel c: dweight[c] = sum gy*xhat, dbias[c] = sum gy over (n, hw).
+    static void BackwardParamsKernel(ArrayView<float> x, ArrayView<float> gy, ArrayView<float> mean,
+        ArrayView<float> rstd, ArrayView<float> dweight, ArrayView<float> dbias, GroupNormShape s)
+    {
+        var scratch = SharedMemory.Allocate<float>(2 * GroupReduction.ScratchSize);
+        int t = Group.IdxX;
+        for (int c = Grid.IdxX; c < s.C; c += Grid.DimX)
+        {
+            int g = c / s.Cg;
+            float aw = 0f, ab = 0f;
+            for (int k = t; k < s.N * s.HW; k += GroupReduction.GroupSize)
+            {
+                int n = k / s.HW;
+                int i = (n * s.C + c) * s.HW + (k - n * s.HW);
+                float gv = gy[i];
+                aw += gv * (x[i] - mean[n * s.G + g]) * rstd[n * s.G + g];
+                ab += gv;
+            }
+            var (sw, sb) = GroupReduction.Sum2(scratch, aw, ab);
+            if (t == 0) { dweight[c] = sw; dbias[c] = sb; }
+        }
+    }
+}
+
+/// <summary>Gradients returned by <see cref="Ops.GroupNormBackward"/>.</summary>
+/// <param name="Dx">Gradient of the input, (N, C, *spatial).</param>
+/// <param name="DWeight">Gradient of the weight, (C) (as if weight were ones when none was given).</param>
+/// <param name="DBias">Gradient of the bias, (C).</param>
+public sealed record GroupNormGrads(Tensor Dx, Tensor DWeight, Tensor DBias);
+
+/// <summary>Outputs of <see cref="Ops.GroupNormForward"/>.</summary>
+/// <param name="Y">Normalised output, x's shape.</param>
+/// <param name="Mean">Mean per (n, g), (N, G).</param>
+/// <param name="Rstd">Reciprocal standard deviation 1/sqrt(var + eps) per (n, g), (N, G).</param>
+public sealed record GroupNormOutput(Tensor Y, Tensor Mean, Tensor Rstd);
+
+public static partial class Ops
+{
+    /// <summary>Group normalisation (inference: nothing saved). See <see cref="GroupNormForward"/>.</summary>
+    public static Tensor GroupNorm(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps = 1e-5f)
+    {
+        var o = GroupNormForward(x, groups, weight, bias, eps);
+        o.Mean.Dispose();
+        o.Rstd.Dispose();
+        return o.Y;
+    }
+
+    /// <summary>
+    /// Group normalisation over (N, C, *spatial): y = (x - mean) * rstd * weight[c] + bias[c], with
+    /// mean and biased variance over each group of C/groups channels of one sample.
+    /// </summary>
+    /// <param name="x">(N, C, *spatial), rank &gt;= 2.</param>
+    /// <param name="groups">G, must divide C.</param>
+    /// <param name="weight">(C) scale, or null (with bias null) for no affine transform.</param>
+    /// <param name="bias">(C) shift; given exactly when weight is.</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <returns>y and the saved mean and rstd, each (N, G).</returns>
+    public static GroupNormOutput GroupNormForward(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps = 1e-5f)
+    {
+        var s = GroupNormValidate("GroupNorm", x, groups, weight);
+        if ((weight is null) != (bias is null))
+            throw new ArgumentException($"GroupNorm: weight and bias must be given together (weight {(weight is null ? "null" : weight.ShapeString)}, bias {(bias is null ? "null" : bias.ShapeString)})");
+        if (bias is not null) Shapes.RequireEqual("GroupNorm", "bias", [s.C], bias.Shape);
+        if (!(eps >= 0f)) throw new ArgumentException($"GroupNorm: eps = {eps}; allowed: eps >= 0");
+        var device = x.Device;
+        var y = Tensor.Empty(device, x.Shape);
+        var mean = Tensor.Empty(device, s.N, s.G);
+        var rstd = Tensor.Empty(device, s.N, s.G);
+        if (device.UseCpuFastPath)
+        {
+            GroupNormForwardCpu(x, weight, bias, y, mean, rstd, s, eps);
+        }
+        else
+        {
+            device.Kernels<GroupNormKernels>().Forward(SoftmaxKernels.RowConfig(device, s.N * s.G), x.View,
+                weight?.View ?? x.View, bias?.View ?? x.View, y.View, mean.View, rstd.View, s, eps);
+        }
+        return new GroupNormOutput(y, mean, rstd);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="GroupNormForward"/>: returns new tensors dx (x's shape), dweight and
+    /// dbias (C). Nothing is accumulated; the caller adds parameter gradients where it keeps them.
+    /// </summary>
+    /// <param name="x">The forward input (N, C, *spatial).</param>
+    /// <param name="gy">Gradient of y, x's shape.</param>
+    /// <param name="mean">Saved mean (N, G).</param>
+    /// <param name="rstd">Saved rstd (N, G).</param>
+    /// <param name="groups">G used by the forward.</param>
+    /// <param name="weight">The forward's weight (C), or null if it had none.</param>
+    public static GroupNormGrads GroupNormBackward(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight)
+    {
+        var s = GroupNormValidate("GroupNormBackward", x, groups, weight);
+        Shapes.RequireEqual("GroupNormBackward", "gy", x.Shape, gy.Shape);
+        Shapes.RequireEqual("GroupNormBackward", "mean", [s.N, s.G], mean.Shape);
+        Shapes.RequireEqual("GroupNormBackward", "rstd", [s.N, s.G], rstd.Shape);
+        var device = x.Device;
+        var dx = Tensor.Empty(device, x.Shape);
+        var dw = Tensor.Empty(device, s.C);
+        var db = Tensor.Empty(device, s.C);
+        if (device.UseCpuFastPath)
+        {
+            GroupNormBackwardCpu(x, gy, mean, rstd, weight, dx, dw, db, s);
+        }
+        else
+        {
+            var k = device.Kernels<GroupNormKernels>();
+            k.BackwardInput(SoftmaxKernels.RowConfig(device, s.N * s.G), x.View, gy.View, weight?.View ?? x.View, mean.View, rstd.View, dx.View, s);
+            k.BackwardParams(SoftmaxKernels.RowConfig(device, s.C), x.View, gy.View, mean.View, rstd.View, dw.View, db.View, s);
+        }
+        return new GroupNormGrads(dx, dw, db);
+    }
+
+    static GroupNormShape GroupNormValidate(string op, Tensor x, int groups, Tensor? weight)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"{op}: x has shape {x.ShapeString}; expected (N, C, *spatial) of rank >= 2");
+        int n = x.Shape[0], c = x.Shape[1], hw = x.Length / (n * c);
+        if (groups < 1 || c % groups != 0)
+            throw new ArgumentException($"{op}: x has shape {x.ShapeString} with C = {c} channels, not divisible by groups = {groups}; allowed: groups >= 1 dividing C");
+        if (weight is not null) Shapes.RequireEqual(op, "weight", [c], weight.Shape);
+        return new GroupNormShape(n, c, hw, groups, weight is not null);
+    }
+
+    static void GroupNormForwardCpu(Tensor x, Tensor? weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, GroupNormShape s, float eps)
+    {
+        int len = s.BlockLength;
+        RowChunks.Run(s.N * s.G, len, (b0, b1) =>
+        {
+            var xs = x.CpuSpan();
+            var ys = y.CpuSpan();
+            var ms = mean.CpuSpan();
+            var rs = rstd.CpuSpan();
+            var ws = weight is null ? default : weight.CpuSpan();
+            var bs = bias is null ? default : bias.CpuSpan();
+            for (int block = b0; block < b1; block++)
+            {
+                var xb = xs.Slice(block * len, len);
+                float mu = TensorPrimitives.Sum(xb) / len;
+                float r = 1f / MathF.Sqrt(CenteredSquares(xb, mu) / len + eps);
+                ms[block] = mu;
+                rs[block] = r;
+                int c0 = (block % s.G) * s.Cg;
+                for (int cc = 0; cc < s.Cg; cc++)
+                {
+                    // y = (x - mu) * scale + shift with scale = r * w: centred first, because
+                    // x * scale + (b - mu * scale) cancels catastrophically when |mu| * r is large.
+                    float scale = weight is null ? r : r * ws[c0 + cc];
+                    float shift = bias is null ? 0f : bs[c0 + cc];
+                    CenteredAffine(xb.Slice(cc * s.HW, s.HW), mu, scale, shift, ys.Slice(block * len + cc * s.HW, s.HW));
+                }
+            }
+        });
+    }
+
+    static void GroupNormBackwardCpu(Tensor x, Tensor gy, Tensor mean, Tensor rstd, Tensor? weight, Tensor dx, Tensor dw, Tensor db, GroupNormShape s)
+    {
+        int len = s.BlockLength, hw = s.HW;
+        // Per-(n, c) partial sums of gy*xhat and gy; summed over n at the end (no races).
+        var pw = new float[s.N * s.C];
+        var pb = new float[s.N * s.C];
+        RowChunks.Run(s.N * s.G, len, (b0, b1) =>
+        {
+            var xs = x.CpuSpan();
+            var gs = gy.CpuSpan();
+            var ds = dx.CpuSpan();
+            var ws = weight is null ? default : weight.CpuSpan();
+            for (int block = b0; block < b1; block++)
+            {
+                float mu = mean.CpuSpan()[block], r = rstd.CpuSpan()[block];
+                int n = block / s.G, c0 = (block % s.G) * s.Cg;
+                float sumDy = 0f, sumDyXhat = 0f;
+                for (int cc = 0; cc < s.Cg; cc++)
+                {
+                    int c = c0 + cc, off = block * len + cc * hw;
+                    float sg = TensorPrimitives.Sum(gs.Slice(off, hw));
+                    float sgx = CenteredDot(gs.Slice(off, hw), xs.Slice(off, hw), mu) * r;
+                    pb[n * s.C + c] = sg;
+                    pw[n * s.C + c] = sgx;
+                    float w = weight is null ? 1f : ws[c];
+                    sumDy += w * sg;
+                    sumDyXhat += w * sgx;
+                }
+                // dx = r*w*gy - r*avgDy - r*xhat*avgDyXhat = a*gy + bx*(x - mu) + c0 per channel.
+                float avgDy = sumDy / len, avgDyXhat = sumDyXhat / len;
+                float bx = -r * r * avgDyXhat, c0v = -r * avgDy;
+                for (int cc = 0; cc < s.Cg; cc++)
+                {
+                    int off = block * len + cc * hw;
+                    float a = r * (weight is null ? 1f : ws[c0 + cc]);
+                    GroupNormDx(gs.Slice(off, hw), xs.Slice(off, hw), a, bx, mu, c0v, ds.Slice(off, hw));
+                }
+            }
+        });
+        var dws = dw.CpuSpan();
+        var dbs = db.CpuSpan();
+        for (int c = 0; c < s.C; c++)
+        {
+            float aw = 0f, ab = 0f;
+            for (int n = 0; n < s.N; n++) { aw += pw[n * s.C + c]; ab += pb[n * s.C + c]; }
+            dws[c] = aw;
+            dbs[c] = ab;
+        }
+    }
+
+    /// <summary>y = (x - mu) * scale + shift, with Vector&lt;float&gt;.</summary>
+    static void CenteredAffine(ReadOnlySpan<float> x, float mu, float scale, float shift, Span<float> y)
+    {
+        var vmu = new Vector<float>(mu);
+        var vs = new Vector<float>(scale);
+        var vb = new Vector<float>(shift);
+        int i = 0;
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            ((new Vector<float>(x.Slice(i)) - vmu) * vs + vb).CopyTo(y.Slice(i));
+        for (; i < x.Length; i++) y[i] = (x[i] - mu) * scale + shift;
+    }
+
+    /// <summary>dx = a * gy + bx * (x - mu) + c, with Vector&lt;float&gt;.</summary>
+    static void GroupNormDx(ReadOnlySpan<float> gy, ReadOnlySpan<float> x, float a, float bx, float mu, float c, Span<float> dx)
+    {
+        var va = new Vector<float>(a);
+        var vb = new Vector<float>(bx);
+        var vmu = new Vector<float>(mu);
+        var vc = new Vector<float>(c);
+        int i = 0;
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            (va * new Vector<float>(gy.Slice(i)) + vb * (new Vector<float>(x.Slice(i)) - vmu) + vc).CopyTo(dx.Slice(i));
+        for (; i < x.Length; i++) dx[i] = a * gy[i] + bx * (x[i] - mu) + c;
+    }
+
+    /// <summary>sum (x - mu)^2 with Vector&lt;float&gt; lanes (each lane a separate partial sum).</summary>
+    static float CenteredSquares(ReadOnlySpan<float> x, float mu)
+    {
+        var acc = Vector<float>.Zero;
+        var vmu = new Vector<float>(mu);
+        int i = 0;
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+        {
+            var d = new Vector<float>(x.Slice(i)) - vmu;
+            acc += d * d;
+        }
+        float sum = Vector.Sum(acc);
+        for (; i < x.Length; i++) { float d = x[i] - mu; sum += d * d; }
+        return sum;
+    }
+
+    /// <summary>sum g * (x - mu) with Vector&lt;float&gt; lanes (centred, so no cancellation when |mu| is large).</summary>
+    static float CenteredDot(ReadOnlySpan<float> g, ReadOnlySpan<float> x, float mu)
+    {
+        var acc = Vector<float>.Zero;
+        var vmu = new Vector<float>(mu);
+        int i = 0;
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            acc += new Vector<float>(g.Slice(i)) * (new Vector<float>(x.Slice(i)) - vmu);
+        float sum = Vector.Sum(acc);
+        for (; i < x.Length; i++) sum += g[i] * (x[i] - mu);
+        return sum;
+    }
+}

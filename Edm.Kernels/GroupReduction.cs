@@ -1,0 +1,89 @@
+// GroupReduction: sum and max over the threads of one explicitly grouped kernel group, through
+// shared memory, in two levels: Lanes threads each combine Lanes partial results, then every thread
+// combines those Lanes values. Three barriers per reduction (a binary tree needs log2(GroupSize)+1):
+// barriers are what the CPU accelerator pays most for, and a GPU is not slowed by 16-element
+// serial sums of broadcast shared-memory reads. Portable: no warp shuffles, so the same code runs
+// on CUDA, OpenCL and the CPU accelerator whatever the warp size.
+// Used by the row-wise kernels (softmax, group norm), launched with GroupSize threads per group.
+using ILGPU;
+using ILGPU.Algorithms;
+
+namespace Edm.Kernels;
+
+/// <summary>Whole-group reductions for kernels launched with <see cref="GroupSize"/> threads per group.</summary>
+internal static class GroupReduction
+{
+    /// <summary>Threads per group of the row-wise kernels (Lanes * Lanes).</summary>
+    public const int GroupSize = 256;
+    /// <summary>Partial results per first-level lane, and number of lanes.</summary>
+    const int Lanes = 16;
+    /// <summary>Shared floats a caller allocates for <see cref="Sum"/> and <see cref="Max"/> (and twice that for <see cref="Sum2"/>).</summary>
+    public const int ScratchSize = GroupSize + Lanes;
+
+    /// <summary>
+    /// Sum of <paramref name="value"/> over the group, returned to every thread. Every thread of the
+    /// group must call it (it contains barriers); <paramref name="scratch"/> holds ScratchSize floats.
+    /// </summary>
+    public static float Sum(ArrayView<float> scratch, float value)
+    {
+        int t = Group.IdxX;
+        scratch[t] = value;
+        Group.Barrier();
+        if (t < Lanes)
+        {
+            float a = 0f;
+            for (int i = 0; i < Lanes; i++) a += scratch[t * Lanes + i];
+            scratch[GroupSize + t] = a;
+        }
+        Group.Barrier();
+        float result = 0f;
+        for (int i = 0; i < Lanes; i++) result += scratch[GroupSize + i];
+        // The next call overwrites scratch: everyone must have read the result first.
+        Group.Barrier();
+        return result;
+    }
+
+    /// <summary>Sums two values over the group at once (scratch: 2 * ScratchSize floats); same contract as <see cref="Sum"/>.</summary>
+    public static (float A, float B) Sum2(ArrayView<float> scratch, float a, float b)
+    {
+        int t = Group.IdxX;
+        scratch[t] = a;
+        scratch[ScratchSize + t] = b;
+        Group.Barrier();
+        if (t < 2 * Lanes)
+        {
+            int lane = t % Lanes, off = t < Lanes ? 0 : ScratchSize;
+            float acc = 0f;
+            for (int i = 0; i < Lanes; i++) acc += scratch[off + lane * Lanes + i];
+            scratch[off + GroupSize + lane] = acc;
+        }
+        Group.Barrier();
+        float ra = 0f, rb = 0f;
+        for (int i = 0; i < Lanes; i++)
+        {
+            ra += scratch[GroupSize + i];
+            rb += scratch[ScratchSize + GroupSize + i];
+        }
+        Group.Barrier();
+        return (ra, rb);
+    }
+
+    /// <summary>Maximum of <paramref name="value"/> over the group (same contract as <see cref="Sum"/>).</summary>
+    public static float Max(ArrayView<float> scratch, float value)
+    {
+        int t = Group.IdxX;
+        scratch[t] = value;
+        Group.Barrier();
+        if (t < Lanes)
+        {
+            float a = float.NegativeInfinity;
+            for (int i = 0; i < Lanes; i++) a = XMath.Max(a, scratch[t * Lanes + i]);
+            scratch[GroupSize + t] = a;
+        }
+        Group.Barrier();
+        float result = float.NegativeInfinity;
+        for (int i = 0; i < Lanes; i++) result = XMath.Max(result, scratch[GroupSize + i]);
+        Group.Barrier();
+        return result;
+    }
+}

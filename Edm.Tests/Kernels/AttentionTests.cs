@@ -1,0 +1,117 @@
+using Edm.Bench.Reference;
+using Edm.Kernels;
+using Xunit;
+
+namespace Edm.Tests.Kernels;
+
+public sealed class AttentionTests(NnDeviceFixture fx) : IClassFixture<NnDeviceFixture>
+{
+    readonly EdmDevice _device = fx.Device;
+
+    void Check(int bh, int nq, int nk, int d, double logitScale, int seed)
+    {
+        var q = Nn.Random(bh * nq * d, seed, -logitScale, logitScale);
+        var k = Nn.Random(bh * nk * d, seed + 1);
+        var v = Nn.Random(bh * nk * d, seed + 2);
+        var g = Nn.Random(bh * nq * d, seed + 3);
+        using var tq = Tensor.FromArray(_device, q, bh, nq, d);
+        using var tk = Tensor.FromArray(_device, k, bh, nk, d);
+        using var tv = Tensor.FromArray(_device, v, bh, nk, d);
+        using var tg = Tensor.FromArray(_device, g, bh, nq, d);
+        var o = Ops.AttentionForward(tq, tk, tv);
+        var grads = Ops.AttentionBackward(tq, tk, tv, o.O, o.Lse, tg);
+        try
+        {
+            double scale = 1 / Math.Sqrt(d);
+            var (oRef, lseRef) = AttentionReference.Forward(Nn.D(q), Nn.D(k), Nn.D(v), bh, nq, nk, d, scale);
+            Nn.Close("attention o", o.O.ToArray(), oRef, 1e-5, 1e-4);
+            Nn.Close("attention lse", o.Lse.ToArray(), lseRef, 1e-5, 1e-5);
+            var (dq, dk, dv) = AttentionReference.Backward(Nn.D(q), Nn.D(k), Nn.D(v), Nn.D(g), bh, nq, nk, d, scale);
+            double tol = 1e-4 * Math.Max(1, logitScale);
+            Nn.Close("attention dq", grads.DQ.ToArray(), dq, tol, 1e-3);
+            Nn.Close("attention dk", grads.DK.ToArray(), dk, tol, 1e-3);
+            Nn.Close("attention dv", grads.DV.ToArray(), dv, 1e-5, 1e-4);
+        }
+        finally
+        {
+            o.O.Dispose(); o.Lse.Dispose();
+            grads.DQ.Dispose(); grads.DK.Dispose(); grads.DV.Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData(2, 5, 7, 3)]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(3, 33, 17, 16)]
+    public void FastPathMatchesReference(int bh, int nq, int nk, int d)
+    {
+        _device.CpuFastPaths = true;
+        Check(bh, nq, nk, d, 1, 10);
+    }
+
+    [Theory]
+    [InlineData(2, 5, 7, 3)]        // one tile, partial
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(1, 70, 41, 4)]      // several query and key tiles, last ones partial (br 64, bc 32; backward 64/16)
+    [InlineData(1, 19, 18, 100)]    // d not a power of two: padded tiles of 32 (backward 16) rows
+    public void KernelPathMatchesReference(int bh, int nq, int nk, int d)
+    {
+        _device.CpuFastPaths = false;
+        Check(bh, nq, nk, d, 1, 20);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void LargeLogitsAreStable(bool fastPath)
+    {
+        // Scores around +-200 * sqrt(8): exp overflows float32 unless the running max is subtracted.
+        _device.CpuFastPaths = fastPath;
+        Check(1, 9, 40, 8, 200, 30);
+    }
+
+    [Fact]
+    public void FourDimensionalHeadsAreFlattened()
+    {
+        _device.CpuFastPaths = true;
+        var q = Nn.Random(2 * 3 * 5 * 4, 1);
+        using var tq = Tensor.FromArray(_device, q, 2, 3, 5, 4);
+        using var o = Ops.Attention(tq, tq, tq);
+        Assert.Equal(new[] { 2, 3, 5, 4 }, o.Shape);
+        var (oRef, _) = AttentionReference.Forward(Nn.D(q), Nn.D(q), Nn.D(q), 6, 5, 5, 4, 0.5);
+        Nn.Close("attention 4-d", o.ToArray(), oRef, 1e-5, 1e-4);
+    }
+
+    [Fact]
+    public void ReferenceBackwardMatchesFiniteDifferences()
+    {
+        int bh = 2, nq = 3, nk = 4, d = 2;
+        double scale = 0.7;
+        var q = Nn.D(Nn.Random(bh * nq * d, 1, -2, 2));
+        var k = Nn.D(Nn.Random(bh * nk * d, 2, -2, 2));
+        var v = Nn.D(Nn.Random(bh * nk * d, 3));
+        var r = Nn.D(Nn.Random(bh * nq * d, 4));
+        var (dq, dk, dv) = AttentionReference.Backward(q, k, v, r, bh, nq, nk, d, scale);
+        Nn.FiniteDifference("attention q", q, x => AttentionReference.Forward(x, k, v, bh, nq, nk, d, scale).O, r, dq);
+        Nn.FiniteDifference("attention k", k, x => AttentionReference.Forward(q, x, v, bh, nq, nk, d, scale).O, r, dk);
+        Nn.FiniteDifference("attention v", v, x => AttentionReference.Forward(q, k, x, bh, nq, nk, d, scale).O, r, dv);
+    }
+
+    [Fact]
+    public void MismatchedShapesAreRejected()
+    {
+        using var q = Tensor.FromArray(_device, Nn.Random(2 * 5 * 4, 1), 2, 5, 4);
+        using var k = Tensor.FromArray(_device, Nn.Random(2 * 6 * 3, 1), 2, 6, 3);
+        using var k4 = Tensor.FromArray(_device, Nn.Random(2 * 6 * 4, 1), 2, 6, 4);
+        using var v = Tensor.FromArray(_device, Nn.Random(2 * 7 * 4, 1), 2, 7, 4);
+        var e = Assert.Throws<ArgumentException>(() => Ops.Attention(q, k, k));
+        Assert.Contains("Attention", e.Message);
+        Assert.Contains("(2, 6, 3)", e.Message);
+        Assert.Contains("(2, 5, 4)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Ops.Attention(q, k4, v));
+        Assert.Contains("v has shape (2, 7, 4), expected (2, 6, 4)", e.Message);
+        using var big = Tensor.FromArray(_device, Nn.Random(257, 1), 1, 1, 257);
+        e = Assert.Throws<ArgumentException>(() => Ops.Attention(big, big, big));
+        Assert.Contains("1..256", e.Message);
+    }
+}
