@@ -21,6 +21,7 @@
 //   parallel over chunks of planes.
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace Edm.Kernels;
@@ -97,7 +98,7 @@ public sealed class AugmentKernels : IKernelFamily<AugmentKernels>
             float sy = m[mb + 3] * ox + m[mb + 4] * oy + m[mb + 5];
             sx = Bicubic.ClampCoordinate(sx);
             sy = Bicubic.ClampCoordinate(sy);
-            float fxf = MathF.Floor(sx), fyf = MathF.Floor(sy);
+            float fxf = XMath.Floor(sx), fyf = XMath.Floor(sy);
             float tx = sx - fxf, ty = sy - fyf;
             int fx = (int)fxf, fy = (int)fyf;
             var wx = Bicubic.Weights(tx);
@@ -171,7 +172,7 @@ public static partial class Ops
                     float sy = m[mb + 3] * ox + m[mb + 4] * oy + m[mb + 5];
                     sx = Bicubic.ClampCoordinate(sx);
                     sy = Bicubic.ClampCoordinate(sy);
-                    float fxf = MathF.Floor(sx), fyf = MathF.Floor(sy);
+                    float fxf = XMath.Floor(sx), fyf = XMath.Floor(sy);
                     float tx = sx - fxf, ty = sy - fyf;
                     int fx = (int)fxf, fy = (int)fyf;
                     var wx = Bicubic.Weights(tx);
