@@ -196,7 +196,7 @@ public static class Tape
     public static Variable Record(Node node, Tensor output, params Variable[] inputs)
     {
         Debug.Assert(IsRecording, "Record called while not recording; use Tape.Prepare's answer");
-        node.Attach(inputs, (int[])output.Shape.Clone(), Interlocked.Increment(ref _sequence));
+        node.Attach((Variable[])inputs.Clone(), (int[])output.Shape.Clone(), Interlocked.Increment(ref _sequence));  // the caller may reuse its array
         _recorded++;
         return new Variable(output, node);
     }
