@@ -244,7 +244,12 @@ public static class Tape
         {
             foreach (var node in nodes)
             {
-                if (!pending.Remove(node, out var gy)) continue;  // every path to it returned null
+                if (!pending.Remove(node, out var gy))
+                {
+                    // Every consumer returned null for it: nothing flows here, but release it all the same.
+                    if (!keepGraph) node.Release();
+                    continue;
+                }
                 var inputs = node.Inputs.ToArray();
                 Tensor?[] grads;
                 try
