@@ -152,18 +152,13 @@ public static partial class Ops
     }
 }
 
-/// <summary>Splits row loops of CPU fast paths into a few parallel chunks.</summary>
+/// <summary>Row loops of the NN CPU fast paths, in parallel chunks of whole rows.</summary>
 internal static class RowChunks
 {
     /// <summary>
-    /// Runs body(r0, r1) over [0, rows) in a few contiguous chunks in parallel. Chunks hold at
-    /// least ~32K elements so that small tensors run on the calling thread.
+    /// Runs body(r0, r1) over [0, rows) in contiguous chunks (CpuParallel.For) of at least ~32K
+    /// elements, so that small tensors run on the calling thread.
     /// </summary>
-    public static void Run(int rows, int cols, Action<int, int> body)
-    {
-        long work = (long)rows * Math.Max(1, cols);
-        int chunks = (int)Math.Clamp(work / 32768, 1, Math.Max(1, Math.Min(rows, 4 * Environment.ProcessorCount)));
-        if (chunks <= 1) { body(0, rows); return; }
-        Parallel.For(0, chunks, c => body((int)((long)rows * c / chunks), (int)((long)rows * (c + 1) / chunks)));
-    }
+    public static void Run(int rows, int cols, Action<int, int> body) =>
+        CpuParallel.For(rows, (start, count) => body(start, start + count), minChunk: Math.Max(1, CpuParallel.MinChunk / Math.Max(1, cols)));
 }
