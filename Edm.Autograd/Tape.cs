@@ -196,7 +196,7 @@ public static class Tape
     public static Variable Record(Node node, Tensor output, params Variable[] inputs)
     {
         Debug.Assert(IsRecording, "Record called while not recording; use Tape.Prepare's answer");
-        node.Attach(inputs, (int[])output.Shape.Clone(), Interlocked.Increment(ref _sequence));
+        node.Attach((Variable[])inputs.Clone(), (int[])output.Shape.Clone(), Interlocked.Increment(ref _sequence));  // the caller may reuse its array
         _recorded++;
         return new Variable(output, node);
     }
@@ -244,7 +244,12 @@ public static class Tape
         {
             foreach (var node in nodes)
             {
-                if (!pending.Remove(node, out var gy)) continue;  // every path to it returned null
+                if (!pending.Remove(node, out var gy))
+                {
+                    // Every consumer returned null for it: nothing flows here, but release it all the same.
+                    if (!keepGraph) node.Release();
+                    continue;
+                }
                 var inputs = node.Inputs.ToArray();
                 Tensor?[] grads;
                 try
