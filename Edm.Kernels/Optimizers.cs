@@ -16,7 +16,7 @@
 //      already one read and one write of each buffer, which is the floor for these updates.
 //   2. SumSquares: explicitly grouped (256 threads) grid-stride partial sums in double, a shared
 //      memory tree per group, one double atomic add per group.
-// CPU fast paths: Parallel.For over a few chunks of tensor.CpuSpan().
+// CPU fast paths: CpuParallel.For over a few chunks of tensor.CpuSpan().
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -151,25 +151,6 @@ public sealed class OptimizerKernels : IKernelFamily<OptimizerKernels>
 
 public static partial class Ops
 {
-    /// <summary>Runs body(start, count) over [0, n) in a few parallel chunks (CPU fast paths).</summary>
-    static void OptimizerChunks(int n, Action<int, int> body)
-    {
-        const int MinChunk = 1 << 15;  // below this, thread hand-off costs more than the work
-        int chunks = Math.Clamp(n / MinChunk, 1, 4 * Environment.ProcessorCount);
-        if (chunks == 1) { body(0, n); return; }
-        Parallel.For(0, chunks, c =>
-        {
-            int start = (int)((long)n * c / chunks), end = (int)((long)n * (c + 1) / chunks);
-            body(start, end - start);
-        });
-    }
-
-    static void RequireSameDevice(string op, Tensor a, Tensor b, string nameB)
-    {
-        if (!ReferenceEquals(a.Device, b.Device))
-            throw new ArgumentException($"{op}: {nameB} is on {b.Device}, expected {a.Device} (one EdmDevice per call)");
-    }
-
     /// <summary>
     /// One Adam step in place on <paramref name="param"/>, <paramref name="m"/> and
     /// <paramref name="v"/> (all the shape of <paramref name="param"/>), reading
@@ -181,15 +162,15 @@ public static partial class Ops
         Shapes.RequireEqual(op, "grad", param.Shape, grad.Shape);
         Shapes.RequireEqual(op, "m", param.Shape, m.Shape);
         Shapes.RequireEqual(op, "v", param.Shape, v.Shape);
-        RequireSameDevice(op, param, grad, "grad");
-        RequireSameDevice(op, param, m, "m");
-        RequireSameDevice(op, param, v, "v");
+        RequireSameDevice(op, param, grad);
+        RequireSameDevice(op, param, m);
+        RequireSameDevice(op, param, v);
         var a = new AdamArgs(lr, beta1, beta2, eps, step);
         var device = param.Device;
         int n = param.Length;
         if (device.UseCpuFastPath)
         {
-            OptimizerChunks(n, (start, count) =>
+            CpuParallel.For(n, (start, count) =>
             {
                 var ps = param.CpuSpan().Slice(start, count);
                 var gs = grad.CpuSpan().Slice(start, count);
@@ -222,12 +203,12 @@ public static partial class Ops
         {
             Tensor e = ema[k], p = param[k];
             Shapes.RequireEqual(op, $"param[{k}]", e.Shape, p.Shape);
-            RequireSameDevice(op, e, p, $"param[{k}]");
+            RequireSameDevice(op, e, p);
             var device = e.Device;
             int n = e.Length;
             if (device.UseCpuFastPath)
             {
-                OptimizerChunks(n, (start, count) =>
+                CpuParallel.For(n, (start, count) =>
                 {
                     var es = e.CpuSpan().Slice(start, count);
                     var ps = p.CpuSpan().Slice(start, count);
@@ -252,7 +233,7 @@ public static partial class Ops
         int n = x.Length;
         if (device.UseCpuFastPath)
         {
-            OptimizerChunks(n, (start, count) =>
+            CpuParallel.For(n, (start, count) =>
             {
                 var xs = x.CpuSpan().Slice(start, count);
                 for (int i = 0; i < xs.Length; i++)
@@ -277,14 +258,14 @@ public static partial class Ops
         const string op = "GlobalNorm";
         if (xs.Count == 0) return 0;
         var device = xs[0].Device;
-        for (int k = 1; k < xs.Count; k++) RequireSameDevice(op, xs[0], xs[k], $"tensor {k}");
+        for (int k = 1; k < xs.Count; k++) RequireSameDevice(op, xs[0], xs[k]);
         if (device.UseCpuFastPath)
         {
             double total = 0;
             foreach (var x in xs)
             {
                 var lockObj = new object();
-                OptimizerChunks(x.Length, (start, count) =>
+                CpuParallel.For(x.Length, (start, count) =>
                 {
                     var s = x.CpuSpan().Slice(start, count);
                     double acc = 0;

@@ -1,16 +1,10 @@
-// What `dotnet run --project Edm.Bench -c Release` does with no arguments. Until the
-// truncation-error suite lands it runs `verify` on the default device, then a quick `kernels` pass.
+// What `dotnet run --project Edm.Bench -c Release` does with no arguments: the truncation-error
+// suite (sampling issue) on the default device, with its default datasets and outputs.
 namespace Edm.Bench.Cli;
 
 /// <summary>The default job.</summary>
 public static class DefaultJob
 {
     /// <summary>Runs the default job; returns the exit code.</summary>
-    public static int Run()
-    {
-        int rc = VerifyCommand.Run(null, null);
-        Console.WriteLine();
-        int rk = KernelsCommand.Run(null, null, quick: true, jsonPath: null, reps: 5);
-        return rc != 0 ? rc : rk;
-    }
+    public static int Run() => TruncationCommand.RunDefault([]);
 }

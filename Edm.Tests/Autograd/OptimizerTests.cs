@@ -7,26 +7,24 @@ using Xunit;
 
 namespace Edm.Tests.Autograd;
 
-public sealed class OptimizerTests(CpuDeviceFixture fx) : IClassFixture<CpuDeviceFixture>
+[Collection("cpu-device")]
+public sealed class OptimizerTests(CpuDevice fx) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _device = fx.Device;
 
     void BothPaths(Action body)
     {
-        lock (_device)
+        try
         {
-            try
+            foreach (bool fast in new[] { true, false })
             {
-                foreach (bool fast in new[] { true, false })
-                {
-                    _device.CpuFastPaths = fast;
-                    body();
-                }
+                _device.CpuFastPaths = fast;
+                body();
             }
-            finally
-            {
-                _device.CpuFastPaths = true;
-            }
+        }
+        finally
+        {
+            _device.CpuFastPaths = true;
         }
     }
 

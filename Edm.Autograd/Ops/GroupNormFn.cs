@@ -1,0 +1,29 @@
+// Differentiable group norm: x (B, C, H, W), groups G, affine weight and bias (C). Forward saves
+// mean and reciprocal std per (B, G); backward gives dx, dweight, dbias.
+using Edm.Kernels;
+
+namespace Edm.Autograd;
+
+public static partial class Fn
+{
+    /// <summary>GroupNorm(x; G, eps) * weight + bias.</summary>
+    public static Variable GroupNorm(Variable x, int groups, Variable weight, Variable bias, float eps = 1e-5f)
+    {
+        bool record = Tape.Prepare("GroupNorm", x, weight, bias);
+        if (!record) return new Variable(Ops.GroupNorm(x.Value, groups, weight.Value, bias.Value, eps));
+        var o = Ops.GroupNormForward(x.Value, groups, weight.Value, bias.Value, eps);
+        return Tape.Record(new GroupNormNode(x.Value, weight.Value, o.Mean, o.Rstd, groups), o.Y, x, weight, bias);
+    }
+
+    sealed class GroupNormNode(Tensor x, Tensor w, Tensor mean, Tensor rstd, int groups) : Node
+    {
+        protected internal override Tensor?[] Backward(Tensor gy)
+        {
+            var r = Ops.GroupNormBackward(x, gy, mean, rstd, groups, w);
+            return [NeedsGrad(0) ? r.Dx : Drop(r.Dx), NeedsGrad(1) ? r.DWeight : Drop(r.DWeight), NeedsGrad(2) ? r.DBias : Drop(r.DBias)];
+        }
+
+        protected override void DisposeOwned() { mean.Dispose(); rstd.Dispose(); }
+        static Tensor? Drop(Tensor t) { t.Dispose(); return null; }
+    }
+}

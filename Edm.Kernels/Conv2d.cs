@@ -1,0 +1,475 @@
+// Conv2d: 2-D cross-correlation (PyTorch conv2d), stride 1, NCHW, odd square kernels, zero padding
+// (default "same": pad = k/2), optional bias; forward, backward-data, backward-weight, bias gradient.
+//
+//   y[b, co, oy, ox]  = bias[co] + sum_{ci, ky, kx} W[co, ci, ky, kx] x[b, ci, oy+ky-pad, ox+kx-pad]
+//   dx[b, ci, iy, ix] = sum_{co, ky, kx} W[co, ci, ky, kx] dy[b, co, iy-ky+pad, ix-kx+pad]
+//   dW[co, ci, ky, kx] = sum_{b, oy, ox} dy[b, co, oy, ox] x[b, ci, oy+ky-pad, ox+kx-pad]
+//   db[co]            = sum_{b, oy, ox} dy[b, co, oy, ox]
+// Layouts: x (B, Cin, H, W), W (Cout, Cin, k, k), bias (Cout), y (B, Cout, Ho, Wo) with
+// Ho = H + 2 pad - k + 1. With the im2col matrix col[b] (Cin*k*k, Ho*Wo) of image b, the three
+// products are GEMMs: y[b] = W col[b], dcol[b] = W^T dy[b] (then col2im), dW = sum_b dy[b] col[b]^T.
+// Variants:
+//   1. im2col + GEMM (this file): Im2Col / Col2Im grid-stride kernels and the tiled GEMM batched over
+//      a chunk of images (W broadcast with batch stride 0; dW via Gemm's ReduceBatch), chunks sized
+//      so col stays under 2^26 floats. A 1x1 kernel without padding skips im2col (col is x itself).
+//   CPU fast path: per image im2col (contiguous row copies) + the CPU GEMM, Parallel.For over images
+//      (each GEMM serial) when B >= 2, else one parallel GEMM; dW partial sums per worker.
+// Gradient semantics: dx is a fresh tensor; dW and db may accumulate (the *Into forms).
+using System.Buffers;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Edm.Kernels;
+
+/// <summary>Shape record of one convolution for the kernels (Batch = images in this launch).</summary>
+public readonly record struct ConvShape(int Batch, int Cin, int H, int W, int Cout, int K, int Pad, int Ho, int Wo)
+{
+    /// <summary>Rows of the im2col matrix: Cin*k*k.</summary>
+    public int KDim => Cin * K * K;
+    /// <summary>Output pixels per image: Ho*Wo.</summary>
+    public int Pixels => Ho * Wo;
+    /// <summary>True when col equals x (1x1 kernel, no padding), so im2col is skipped.</summary>
+    public bool Pointwise => K == 1 && Pad == 0;
+}
+
+/// <summary>The im2col / col2im kernels, loaded once per device.</summary>
+public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
+{
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int> Im2Col;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int> Col2Im;
+
+    Conv2dKernels(Accelerator acc)
+    {
+        Im2Col = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int>(Im2ColKernel);
+        Col2Im = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int>(Col2ImKernel);
+    }
+
+    /// <inheritdoc/>
+    public static Conv2dKernels Load(EdmDevice device) => new(device.Accelerator);
+
+    /// <summary>col (Batch, Cin*k*k, Ho*Wo) from x (Batch, Cin, H, W), zero outside the image; grid-stride.</summary>
+    static void Im2ColKernel(Index1D tid, ArrayView<float> x, ArrayView<float> col, ConvShape s, int stride)
+    {
+        int total = s.Batch * s.KDim * s.Pixels;
+        for (int i = tid; i < total; i += stride)
+        {
+            int ox = i % s.Wo;
+            int oy = (i / s.Wo) % s.Ho;
+            int r = (i / s.Pixels) % s.KDim;
+            int b = i / (s.Pixels * s.KDim);
+            int kx = r % s.K, ky = (r / s.K) % s.K, ci = r / (s.K * s.K);
+            int iy = oy + ky - s.Pad, ix = ox + kx - s.Pad;
+            col[i] = iy >= 0 && iy < s.H && ix >= 0 && ix < s.W ? x[((b * s.Cin + ci) * s.H + iy) * s.W + ix] : 0f;
+        }
+    }
+
+    /// <summary>dx (Batch, Cin, H, W) = gather-sum of dcol (Batch, Cin*k*k, Ho*Wo) (the adjoint of im2col); grid-stride.</summary>
+    static void Col2ImKernel(Index1D tid, ArrayView<float> dcol, ArrayView<float> dx, ConvShape s, int stride)
+    {
+        int total = s.Batch * s.Cin * s.H * s.W;
+        for (int i = tid; i < total; i += stride)
+        {
+            int ix = i % s.W;
+            int iy = (i / s.W) % s.H;
+            int ci = (i / (s.W * s.H)) % s.Cin;
+            int b = i / (s.W * s.H * s.Cin);
+            float acc = 0f;
+            for (int ky = 0; ky < s.K; ky++)
+            {
+                int oy = iy - ky + s.Pad;
+                if (oy < 0 || oy >= s.Ho) continue;
+                for (int kx = 0; kx < s.K; kx++)
+                {
+                    int ox = ix - kx + s.Pad;
+                    if (ox < 0 || ox >= s.Wo) continue;
+                    int r = (ci * s.K + ky) * s.K + kx;
+                    acc += dcol[(b * s.KDim + r) * s.Pixels + oy * s.Wo + ox];
+                }
+            }
+            dx[i] = acc;
+        }
+    }
+}
+
+public static partial class Ops
+{
+    /// <summary>Largest im2col buffer (floats) the kernel path allocates at once.</summary>
+    const int ConvColBudget = 1 << 26;
+
+    /// <summary>
+    /// Conv2d forward: <paramref name="x"/> (B, Cin, H, W), <paramref name="weight"/> (Cout, Cin, k, k)
+    /// with k odd, <paramref name="bias"/> (Cout) or null, stride 1, zero padding
+    /// <paramref name="padding"/> (-1: same, k/2). Returns (B, Cout, H+2pad-k+1, W+2pad-k+1).
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int padding = -1)
+    {
+        var s = CheckConv("Conv2d", x, weight, padding);
+        if (bias is not null) Shapes.RequireEqual("Conv2d", "bias", [s.Cout], bias.Shape);
+        var y = Tensor.Empty(x.Device, s.Batch, s.Cout, s.Ho, s.Wo);
+        try
+        {
+            if (x.Device.UseCpuFastPath) ConvForwardCpu(x, weight, y, s);
+            else ConvForwardKernel(x, weight, y, s);
+            if (bias is not null) AddBias(y, bias, s.Batch, s.Cout, s.Pixels);
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Conv2d backward-data: dx (B, Cin, H, W) from <paramref name="dy"/> (B, Cout, Ho, Wo) and
+    /// <paramref name="weight"/> (Cout, Cin, k, k); H = Ho - 2 pad + k - 1. A fresh tensor.
+    /// </summary>
+    public static Tensor Conv2dBackwardData(Tensor dy, Tensor weight, int padding = -1)
+    {
+        if (dy.Rank != 4 || weight.Rank != 4)
+            throw new ArgumentException($"Conv2dBackwardData: dy must be (B, Cout, Ho, Wo) and weight (Cout, Cin, k, k), got dy {dy.ShapeString}, weight {weight.ShapeString}");
+        int k = weight.Shape[2];
+        int pad = padding < 0 ? k / 2 : padding;
+        int h = dy.Shape[2] + k - 1 - 2 * pad, w = dy.Shape[3] + k - 1 - 2 * pad;
+        if (h < 1 || w < 1)
+            throw new ArgumentException($"Conv2dBackwardData: dy {dy.ShapeString} with weight {weight.ShapeString} and padding {pad} implies an empty input ({h}x{w})");
+        var s = CheckConvShapes("Conv2dBackwardData", [dy.Shape[0], weight.Shape[1], h, w], weight.Shape, padding);
+        Shapes.RequireEqual("Conv2dBackwardData", "dy", [s.Batch, s.Cout, s.Ho, s.Wo], dy.Shape);
+        var dx = Tensor.Empty(dy.Device, s.Batch, s.Cin, s.H, s.W);
+        try
+        {
+            if (dy.Device.UseCpuFastPath) ConvBackwardDataCpu(dy, weight, dx, s);
+            else ConvBackwardDataKernel(dy, weight, dx, s);
+        }
+        catch
+        {
+            dx.Dispose();
+            throw;
+        }
+        return dx;
+    }
+
+    /// <summary>Conv2d backward-weight: a fresh dW (Cout, Cin, k, k) from x (B, Cin, H, W) and dy (B, Cout, Ho, Wo).</summary>
+    public static Tensor Conv2dBackwardWeight(Tensor x, Tensor dy, int kernel, int padding = -1)
+    {
+        if (x.Rank != 4 || dy.Rank != 4)
+            throw new ArgumentException($"Conv2dBackwardWeight: x must be (B, Cin, H, W) and dy (B, Cout, Ho, Wo), got x {x.ShapeString}, dy {dy.ShapeString}");
+        var dw = Tensor.Empty(x.Device, dy.Shape[1], x.Shape[1], kernel, kernel);
+        try
+        {
+            Conv2dBackwardWeightInto(x, dy, dw, accumulate: false, padding);
+        }
+        catch
+        {
+            dw.Dispose();
+            throw;
+        }
+        return dw;
+    }
+
+    /// <summary>dW (Cout, Cin, k, k) = (or += when <paramref name="accumulate"/>) sum over images and pixels of dy x-patches.</summary>
+    public static void Conv2dBackwardWeightInto(Tensor x, Tensor dy, Tensor dw, bool accumulate, int padding = -1)
+    {
+        var s = CheckConv("Conv2dBackwardWeight", x, dw, padding);
+        Shapes.RequireEqual("Conv2dBackwardWeight", "dy", [s.Batch, s.Cout, s.Ho, s.Wo], dy.Shape);
+        if (x.Device.UseCpuFastPath) ConvBackwardWeightCpu(x, dy, dw, s, accumulate);
+        else ConvBackwardWeightKernel(x, dy, dw, s, accumulate);
+    }
+
+    /// <summary>Conv2d bias gradient: a fresh db (Cout) = sum of dy (B, Cout, Ho, Wo) over B, Ho, Wo.</summary>
+    public static Tensor Conv2dBackwardBias(Tensor dy)
+    {
+        if (dy.Rank != 4) throw new ArgumentException($"Conv2dBackwardBias: dy must be (B, Cout, Ho, Wo), got {dy.ShapeString}");
+        var db = Tensor.Empty(dy.Device, dy.Shape[1]);
+        BiasGradInto(dy, db, dy.Shape[0], dy.Shape[1], dy.Shape[2] * dy.Shape[3], accumulate: false);
+        return db;
+    }
+
+    /// <summary>db (Cout) = (or += when <paramref name="accumulate"/>) sum of dy (B, Cout, Ho, Wo) over B, Ho, Wo.</summary>
+    public static void Conv2dBackwardBiasInto(Tensor dy, Tensor db, bool accumulate)
+    {
+        if (dy.Rank != 4) throw new ArgumentException($"Conv2dBackwardBias: dy must be (B, Cout, Ho, Wo), got {dy.ShapeString}");
+        Shapes.RequireEqual("Conv2dBackwardBias", "db", [dy.Shape[1]], db.Shape);
+        BiasGradInto(dy, db, dy.Shape[0], dy.Shape[1], dy.Shape[2] * dy.Shape[3], accumulate);
+    }
+
+    static ConvShape CheckConv(string op, Tensor x, Tensor weight, int padding)
+    {
+        if (x.Device != weight.Device) throw new ArgumentException($"{op}: x and weight are on different devices");
+        return CheckConvShapes(op, x.Shape, weight.Shape, padding);
+    }
+
+    /// <summary>Validates x (B, Cin, H, W) against weight (Cout, Cin, k, k) and derives the conv shape.</summary>
+    static ConvShape CheckConvShapes(string op, int[] x, int[] w, int padding)
+    {
+        if (x.Length != 4) throw new ArgumentException($"{op}: x must be (B, Cin, H, W), got {Shapes.Format(x)}");
+        if (w.Length != 4 || w[2] != w[3])
+            throw new ArgumentException($"{op}: weight must be (Cout, Cin, k, k), got {Shapes.Format(w)}");
+        int k = w[2];
+        if (k % 2 == 0)
+            throw new ArgumentException($"{op}: kernel size must be odd (1, 3, 5, ...), got weight {Shapes.Format(w)}");
+        if (w[1] != x[1])
+            throw new ArgumentException($"{op}: x {Shapes.Format(x)} has {x[1]} channels but weight {Shapes.Format(w)} expects Cin = {w[1]}");
+        int pad = padding < 0 ? k / 2 : padding;
+        int ho = x[2] + 2 * pad - k + 1, wo = x[3] + 2 * pad - k + 1;
+        if (ho < 1 || wo < 1)
+            throw new ArgumentException($"{op}: x {Shapes.Format(x)} is smaller than weight {Shapes.Format(w)} with padding {pad}");
+        Shapes.Validate(op, [x[0], w[0], ho, wo]);
+        long colPerImage = (long)x[1] * k * k * ho * wo;
+        if (colPerImage > int.MaxValue)
+            throw new ArgumentException($"{op}: x {Shapes.Format(x)} with weight {Shapes.Format(w)} needs an im2col matrix of {colPerImage} elements per image, over 32-bit indexing");
+        return new ConvShape(x[0], x[1], x[2], x[3], w[0], k, pad, ho, wo);
+    }
+
+    // ---- kernel path (GPU, or the CPU accelerator with CpuFastPaths off) ----
+
+    static int ConvChunk(ConvShape s) => s.Pointwise ? s.Batch : Math.Clamp(ConvColBudget / Math.Max(1, s.KDim * s.Pixels), 1, s.Batch);
+
+    static void ConvForwardKernel(Tensor x, Tensor weight, Tensor y, ConvShape s)
+    {
+        var device = x.Device;
+        int chunk = ConvChunk(s);
+        using var col = s.Pointwise ? null : Tensor.Empty(device, chunk * s.KDim * s.Pixels);
+        int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels;
+        for (int b0 = 0; b0 < s.Batch; b0 += chunk)
+        {
+            int bc = Math.Min(chunk, s.Batch - b0);
+            var cs = s with { Batch = bc };
+            var xs = x.View.SubView(b0 * xImg, bc * xImg);
+            var colView = col is null ? xs : Im2ColLaunch(device, xs, col, cs);
+            // y[b] (Cout, P) = W (Cout, KDim) col[b] (KDim, P); W broadcast over the chunk.
+            var g = new GemmShape(s.Cout, s.Pixels, s.KDim, bc, 0,
+                ABatch: 0, ARow: s.KDim, ACol: 1,
+                BBatch: s.KDim * s.Pixels, BRow: s.Pixels, BCol: 1,
+                CBatch: yImg, CRow: s.Pixels, Alpha: 1f, Beta: 0f);
+            RunGemmKernel(device, weight.View, colView, y.View.SubView(b0 * yImg, bc * yImg), g, GemmVariant.Tiled);
+        }
+    }
+
+    static ArrayView<float> Im2ColLaunch(EdmDevice device, ArrayView<float> x, Tensor col, ConvShape cs)
+    {
+        int n = cs.Batch * cs.KDim * cs.Pixels;
+        int threads = device.LaunchThreads(n);
+        var view = col.View.SubView(0, n);
+        device.Kernels<Conv2dKernels>().Im2Col(threads, x, view, cs, threads);
+        return view;
+    }
+
+    static void ConvBackwardDataKernel(Tensor dy, Tensor weight, Tensor dx, ConvShape s)
+    {
+        var device = dy.Device;
+        int chunk = ConvChunk(s);
+        using var dcol = s.Pointwise ? null : Tensor.Empty(device, chunk * s.KDim * s.Pixels);
+        int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels;
+        for (int b0 = 0; b0 < s.Batch; b0 += chunk)
+        {
+            int bc = Math.Min(chunk, s.Batch - b0);
+            var cs = s with { Batch = bc };
+            var dxs = dx.View.SubView(b0 * xImg, bc * xImg);
+            // dcol[b] (KDim, P) = W^T (KDim, Cout) dy[b] (Cout, P).
+            var target = dcol is null ? dxs : dcol.View.SubView(0, bc * s.KDim * s.Pixels);
+            var g = new GemmShape(s.KDim, s.Pixels, s.Cout, bc, 0,
+                ABatch: 0, ARow: 1, ACol: s.KDim,
+                BBatch: yImg, BRow: s.Pixels, BCol: 1,
+                CBatch: s.KDim * s.Pixels, CRow: s.Pixels, Alpha: 1f, Beta: 0f);
+            RunGemmKernel(device, weight.View, dy.View.SubView(b0 * yImg, bc * yImg), target, g, GemmVariant.Tiled);
+            if (dcol is not null)
+            {
+                int threads = device.LaunchThreads((long)bc * xImg);
+                device.Kernels<Conv2dKernels>().Col2Im(threads, target, dxs, cs, threads);
+            }
+        }
+    }
+
+    static void ConvBackwardWeightKernel(Tensor x, Tensor dy, Tensor dw, ConvShape s, bool accumulate)
+    {
+        var device = x.Device;
+        int chunk = ConvChunk(s);
+        using var col = s.Pointwise ? null : Tensor.Empty(device, chunk * s.KDim * s.Pixels);
+        int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels;
+        for (int b0 = 0; b0 < s.Batch; b0 += chunk)
+        {
+            int bc = Math.Min(chunk, s.Batch - b0);
+            var cs = s with { Batch = bc };
+            var xs = x.View.SubView(b0 * xImg, bc * xImg);
+            var colView = col is null ? xs : Im2ColLaunch(device, xs, col, cs);
+            // dW (Cout, KDim) (+)= sum_b dy[b] (Cout, P) col[b]^T (P, KDim).
+            var g = new GemmShape(s.Cout, s.KDim, s.Pixels, bc, 1,
+                ABatch: yImg, ARow: s.Pixels, ACol: 1,
+                BBatch: s.KDim * s.Pixels, BRow: 1, BCol: s.Pixels,
+                CBatch: 0, CRow: s.KDim, Alpha: 1f, Beta: accumulate || b0 > 0 ? 1f : 0f);
+            RunGemmKernel(device, dy.View.SubView(b0 * yImg, bc * yImg), colView, dw.View, g, GemmVariant.Tiled);
+        }
+    }
+
+    // ---- CPU fast path ----
+
+    /// <summary>col (Cin*k*k, Ho*Wo) of one image x (Cin, H, W): each (r, oy) row segment is a contiguous copy.</summary>
+    static void Im2ColCpu(ReadOnlySpan<float> x, Span<float> col, ConvShape s)
+    {
+        for (int ci = 0; ci < s.Cin; ci++)
+            for (int ky = 0; ky < s.K; ky++)
+                for (int kx = 0; kx < s.K; kx++)
+                {
+                    int r = (ci * s.K + ky) * s.K + kx;
+                    // Valid output columns: 0 <= ox + kx - pad < W.
+                    int oxLo = Math.Max(0, s.Pad - kx), oxHi = Math.Min(s.Wo, s.W + s.Pad - kx);
+                    for (int oy = 0; oy < s.Ho; oy++)
+                    {
+                        var dst = col.Slice(r * s.Pixels + oy * s.Wo, s.Wo);
+                        int iy = oy + ky - s.Pad;
+                        if (iy < 0 || iy >= s.H || oxLo >= oxHi) { dst.Clear(); continue; }
+                        dst[..oxLo].Clear();
+                        x.Slice((ci * s.H + iy) * s.W + oxLo + kx - s.Pad, oxHi - oxLo).CopyTo(dst[oxLo..oxHi]);
+                        dst[oxHi..].Clear();
+                    }
+                }
+    }
+
+    /// <summary>dx (Cin, H, W) += col2im(dcol (Cin*k*k, Ho*Wo)) for one image: contiguous row adds.</summary>
+    static void Col2ImCpu(ReadOnlySpan<float> dcol, Span<float> dx, ConvShape s)
+    {
+        for (int ci = 0; ci < s.Cin; ci++)
+            for (int ky = 0; ky < s.K; ky++)
+                for (int kx = 0; kx < s.K; kx++)
+                {
+                    int r = (ci * s.K + ky) * s.K + kx;
+                    int oxLo = Math.Max(0, s.Pad - kx), oxHi = Math.Min(s.Wo, s.W + s.Pad - kx);
+                    if (oxLo >= oxHi) continue;
+                    for (int oy = 0; oy < s.Ho; oy++)
+                    {
+                        int iy = oy + ky - s.Pad;
+                        if (iy < 0 || iy >= s.H) continue;
+                        var dst = dx.Slice((ci * s.H + iy) * s.W + oxLo + kx - s.Pad, oxHi - oxLo);
+                        System.Numerics.Tensors.TensorPrimitives.Add(dst, dcol.Slice(r * s.Pixels + oy * s.Wo + oxLo, oxHi - oxLo), dst);
+                    }
+                }
+    }
+
+    /// <summary>Runs body(b, threadsForGemm) over images: in parallel with serial GEMMs when B >= 2.</summary>
+    static void ForEachImage(int batch, Action<int, int> body)
+    {
+        int cores = Environment.ProcessorCount;
+        if (batch >= 2 && cores > 1)
+            Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = cores }, b => body(b, 1));
+        else
+            for (int b = 0; b < batch; b++) body(b, cores);
+    }
+
+    static unsafe void ConvForwardCpu(Tensor x, Tensor weight, Tensor y, ConvShape s)
+    {
+        int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels;
+        var g = new GemmShape(s.Cout, s.Pixels, s.KDim, 1, 0, 0, s.KDim, 1, 0, s.Pixels, 1, 0, s.Pixels, 1f, 0f);
+        fixed (float* px = x.CpuSpan(), pw = weight.CpuSpan(), py = y.CpuSpan())
+        {
+            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
+            ForEachImage(s.Batch, (b, threads) =>
+            {
+                float* xb = (float*)ax + (long)b * xImg;
+                if (s.Pointwise)
+                {
+                    GemmHost((float*)aw, xb, (float*)ay + (long)b * yImg, g, threads);
+                    return;
+                }
+                float[] col = ArrayPool<float>.Shared.Rent(colLen);
+                try
+                {
+                    fixed (float* pc = col)
+                    {
+                        Im2ColCpu(new ReadOnlySpan<float>(xb, xImg), new Span<float>(pc, colLen), s);
+                        GemmHost((float*)aw, pc, (float*)ay + (long)b * yImg, g, threads);
+                    }
+                }
+                finally { ArrayPool<float>.Shared.Return(col); }
+            });
+        }
+    }
+
+    static unsafe void ConvBackwardDataCpu(Tensor dy, Tensor weight, Tensor dx, ConvShape s)
+    {
+        int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels;
+        var g = new GemmShape(s.KDim, s.Pixels, s.Cout, 1, 0, 0, 1, s.KDim, 0, s.Pixels, 1, 0, s.Pixels, 1f, 0f);
+        fixed (float* pdy = dy.CpuSpan(), pw = weight.CpuSpan(), pdx = dx.CpuSpan())
+        {
+            nint ady = (nint)pdy, aw = (nint)pw, adx = (nint)pdx;
+            ForEachImage(s.Batch, (b, threads) =>
+            {
+                float* dyb = (float*)ady + (long)b * yImg;
+                float* dxb = (float*)adx + (long)b * xImg;
+                if (s.Pointwise)
+                {
+                    GemmHost((float*)aw, dyb, dxb, g, threads);
+                    return;
+                }
+                float[] dcol = ArrayPool<float>.Shared.Rent(colLen);
+                try
+                {
+                    fixed (float* pc = dcol)
+                    {
+                        GemmHost((float*)aw, dyb, pc, g, threads);
+                        var dxs = new Span<float>(dxb, xImg);
+                        dxs.Clear();
+                        Col2ImCpu(new ReadOnlySpan<float>(pc, colLen), dxs, s);
+                    }
+                }
+                finally { ArrayPool<float>.Shared.Return(dcol); }
+            });
+        }
+    }
+
+    static unsafe void ConvBackwardWeightCpu(Tensor x, Tensor dy, Tensor dw, ConvShape s, bool accumulate)
+    {
+        int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels, wLen = s.Cout * s.KDim;
+        // dW (Cout, KDim) += dy[b] (Cout, P) col[b]^T (P, KDim).
+        var g = new GemmShape(s.Cout, s.KDim, s.Pixels, 1, 0, 0, s.Pixels, 1, 0, 1, s.Pixels, 0, s.KDim, 1f, 1f);
+        var dws = dw.CpuSpan();
+        if (!accumulate) dws.Clear();
+        int cores = Environment.ProcessorCount;
+        fixed (float* px = x.CpuSpan(), pdy = dy.CpuSpan(), pdw = dws)
+        {
+            nint ax = (nint)px, ady = (nint)pdy, adw = (nint)pdw;
+            var gate = new object();
+            void OneImage(int b, float* target, int threads)
+            {
+                float* xb = (float*)ax + (long)b * xImg;
+                float* dyb = (float*)ady + (long)b * yImg;
+                if (s.Pointwise)
+                {
+                    GemmHost(dyb, xb, target, g, threads);
+                    return;
+                }
+                float[] col = ArrayPool<float>.Shared.Rent(colLen);
+                try
+                {
+                    fixed (float* pc = col)
+                    {
+                        Im2ColCpu(new ReadOnlySpan<float>(xb, xImg), new Span<float>(pc, colLen), s);
+                        GemmHost(dyb, pc, target, g, threads);
+                    }
+                }
+                finally { ArrayPool<float>.Shared.Return(col); }
+            }
+            if (s.Batch < 2 || cores < 2)
+            {
+                for (int b = 0; b < s.Batch; b++) OneImage(b, (float*)adw, cores);
+                return;
+            }
+            // Each worker sums its images into a private dW, then adds it to the result once.
+            Parallel.For(0, s.Batch, new ParallelOptions { MaxDegreeOfParallelism = cores },
+                () => new float[wLen],
+                (b, _, partial) =>
+                {
+                    fixed (float* pp = partial) OneImage(b, pp, 1);
+                    return partial;
+                },
+                partial =>
+                {
+                    lock (gate)
+                    {
+                        var dst = new Span<float>((float*)adw, wLen);
+                        System.Numerics.Tensors.TensorPrimitives.Add(dst, partial, dst);
+                    }
+                });
+        }
+    }
+}

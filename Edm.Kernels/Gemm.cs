@@ -1,0 +1,475 @@
+// Gemm: batched matrix multiply C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] in float32 with
+// float32 accumulation, row-major operands addressed through strides (so a transpose is a stride
+// swap, and a batch of 1 broadcasts with batch stride 0). With ReduceBatch the products of all
+// batch items are summed into one C (weight gradients: dW = sum_b dY[b] X[b]^T).
+//
+// Layouts: A (Bt, M, K) or its transpose (Bt, K, M); B (Bt, K, N) or (Bt, N, K); C (Bt, M, N).
+// Variants, naive to fast:
+//   1. GemmNaive:  one thread per C element, grid-stride, dot product straight from global memory
+//                  (the bench's in-family baseline on GPUs).
+//   2. GemmTiled:  64x64 C tile per group of 256 threads, A and B tiles of depth 16 staged in shared
+//                  memory, each thread a 4x4 register block (rows ty+16i, cols tx+16j so shared
+//                  reads are conflict-free); bounds-checked loads make any M, N, K correct.
+//   CPU fast path: GotoBLAS-style blocking (KC x N panel of B packed once per depth block, MC x KC
+//                  block of A packed per task), a 6 x 2*Vector<float>.Count FMA micro-kernel,
+//                  Parallel.For over (row block, column block) tasks.
+using System.Buffers;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Edm.Kernels;
+
+/// <summary>
+/// One (batched) GEMM problem for the kernels: sizes, element strides of every operand and the
+/// scalars. Element (m, k) of A[b] is at <c>b*ABatch + m*ARow + k*ACol</c>; likewise B (k, n) and
+/// C (m, n) (C is always row-major with unit column stride).
+/// </summary>
+public readonly record struct GemmShape(
+    int M, int N, int K, int Batch, int ReduceBatch,
+    int ABatch, int ARow, int ACol,
+    int BBatch, int BRow, int BCol,
+    int CBatch, int CRow,
+    float Alpha, float Beta);
+
+/// <summary>Which GEMM kernel a GPU-style launch uses (the CPU fast path ignores it).</summary>
+public enum GemmVariant
+{
+    /// <summary>Variant 1: one thread per output, no reuse (a baseline).</summary>
+    Naive = 1,
+    /// <summary>Variant 2: shared-memory tiles with 4x4 register blocking.</summary>
+    Tiled = 2,
+}
+
+/// <summary>The GEMM kernels, loaded once per device.</summary>
+public sealed class GemmKernels : IKernelFamily<GemmKernels>
+{
+    /// <summary>C tile edge of the tiled kernel.</summary>
+    public const int Tile = 64;
+    /// <summary>Depth of the A and B tiles staged in shared memory.</summary>
+    public const int TileK = 16;
+    /// <summary>Threads per group of the tiled kernel (16 x 16, each a 4 x 4 block).</summary>
+    public const int GroupSize = 256;
+    // Shared tile row pitch: 65 (not 64) so the column-wise stores of a row-major A tile hit
+    // distinct banks.
+    const int Pitch = Tile + 1;
+
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> Naive;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Tiled;
+
+    GemmKernels(Accelerator acc)
+    {
+        Naive = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmNaiveKernel);
+        Tiled = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiledKernel);
+    }
+
+    /// <inheritdoc/>
+    public static GemmKernels Load(EdmDevice device) => new(device.Accelerator);
+
+    /// <summary>Variant 1: C element per thread (grid-stride over batch*M*N outputs).</summary>
+    static void GemmNaiveKernel(Index1D tid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int stride)
+    {
+        int outBatches = s.ReduceBatch != 0 ? 1 : s.Batch;
+        int total = outBatches * s.M * s.N;
+        for (int idx = tid; idx < total; idx += stride)
+        {
+            int n = idx % s.N;
+            int m = (idx / s.N) % s.M;
+            int ob = idx / (s.N * s.M);
+            int b0 = s.ReduceBatch != 0 ? 0 : ob;
+            int b1 = s.ReduceBatch != 0 ? s.Batch : ob + 1;
+            float acc = 0f;
+            for (int bb = b0; bb < b1; bb++)
+            {
+                int ao = bb * s.ABatch + m * s.ARow;
+                int bo = bb * s.BBatch + n * s.BCol;
+                for (int k = 0; k < s.K; k++)
+                    acc += a[ao + k * s.ACol] * b[bo + k * s.BRow];
+            }
+            int ci = ob * s.CBatch + m * s.CRow + n;
+            c[ci] = s.Beta == 0f ? s.Alpha * acc : s.Alpha * acc + s.Beta * c[ci];
+        }
+    }
+
+    /// <summary>Variant 2: one 64x64 C tile per group; grid (ceil(N/64), ceil(M/64), batch or 1).</summary>
+    static void GemmTiledKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s)
+    {
+        var sa = SharedMemory.Allocate<float>(TileK * Pitch); // sa[k*Pitch + m]
+        var sb = SharedMemory.Allocate<float>(TileK * Pitch); // sb[k*Pitch + n]
+        int tid = Group.IdxX;
+        int tx = tid & 15, ty = tid >> 4;
+        int n0 = Grid.IdxX * Tile, m0 = Grid.IdxY * Tile;
+        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        int b0 = s.ReduceBatch != 0 ? 0 : Grid.IdxZ;
+        int b1 = s.ReduceBatch != 0 ? s.Batch : Grid.IdxZ + 1;
+        // Load mapping chosen so consecutive threads read consecutive addresses: along K when the
+        // operand's K stride is 1, else along M (A) or N (B). The branch is uniform per launch.
+        bool aAlongK = s.ACol == 1, bAlongN = s.BCol == 1;
+        for (int bb = b0; bb < b1; bb++)
+        {
+            int ao = bb * s.ABatch, bo = bb * s.BBatch;
+            for (int k0 = 0; k0 < s.K; k0 += TileK)
+            {
+                for (int r = 0; r < 4; r++)
+                {
+                    int e = tid + r * GroupSize;
+                    int am = aAlongK ? e >> 4 : e & 63;
+                    int ak = aAlongK ? e & 15 : e >> 6;
+                    int gm = m0 + am, gk = k0 + ak;
+                    sa[ak * Pitch + am] = gm < s.M && gk < s.K ? a[ao + gm * s.ARow + gk * s.ACol] : 0f;
+                    int bn = bAlongN ? e & 63 : e >> 4;
+                    int bk = bAlongN ? e >> 6 : e & 15;
+                    int gn = n0 + bn, gk2 = k0 + bk;
+                    sb[bk * Pitch + bn] = gn < s.N && gk2 < s.K ? b[bo + gk2 * s.BRow + gn * s.BCol] : 0f;
+                }
+                Group.Barrier();
+                for (int kk = 0; kk < TileK; kk++)
+                {
+                    int ab = kk * Pitch + ty, bbs = kk * Pitch + tx;
+                    float a0 = sa[ab], a1 = sa[ab + 16], a2 = sa[ab + 32], a3 = sa[ab + 48];
+                    float v0 = sb[bbs], v1 = sb[bbs + 16], v2 = sb[bbs + 32], v3 = sb[bbs + 48];
+                    c00 += a0 * v0; c01 += a0 * v1; c02 += a0 * v2; c03 += a0 * v3;
+                    c10 += a1 * v0; c11 += a1 * v1; c12 += a1 * v2; c13 += a1 * v3;
+                    c20 += a2 * v0; c21 += a2 * v1; c22 += a2 * v2; c23 += a2 * v3;
+                    c30 += a3 * v0; c31 += a3 * v1; c32 += a3 * v2; c33 += a3 * v3;
+                }
+                Group.Barrier();
+            }
+        }
+        int co = s.ReduceBatch != 0 ? 0 : Grid.IdxZ * s.CBatch;
+        int mA = m0 + ty, nA = n0 + tx;
+        Store(c, s, co, mA, nA, c00, c01, c02, c03);
+        Store(c, s, co, mA + 16, nA, c10, c11, c12, c13);
+        Store(c, s, co, mA + 32, nA, c20, c21, c22, c23);
+        Store(c, s, co, mA + 48, nA, c30, c31, c32, c33);
+    }
+
+    /// <summary>Writes one thread's row of four outputs (columns n, n+16, n+32, n+48) with alpha/beta.</summary>
+    static void Store(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1, float v2, float v3)
+    {
+        if (m >= s.M) return;
+        int row = co + m * s.CRow;
+        StoreOne(c, s, row, n, v0);
+        StoreOne(c, s, row, n + 16, v1);
+        StoreOne(c, s, row, n + 32, v2);
+        StoreOne(c, s, row, n + 48, v3);
+    }
+
+    static void StoreOne(ArrayView<float> c, GemmShape s, int row, int n, float v)
+    {
+        if (n >= s.N) return;
+        int i = row + n;
+        // beta == 0 overwrites (C may hold garbage or NaN), as BLAS does.
+        c[i] = s.Beta == 0f ? s.Alpha * v : s.Alpha * v + s.Beta * c[i];
+    }
+}
+
+/// <summary>The CPU fast path of GEMM: plain C# over the CPU accelerator's buffers.</summary>
+internal static unsafe class GemmCpu
+{
+    // Micro-kernel: MR rows x NR columns of C held in 2*MR vector registers.
+    const int MR = 6;
+    static readonly int VW = Vector<float>.Count;
+    static readonly int NR = 2 * Vector<float>.Count;
+    // Blocking: an MC x KC block of A (96 KiB at KC 256) stays in L2, a KC x NR panel of B in L1.
+    const int KC = 256;
+    const int MC = 96;
+
+    /// <summary>
+    /// Runs the GEMM on host pointers. <paramref name="maxThreads"/> 1 runs serially (callers that
+    /// already parallelise over images).
+    /// </summary>
+    public static void Run(float* a, float* b, float* c, in GemmShape s, int maxThreads)
+    {
+        int outBatches = s.ReduceBatch != 0 ? 1 : s.Batch;
+        for (int ob = 0; ob < outBatches; ob++)
+            ScaleC(c + (long)ob * s.CBatch, s.M, s.N, s.CRow, s.Beta);
+        if (s.Alpha == 0f || s.K == 0) return;
+        int nPanels = (s.N + NR - 1) / NR;
+        float[] bpArr = ArrayPool<float>.Shared.Rent(nPanels * NR * Math.Min(KC, s.K));
+        try
+        {
+            fixed (float* bp = bpArr)
+            {
+                for (int bb = 0; bb < s.Batch; bb++)
+                {
+                    float* ab = a + (long)bb * s.ABatch;
+                    float* bbp = b + (long)bb * s.BBatch;
+                    float* cb = c + (s.ReduceBatch != 0 ? 0 : (long)bb * s.CBatch);
+                    for (int p0 = 0; p0 < s.K; p0 += KC)
+                    {
+                        int kc = Math.Min(KC, s.K - p0);
+                        PackB(bbp, s, p0, kc, bp, maxThreads);
+                        RunBlock(ab, bp, cb, s, p0, kc, maxThreads);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(bpArr);
+        }
+    }
+
+    static void ScaleC(float* c, int m, int n, int ldc, float beta)
+    {
+        if (beta == 1f) return;
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + (long)i * ldc, n);
+            if (beta == 0f) row.Clear();
+            else System.Numerics.Tensors.TensorPrimitives.Multiply(row, beta, row);
+        }
+    }
+
+    /// <summary>Packs B[p0:p0+kc, 0:N] into NR-wide column panels: panel j, row k at bp[(j*kc + k)*NR].</summary>
+    static void PackB(float* b, GemmShape s, int p0, int kc, float* bp, int maxThreads)
+    {
+        int nPanels = (s.N + NR - 1) / NR;
+        nint bAddr = (nint)b, bpAddr = (nint)bp;
+        Parallel.For(0, nPanels, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, j =>
+        {
+            float* src = (float*)bAddr;
+            float* dst = (float*)bpAddr + (long)j * kc * NR;
+            int n0 = j * NR;
+            int nr = Math.Min(NR, s.N - n0);
+            for (int k = 0; k < kc; k++)
+            {
+                float* d = dst + k * NR;
+                long rowOff = (long)(p0 + k) * s.BRow;
+                if (s.BCol == 1 && nr == NR)
+                {
+                    Buffer.MemoryCopy(src + rowOff + n0, d, NR * sizeof(float), NR * sizeof(float));
+                    continue;
+                }
+                int jj = 0;
+                for (; jj < nr; jj++) d[jj] = src[rowOff + (long)(n0 + jj) * s.BCol];
+                for (; jj < NR; jj++) d[jj] = 0f;
+            }
+        });
+    }
+
+    /// <summary>Packs A[m0:m0+mc, p0:p0+kc] into MR-tall row panels: panel i, column k at ap[(i*kc + k)*MR].</summary>
+    static void PackA(float* a, GemmShape s, int m0, int mc, int p0, int kc, float* ap)
+    {
+        for (int i = 0; i < mc; i += MR)
+        {
+            float* dst = ap + (long)(i / MR) * kc * MR;
+            int mr = Math.Min(MR, mc - i);
+            for (int r = 0; r < MR; r++)
+            {
+                if (r >= mr)
+                {
+                    for (int k = 0; k < kc; k++) dst[k * MR + r] = 0f;
+                    continue;
+                }
+                float* src = a + (long)(m0 + i + r) * s.ARow + (long)p0 * s.ACol;
+                if (s.ACol == 1)
+                    for (int k = 0; k < kc; k++) dst[k * MR + r] = src[k];
+                else
+                    for (int k = 0; k < kc; k++) dst[k * MR + r] = src[(long)k * s.ACol];
+            }
+        }
+    }
+
+    /// <summary>One depth block: tasks over (row block, column block) of C.</summary>
+    static void RunBlock(float* a, float* bp, float* c, GemmShape s, int p0, int kc, int maxThreads)
+    {
+        int rowBlocks = (s.M + MC - 1) / MC;
+        int nPanels = (s.N + NR - 1) / NR;
+        // Enough column blocks that there are about 4 tasks per core, each at least 8 panels wide.
+        int threads = Math.Max(1, Math.Min(maxThreads, Environment.ProcessorCount));
+        int colBlocks = Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, Math.Max(1, nPanels / 8));
+        int panelsPerBlock = (nPanels + colBlocks - 1) / colBlocks;
+        colBlocks = (nPanels + panelsPerBlock - 1) / panelsPerBlock;
+        nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = maxThreads };
+        Parallel.For(0, rowBlocks * colBlocks, options,
+            () => ArrayPool<float>.Shared.Rent(MC * KC),
+            (task, _, apArr) =>
+            {
+                int rb = task / colBlocks, cbk = task % colBlocks;
+                int m0 = rb * MC, mc = Math.Min(MC, s.M - m0);
+                int j0 = cbk * panelsPerBlock, j1 = Math.Min(nPanels, j0 + panelsPerBlock);
+                fixed (float* ap = apArr)
+                {
+                    PackA((float*)aAddr, s, m0, mc, p0, kc, ap);
+                    float* cc = (float*)cAddr;
+                    for (int j = j0; j < j1; j++)
+                    {
+                        float* bpanel = (float*)bpAddr + (long)j * kc * NR;
+                        int n0 = j * NR, nr = Math.Min(NR, s.N - n0);
+                        for (int i = 0; i < mc; i += MR)
+                            Micro(ap + (long)(i / MR) * kc * MR, bpanel, kc,
+                                cc + (long)(m0 + i) * s.CRow + n0, s.CRow, s.Alpha, Math.Min(MR, mc - i), nr);
+                    }
+                }
+                return apArr;
+            },
+            apArr => ArrayPool<float>.Shared.Return(apArr));
+    }
+
+    /// <summary>C[0:mr, 0:nr] += alpha * Apanel (MR x kc) * Bpanel (kc x NR).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Micro(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr)
+    {
+        Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        int vw = VW;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Unsafe.ReadUnaligned<Vector<float>>(bp);
+            var b1 = Unsafe.ReadUnaligned<Vector<float>>(bp + vw);
+            var a0 = new Vector<float>(ap[0]);
+            c00 = Vector.FusedMultiplyAdd(a0, b0, c00); c01 = Vector.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = new Vector<float>(ap[1]);
+            c10 = Vector.FusedMultiplyAdd(a1, b0, c10); c11 = Vector.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = new Vector<float>(ap[2]);
+            c20 = Vector.FusedMultiplyAdd(a2, b0, c20); c21 = Vector.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = new Vector<float>(ap[3]);
+            c30 = Vector.FusedMultiplyAdd(a3, b0, c30); c31 = Vector.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = new Vector<float>(ap[4]);
+            c40 = Vector.FusedMultiplyAdd(a4, b0, c40); c41 = Vector.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = new Vector<float>(ap[5]);
+            c50 = Vector.FusedMultiplyAdd(a5, b0, c50); c51 = Vector.FusedMultiplyAdd(a5, b1, c51);
+            ap += MR;
+            bp += 2 * vw;
+        }
+        var va = new Vector<float>(alpha);
+        if (mr == MR && nr == 2 * vw)
+        {
+            AddRow(c, c00, c01, va, vw); AddRow(c + ldc, c10, c11, va, vw);
+            AddRow(c + 2 * ldc, c20, c21, va, vw); AddRow(c + 3 * ldc, c30, c31, va, vw);
+            AddRow(c + 4 * ldc, c40, c41, va, vw); AddRow(c + 5 * ldc, c50, c51, va, vw);
+            return;
+        }
+        // Edge tile: spill to a stack buffer, add the valid part.
+        float* t = stackalloc float[MR * 2 * Vector<float>.Count];
+        int w = 2 * vw;
+        Unsafe.WriteUnaligned(t, c00); Unsafe.WriteUnaligned(t + vw, c01);
+        Unsafe.WriteUnaligned(t + w, c10); Unsafe.WriteUnaligned(t + w + vw, c11);
+        Unsafe.WriteUnaligned(t + 2 * w, c20); Unsafe.WriteUnaligned(t + 2 * w + vw, c21);
+        Unsafe.WriteUnaligned(t + 3 * w, c30); Unsafe.WriteUnaligned(t + 3 * w + vw, c31);
+        Unsafe.WriteUnaligned(t + 4 * w, c40); Unsafe.WriteUnaligned(t + 4 * w + vw, c41);
+        Unsafe.WriteUnaligned(t + 5 * w, c50); Unsafe.WriteUnaligned(t + 5 * w + vw, c51);
+        for (int r = 0; r < mr; r++)
+            for (int j = 0; j < nr; j++)
+                c[(long)r * ldc + j] += alpha * t[r * w + j];
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddRow(float* c, Vector<float> v0, Vector<float> v1, Vector<float> alpha, int vw)
+    {
+        Unsafe.WriteUnaligned(c, Vector.FusedMultiplyAdd(alpha, v0, Unsafe.ReadUnaligned<Vector<float>>(c)));
+        Unsafe.WriteUnaligned(c + vw, Vector.FusedMultiplyAdd(alpha, v1, Unsafe.ReadUnaligned<Vector<float>>(c + vw)));
+    }
+}
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Matrix product op(a) op(b), batched over a leading dimension. <paramref name="a"/> is (M, K)
+    /// or (Bt, M, K) ((K, M) / (Bt, K, M) with <paramref name="transA"/>), <paramref name="b"/> is
+    /// (K, N) or (Bt, K, N) ((N, K) / (Bt, N, K) with <paramref name="transB"/>); a batch of 1
+    /// broadcasts. Returns (M, N) when both are rank 2, else (Bt, M, N). Float32 accumulation.
+    /// </summary>
+    public static Tensor MatMul(Tensor a, Tensor b, bool transA = false, bool transB = false)
+    {
+        var (s, outShape) = PlanGemm("MatMul", a, b, transA, transB);
+        var c = Tensor.Empty(a.Device, outShape);
+        try
+        {
+            RunGemm(a, b, c, s with { Alpha = 1f, Beta = 0f }, GemmVariant.Tiled);
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+        return c;
+    }
+
+    /// <summary>
+    /// Accumulating GEMM: c = alpha * op(a) op(b) + beta * c, in place. Operand shapes as in
+    /// <see cref="MatMul"/>. When <paramref name="c"/> is (M, N) but the batch is larger than 1,
+    /// the products of all batch items are summed into c (a weight gradient over a batch).
+    /// beta = 0 overwrites c whatever it holds.
+    /// </summary>
+    public static void MatMulInto(Tensor a, Tensor b, Tensor c, bool transA = false, bool transB = false,
+        float alpha = 1f, float beta = 0f, GemmVariant variant = GemmVariant.Tiled)
+    {
+        var (s, outShape) = PlanGemm("MatMulInto", a, b, transA, transB);
+        int batch = outShape.Length == 3 ? outShape[0] : 1;
+        if (c.Rank == 2 && batch > 1)
+        {
+            Shapes.RequireEqual("MatMulInto", "c (summed over the batch)", outShape.AsSpan(1), c.Shape);
+            s = s with { ReduceBatch = 1 };
+        }
+        else Shapes.RequireEqual("MatMulInto", "c", outShape, c.Shape);
+        if (c.Device != a.Device || b.Device != a.Device) throw new ArgumentException("MatMulInto: tensors are on different devices");
+        RunGemm(a, b, c, s with { Alpha = alpha, Beta = beta }, variant);
+    }
+
+    /// <summary>Validates operand shapes and derives the strided GEMM description and output shape.</summary>
+    static (GemmShape Shape, int[] OutShape) PlanGemm(string op, Tensor a, Tensor b, bool transA, bool transB)
+    {
+        if (a.Rank is not (2 or 3) || b.Rank is not (2 or 3))
+            throw new ArgumentException($"{op}: operands must be rank 2 or 3, got a {a.ShapeString} and b {b.ShapeString}");
+        if (a.Device != b.Device) throw new ArgumentException($"{op}: a and b are on different devices");
+        int ba = a.Rank == 3 ? a.Shape[0] : 1, bb = b.Rank == 3 ? b.Shape[0] : 1;
+        if (ba != bb && ba != 1 && bb != 1)
+            throw new ArgumentException($"{op}: batch sizes of a {a.ShapeString} and b {b.ShapeString} differ and neither is 1");
+        int ar = a.Shape[a.Rank - 2], ac = a.Shape[a.Rank - 1];
+        int br = b.Shape[b.Rank - 2], bc = b.Shape[b.Rank - 1];
+        int m = transA ? ac : ar, k = transA ? ar : ac;
+        int kb = transB ? bc : br, n = transB ? br : bc;
+        if (k != kb)
+            throw new ArgumentException($"{op}: inner dimensions differ: op(a) from {a.ShapeString}{(transA ? "^T" : "")} is ({m}, {k}), op(b) from {b.ShapeString}{(transB ? "^T" : "")} is ({kb}, {n})");
+        int batch = Math.Max(ba, bb);
+        int[] outShape = a.Rank == 2 && b.Rank == 2 ? [m, n] : [batch, m, n];
+        Shapes.Validate(op, outShape);
+        var s = new GemmShape(m, n, k, batch, 0,
+            ABatch: ba == 1 ? 0 : ar * ac, ARow: transA ? 1 : ac, ACol: transA ? ac : 1,
+            BBatch: bb == 1 ? 0 : br * bc, BRow: transB ? 1 : bc, BCol: transB ? bc : 1,
+            CBatch: m * n, CRow: n, Alpha: 1f, Beta: 0f);
+        return (s, outShape);
+    }
+
+    /// <summary>Dispatches a planned GEMM: CPU fast path or one of the kernels.</summary>
+    internal static void RunGemm(Tensor a, Tensor b, Tensor c, GemmShape s, GemmVariant variant)
+    {
+        var device = a.Device;
+        if (device.UseCpuFastPath)
+        {
+            unsafe
+            {
+                fixed (float* pa = a.CpuSpan(), pb = b.CpuSpan(), pc = c.CpuSpan())
+                    GemmCpu.Run(pa, pb, pc, s, Environment.ProcessorCount);
+            }
+            return;
+        }
+        RunGemmKernel(device, a.View, b.View, c.View, s, variant);
+    }
+
+    /// <summary>Launches a GEMM kernel on views (used by conv, which addresses sub-views).</summary>
+    internal static void RunGemmKernel(EdmDevice device, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, GemmVariant variant)
+    {
+        var k = device.Kernels<GemmKernels>();
+        int outBatches = s.ReduceBatch != 0 ? 1 : s.Batch;
+        if (variant == GemmVariant.Naive)
+        {
+            long total = (long)outBatches * s.M * s.N;
+            int threads = device.LaunchThreads(total);
+            k.Naive(threads, a, b, c, s, threads);
+            return;
+        }
+        var grid = new Index3D((s.N + GemmKernels.Tile - 1) / GemmKernels.Tile, (s.M + GemmKernels.Tile - 1) / GemmKernels.Tile, outBatches);
+        k.Tiled(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), a, b, c, s);
+    }
+
+    /// <summary>Host-pointer GEMM for other CPU fast paths (conv): serial when maxThreads is 1.</summary>
+    internal static unsafe void GemmHost(float* a, float* b, float* c, in GemmShape s, int maxThreads) =>
+        GemmCpu.Run(a, b, c, s, maxThreads);
+}

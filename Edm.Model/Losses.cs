@@ -1,0 +1,111 @@
+// Training losses (Table 1 and section 6 of edm-reference.md; NVlabs/edm training/loss.py):
+//   VP:  t ~ U(eps_t, 1), sigma = sigma(t), lambda = 1 / sigma^2
+//   VE:  ln sigma ~ U(ln sigma_min, ln sigma_max), lambda = 1 / sigma^2
+//   EDM: ln sigma ~ N(P_mean, P_std^2), lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2
+// loss = lambda(sigma) || D(y + n; sigma) - y ||^2 with n ~ N(0, sigma^2 I), summed over pixels and
+// averaged over the batch. k-diffusion's weightings train the EDM network on the F-space target
+// (y - c_skip (y + n)) / c_out with weight w(sigma): karras 1, snr sigma_data^2 / (sigma^2 +
+// sigma_data^2), soft-min-snr (sigma sigma_data)^2 / (sigma^2 + sigma_data^2)^2 (the karras
+// weighting equals EDM's lambda-weighted D-space loss).
+using Edm.Autograd;
+using Edm.Kernels;
+
+namespace Edm.Model;
+
+/// <summary>Which loss.</summary>
+public enum LossKind { Vp, Ve, Edm, Karras, Snr, SoftMinSnr }
+
+/// <summary>Loss settings with the paper's defaults.</summary>
+public sealed record LossSettings
+{
+    /// <summary>Which loss.</summary>
+    public LossKind Kind { get; init; } = LossKind.Edm;
+    /// <summary>EDM: mean of ln sigma.</summary>
+    public double PMean { get; init; } = -1.2;
+    /// <summary>EDM: std of ln sigma.</summary>
+    public double PStd { get; init; } = 1.2;
+    /// <summary>sigma_data.</summary>
+    public double SigmaData { get; init; } = 0.5;
+    /// <summary>VE: sigma range.</summary>
+    public double SigmaMin { get; init; } = 0.02;
+    /// <summary>VE: sigma range.</summary>
+    public double SigmaMax { get; init; } = 100;
+    /// <summary>VP: minimum t.</summary>
+    public double EpsilonT { get; init; } = 1e-5;
+
+    /// <summary>Parses a loss name.</summary>
+    public static LossKind Parse(string name) => name switch
+    {
+        "vp" => LossKind.Vp, "ve" => LossKind.Ve, "edm" => LossKind.Edm, "karras" => LossKind.Karras, "snr" => LossKind.Snr,
+        "soft-min-snr" => LossKind.SoftMinSnr,
+        _ => throw new ArgumentException($"unknown loss '{name}'; allowed: vp, ve, edm, karras, snr, soft-min-snr"),
+    };
+}
+
+/// <summary>Computes training losses.</summary>
+public static class Losses
+{
+    /// <summary>
+    /// Per-sample noise levels for a batch, drawn from Philox (seed, stream) so a step is
+    /// reproducible: sample b uses element b.
+    /// </summary>
+    public static double[] SampleSigma(LossSettings s, int batch, ulong seed, ulong stream)
+    {
+        var sigma = new double[batch];
+        for (int b = 0; b < batch; b++)
+        {
+            double u = Philox.Uniform(seed, stream, (uint)b);
+            double z = Philox.Normal(seed, stream, (uint)b);
+            sigma[b] = s.Kind switch
+            {
+                LossKind.Vp => Precond.VpSigma(1 + u * (s.EpsilonT - 1)),
+                LossKind.Ve => Math.Exp(Math.Log(s.SigmaMin) + u * (Math.Log(s.SigmaMax) - Math.Log(s.SigmaMin))),
+                _ => Math.Exp(s.PMean + s.PStd * z),
+            };
+        }
+        return sigma;
+    }
+
+    /// <summary>lambda(sigma) of the D-space losses.</summary>
+    public static double Weight(LossSettings s, double sigma) => s.Kind switch
+    {
+        LossKind.Vp or LossKind.Ve => 1 / (sigma * sigma),
+        LossKind.Edm => (sigma * sigma + s.SigmaData * s.SigmaData) / Math.Pow(sigma * s.SigmaData, 2),
+        LossKind.Karras => 1,
+        LossKind.Snr => s.SigmaData * s.SigmaData / (sigma * sigma + s.SigmaData * s.SigmaData),
+        _ => Math.Pow(sigma * s.SigmaData, 2) / Math.Pow(sigma * sigma + s.SigmaData * s.SigmaData, 2),
+    };
+
+    /// <summary>
+    /// The loss of one batch y (B, C, R, R) in [-1, 1]: a scalar variable (sum over pixels, mean
+    /// over the batch). Noise from Philox (seed, stream); sigma per sample from (seed, stream).
+    /// </summary>
+    public static Variable Compute(Precond net, Variable y, Variable? classLabels, Variable? augmentLabels, LossSettings s, ulong seed, ulong stream)
+    {
+        int b = y.Shape[0];
+        var sigma = SampleSigma(s, b, seed, 2 * stream);
+        var dev = y.Device;
+        var n = Tensor.Empty(dev, y.Shape);
+        Ops.Normal(n, seed, 2 * stream + 1);
+        using (var sig = Tensor.FromArray(dev, sigma.Select(v => (float)v).ToArray(), b, 1, 1, 1))
+        using (var scaled = Ops.Mul(n, sig)) Ops.CopyInto(scaled, n);          // n ~ N(0, sigma^2 I)
+        var yn = Fn.Add(y, new Variable(n));
+        var w = new Variable(Tensor.FromArray(dev, sigma.Select(v => (float)Weight(s, v)).ToArray(), b, 1, 1, 1));
+        Variable err;
+        if (s.Kind is LossKind.Vp or LossKind.Ve or LossKind.Edm)
+        {
+            var d = net.Forward(yn, sigma, classLabels, augmentLabels);
+            err = Fn.Sub(d, y);
+        }
+        else
+        {
+            // F-space target (y - c_skip (y + n)) / c_out (k-diffusion's Denoiser.loss).
+            net.Forward(yn, sigma, classLabels, augmentLabels, out var f, out var c);
+            var cSkip = new Variable(Tensor.FromArray(dev, c.Select(v => (float)v.CSkip).ToArray(), b, 1, 1, 1));
+            var invOut = new Variable(Tensor.FromArray(dev, c.Select(v => (float)(1 / v.COut)).ToArray(), b, 1, 1, 1));
+            var target = Fn.Mul(Fn.Sub(y, Fn.Mul(yn, cSkip)), invOut);
+            err = Fn.Sub(f, target);
+        }
+        return Fn.Scale(Fn.Sum(Fn.Mul(Fn.Square(err), w)), 1f / b);
+    }
+}

@@ -1,0 +1,205 @@
+// What a sampler run is: solver, discretization, formulation, churn. Shared by the device samplers
+// (Samplers.cs) and the float64 host reference (Reference/HostSamplers.cs), which both consume the
+// same SamplingPlan: the time steps are computed once, in double, here. Names as the CLI and
+// summary.json spell them.
+namespace Edm.Sampling;
+
+/// <summary>The samplers (edm-reference.md sections 3-5 and k-diffusion's).</summary>
+public enum Solver
+{
+    /// <summary>Euler (first order), 1 NFE per step.</summary>
+    Euler,
+    /// <summary>Heun, Algorithm 1: second-order RK with alpha = 1.</summary>
+    Heun,
+    /// <summary>Second-order RK with alpha = 1/2 (Appendix D.2).</summary>
+    Midpoint,
+    /// <summary>Second-order RK with alpha = 2/3 (Appendix D.2).</summary>
+    Ralston,
+    /// <summary>k-diffusion euler_ancestral (eta = 0 is Euler).</summary>
+    EulerAncestral,
+    /// <summary>k-diffusion dpm_2 (midpoint in ln sigma).</summary>
+    Dpm2,
+    /// <summary>k-diffusion DPM-Solver++(2M).</summary>
+    DpmPP2M,
+    /// <summary>k-diffusion linear multistep (order 4 by default).</summary>
+    Lms,
+}
+
+/// <summary>Name tables and parsing for <see cref="Solver"/>.</summary>
+public static class Solvers
+{
+    /// <summary>Names in <see cref="Solver"/> order.</summary>
+    public static readonly string[] Names = ["euler", "heun", "midpoint", "ralston", "euler_ancestral", "dpm_2", "dpmpp_2m", "lms"];
+
+    /// <summary>Lower-case name.</summary>
+    public static string Name(this Solver s) => Names[(int)s];
+
+    /// <summary>Parses a solver name; throws <see cref="ArgumentException"/> listing the allowed names.</summary>
+    public static Solver Parse(string name) =>
+        Array.IndexOf(Names, name.Trim().ToLowerInvariant()) is int i and >= 0
+            ? (Solver)i
+            : throw new ArgumentException($"unknown solver '{name}'; allowed: {string.Join(", ", Names)}");
+
+    /// <summary>True for the solvers of Algorithm 1 / Appendix D.2 (Euler and the RK2 family), which accept any formulation and churn.</summary>
+    public static bool IsRungeKutta(this Solver s) => s <= Solver.Ralston;
+
+    /// <summary>True for the second-order RK family (2 NFE per step, 1 on the last).</summary>
+    public static bool IsSecondOrderRk(this Solver s) => s is Solver.Heun or Solver.Midpoint or Solver.Ralston;
+}
+
+/// <summary>
+/// The settings of one sampling run: every configuration of the paper, and each of NVlabs/edm's
+/// generalized-sampler combinations, is one instance.
+/// </summary>
+public sealed record SamplerSettings
+{
+    /// <summary>Number of steps N (N noise levels, then 0).</summary>
+    public int Steps { get; init; } = 18;                                // CIFAR-10 EDM setting: 35 NFE
+    /// <summary>The solver.</summary>
+    public Solver Solver { get; init; } = Solver.Heun;
+    /// <summary>RK2 alpha for <see cref="Solver.Heun"/> (1 = Heun); midpoint and ralston fix it to 1/2 and 2/3.</summary>
+    public double Alpha { get; init; } = 1;
+    /// <summary>Time step discretization.</summary>
+    public Discretization Discretization { get; init; } = Discretization.Edm;
+    /// <summary>Noise range; null takes the discretization's default (NVlabs/edm).</summary>
+    public double? SigmaMin { get; init; }
+    /// <summary>Noise range; null takes the discretization's default (NVlabs/edm).</summary>
+    public double? SigmaMax { get; init; }
+    /// <summary>EDM discretization exponent rho (Eq. 5).</summary>
+    public double Rho { get; init; } = TimeSteps.DefaultRho;
+    /// <summary>Noise schedule: "vp", "ve" or "linear" (sigma(t) = t).</summary>
+    public string Schedule { get; init; } = "linear";
+    /// <summary>Scaling: "vp" or "none".</summary>
+    public string Scaling { get; init; } = "none";
+    /// <summary>Algorithm 2 S_churn (0: deterministic).</summary>
+    public double SChurn { get; init; }
+    /// <summary>Algorithm 2 S_tmin.</summary>
+    public double STmin { get; init; }
+    /// <summary>Algorithm 2 S_tmax.</summary>
+    public double STmax { get; init; } = double.PositiveInfinity;
+    /// <summary>Algorithm 2 S_noise.</summary>
+    public double SNoise { get; init; } = 1;
+    /// <summary>euler_ancestral eta (1: k-diffusion default; 0: Euler).</summary>
+    public double Eta { get; init; } = 1;
+    /// <summary>lms order (k-diffusion default 4).</summary>
+    public int LmsOrder { get; init; } = 4;
+
+    /// <summary>The RK2 alpha actually used.</summary>
+    public double EffectiveAlpha => Solver switch
+    {
+        Solver.Midpoint => 0.5,
+        Solver.Ralston => 2.0 / 3.0,
+        _ => Alpha,
+    };
+
+    /// <summary>Exact number of denoiser evaluations: 2N - 1 for the second-order RK family and dpm_2, N otherwise.</summary>
+    public int Nfe => Solver.IsSecondOrderRk() || Solver == Solver.Dpm2 ? 2 * Steps - 1 : Steps;
+
+    /// <summary>Checks every setting; the message names the setting and the allowed values.</summary>
+    public void Validate()
+    {
+        var (lo, hi) = TimeSteps.DefaultSigmaRange(Discretization);
+        TimeSteps.Validate(Steps, SigmaMin ?? lo, SigmaMax ?? hi, Rho);
+        double a = EffectiveAlpha;
+        if (!(a > 0 && a <= 1)) throw new ArgumentException($"alpha = {a} is invalid; allowed: 0 < alpha <= 1");
+        if (!(SChurn >= 0) || double.IsInfinity(SChurn)) throw new ArgumentException($"S_churn = {SChurn} is invalid; allowed: S_churn >= 0");
+        if (!(SNoise >= 0) || double.IsInfinity(SNoise)) throw new ArgumentException($"S_noise = {SNoise} is invalid; allowed: S_noise >= 0");
+        if (double.IsNaN(STmin) || double.IsNaN(STmax) || STmin > STmax) throw new ArgumentException($"S_tmin = {STmin}, S_tmax = {STmax} are invalid; allowed: S_tmin <= S_tmax");
+        if (!(Eta >= 0) || double.IsInfinity(Eta)) throw new ArgumentException($"eta = {Eta} is invalid; allowed: eta >= 0");
+        if (LmsOrder < 1 || LmsOrder > 8) throw new ArgumentException($"lms order = {LmsOrder} is invalid; allowed: 1..8");
+        ParseSchedule(Schedule);
+        ParseScaling(Scaling);
+        if (!Solver.IsRungeKutta())
+        {
+            if (Schedule != "linear" || Scaling != "none")
+                throw new ArgumentException($"solver {Solver.Name()} runs in sigma (schedule linear, scaling none); got schedule {Schedule}, scaling {Scaling}");
+            if (SChurn != 0)
+                throw new ArgumentException($"solver {Solver.Name()} takes no churn; S_churn applies to: euler, heun, midpoint, ralston");
+        }
+    }
+
+    /// <summary>Names of the noise schedules.</summary>
+    public static readonly string[] ScheduleNames = ["vp", "ve", "linear"];
+    /// <summary>Names of the scalings.</summary>
+    public static readonly string[] ScalingNames = ["vp", "none"];
+
+    /// <summary>Parses a schedule name.</summary>
+    public static string ParseSchedule(string name) => ScheduleNames.Contains(name)
+        ? name : throw new ArgumentException($"unknown schedule '{name}'; allowed: {string.Join(", ", ScheduleNames)}");
+
+    /// <summary>Parses a scaling name.</summary>
+    public static string ParseScaling(string name) => ScalingNames.Contains(name)
+        ? name : throw new ArgumentException($"unknown scaling '{name}'; allowed: {string.Join(", ", ScalingNames)}");
+}
+
+/// <summary>
+/// The resolved time grid of a run: formulation, t_0..t_N (t_N = 0) and sigma_i = sigma(t_i),
+/// computed in double from <see cref="SamplerSettings"/> as NVlabs/edm's generalized sampler does.
+/// </summary>
+public sealed class SamplingPlan
+{
+    /// <summary>The settings this plan resolves.</summary>
+    public SamplerSettings Settings { get; }
+    /// <summary>The formulation (schedule + scaling).</summary>
+    public Formulation Formulation { get; }
+    /// <summary>Time steps t_0..t_N, t_N = 0.</summary>
+    public double[] T { get; }
+    /// <summary>Noise levels sigma(t_0)..sigma(t_N) = 0.</summary>
+    public double[] Sigma { get; }
+    /// <summary>Noise range used.</summary>
+    public double SigmaMin { get; }
+    /// <summary>Noise range used.</summary>
+    public double SigmaMax { get; }
+    /// <summary>Number of steps N.</summary>
+    public int Steps => T.Length - 1;
+
+    SamplingPlan(SamplerSettings settings, Formulation f, double[] t, double sigmaMin, double sigmaMax)
+    {
+        Settings = settings;
+        Formulation = f;
+        T = t;
+        Sigma = t.Select(f.Sigma).ToArray();
+        Sigma[^1] = 0;
+        SigmaMin = sigmaMin;
+        SigmaMax = sigmaMax;
+    }
+
+    /// <summary>
+    /// Resolves the settings: default range per discretization, clamped to the denoiser's
+    /// [denoiserSigmaMin, denoiserSigmaMax]; the vp schedule refit to that range as NVlabs/edm does;
+    /// t_i = sigma^-1(round(sigma_i)).
+    /// </summary>
+    public static SamplingPlan Create(SamplerSettings s, Func<double, double>? roundSigma = null,
+        double denoiserSigmaMin = 0, double denoiserSigmaMax = double.PositiveInfinity)
+    {
+        s.Validate();
+        var (lo, hi) = TimeSteps.DefaultSigmaRange(s.Discretization);
+        double sigmaMin = Math.Max(s.SigmaMin ?? lo, denoiserSigmaMin);
+        double sigmaMax = Math.Min(s.SigmaMax ?? hi, denoiserSigmaMax);
+        TimeSteps.Validate(s.Steps, sigmaMin, sigmaMax, s.Rho);
+        var sigmaSteps = TimeSteps.SigmaSteps(s.Discretization, s.Steps, sigmaMin, sigmaMax, s.Rho);
+        NoiseSchedule schedule = s.Schedule switch
+        {
+            "vp" => VpSchedule.Refit(sigmaMin, sigmaMax),
+            "ve" => new VeSchedule(),
+            _ => new LinearSchedule(),
+        };
+        var f = new Formulation(schedule, s.Scaling == "vp" ? ScalingKind.Vp : ScalingKind.None);
+        return new SamplingPlan(s, f, TimeSteps.TimeStepsFor(f, sigmaSteps, roundSigma), sigmaMin, sigmaMax);
+    }
+
+    /// <summary>
+    /// Algorithm 2 line 4-5: gamma_i = min(S_churn / N, sqrt(2) - 1) when S_tmin &lt;= sigma(t_i) &lt;= S_tmax,
+    /// and t_hat = sigma^-1(round(sigma(t_i) (1 + gamma_i))).
+    /// </summary>
+    public double THat(int i, Func<double, double>? roundSigma = null)
+    {
+        var s = Settings;
+        double sigma = Sigma[i];
+        if (s.SChurn <= 0 || sigma < s.STmin || sigma > s.STmax) return T[i];
+        double gamma = Math.Min(s.SChurn / Steps, Math.Sqrt(2) - 1);
+        if (gamma == 0) return T[i];
+        double sigmaHat = sigma + gamma * sigma;
+        return Formulation.SigmaInv(roundSigma is null ? sigmaHat : roundSigma(sigmaHat));
+    }
+}

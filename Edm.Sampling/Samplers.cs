@@ -1,0 +1,301 @@
+// Device samplers over any IDenoiser (edm-reference.md sections 3-5, k-diffusion's samplers). The
+// state x lives in float32 tensors and is updated with Ops; every schedule quantity and step
+// coefficient is computed in double on the host (SamplingPlan) and passed as a float scalar.
+//
+// - Euler, Heun (Algorithm 1 for arbitrary sigma(t), s(t)), the RK2 alpha family (Appendix D.2)
+//   and Algorithm 2's churn, all as NVlabs/edm's generalized sampler does them (RungeKutta);
+// - k-diffusion euler_ancestral, dpm_2, dpm++ 2M and lms in sigma (sigma(t) = t, s = 1).
+// The last step to sigma = 0 is Euler (lms: its multistep formula, which evaluates nothing at 0).
+// NFE is counted by wrapping the denoiser and equals SamplerSettings.Nfe.
+//
+// Noise: x_0 = latents sigma(t_0) s(t_0) with latents from Ops.NormalPerSample(seeds, stream 0);
+// churn / ancestral noise of step i uses stream i + 1, so sample b depends only on
+// (seeds[b], step, element): identical whatever batch it is in.
+using Edm.Kernels;
+
+namespace Edm.Sampling;
+
+/// <summary>Output of a sampler: x_N (B, ...) and the number of denoiser evaluations.</summary>
+public sealed record SampleResult(Tensor X, int Nfe);
+
+/// <summary>The device samplers.</summary>
+public static class Samplers
+{
+    /// <summary>Unit-normal latents (B, sampleShape...) keyed per sample by seeds[b] (stream 0).</summary>
+    public static Tensor Latents(EdmDevice device, ulong[] seeds, params int[] sampleShape)
+    {
+        var z = Tensor.Empty(device, [seeds.Length, .. sampleShape]);
+        Ops.NormalPerSample(z, seeds, 0);
+        return z;
+    }
+
+    /// <summary>Samples from seeds: latents from <see cref="Latents"/>, then <see cref="Sample(IDenoiser, Tensor, SamplerSettings, ulong[])"/>.</summary>
+    public static SampleResult Sample(IDenoiser denoiser, EdmDevice device, ulong[] seeds, int[] sampleShape, SamplerSettings settings)
+    {
+        using var z = Latents(device, seeds, sampleShape);
+        return Sample(denoiser, z, settings, seeds);
+    }
+
+    /// <summary>
+    /// Runs a sampler from unit-normal latents (B, ...). <paramref name="seeds"/> key the churn and
+    /// ancestral noise per sample (needed only when the settings add noise).
+    /// </summary>
+    public static SampleResult Sample(IDenoiser denoiser, Tensor latents, SamplerSettings settings, ulong[]? seeds = null) =>
+        Sample(denoiser, latents, SamplingPlan.Create(settings, denoiser.RoundSigma, denoiser.SigmaMin, denoiser.SigmaMax), seeds);
+
+    /// <summary>Runs a sampler on a resolved plan (see <see cref="Sample(IDenoiser, Tensor, SamplerSettings, ulong[])"/>).</summary>
+    public static SampleResult Sample(IDenoiser denoiser, Tensor latents, SamplingPlan plan, ulong[]? seeds = null)
+    {
+        var s = plan.Settings;
+        bool noisy = (s.Solver.IsRungeKutta() && s.SChurn > 0 && s.SNoise > 0) || (s.Solver == Solver.EulerAncestral && s.Eta > 0);
+        if (noisy && (seeds is null || seeds.Length != latents.Shape[0]))
+            throw new ArgumentException($"Sample: {s.Solver.Name()} with churn/eta adds noise and needs one seed per sample ({latents.Shape[0]}), got {seeds?.Length ?? 0}");
+        var counter = new CountingDenoiser(denoiser);
+        var f = plan.Formulation;
+        var x = Ops.Scale(latents, (float)(f.Sigma(plan.T[0]) * f.S(plan.T[0])));
+        try
+        {
+            switch (s.Solver)
+            {
+                case Solver.EulerAncestral: EulerAncestral(plan, counter, x, seeds); break;
+                case Solver.Dpm2: Dpm2(plan, counter, x); break;
+                case Solver.DpmPP2M: DpmPP2M(plan, counter, x); break;
+                case Solver.Lms: Lms(plan, counter, x); break;
+                default: RungeKutta(plan, counter, x, seeds); break;
+            }
+        }
+        catch
+        {
+            x.Dispose();
+            throw;
+        }
+        return new SampleResult(x, counter.Calls);
+    }
+
+    static double[] Fill(int batch, double sigma)
+    {
+        var a = new double[batch];
+        Array.Fill(a, sigma);
+        return a;
+    }
+
+    /// <summary>
+    /// Algorithm 1 line 4 on the device: d = (sigma'/sigma + s'/s) x - sigma' s / sigma D(x / s; sigma).
+    /// Returns a new tensor.
+    /// </summary>
+    public static Tensor Velocity(Formulation f, IDenoiser den, double t, Tensor x)
+    {
+        double sigma = f.Sigma(t), s = f.S(t);
+        var (a, b) = f.VelocityCoefficients(t);
+        using var scope = new TensorScope();
+        var xs = s == 1 ? x : Ops.Scale(x, (float)(1 / s));
+        var denoised = den.Denoise(xs, Fill(x.Shape[0], sigma));
+        var d = Ops.Scale(x, (float)a);
+        Ops.Axpy((float)-b, denoised, d);
+        return scope.Escape(d);
+    }
+
+    // Euler / RK2 family with churn (Algorithm 2 generalized as in NVlabs/edm): x is updated in place.
+    static void RungeKutta(SamplingPlan plan, IDenoiser den, Tensor x, ulong[]? seeds)
+    {
+        var f = plan.Formulation;
+        var s = plan.Settings;
+        int n = plan.Steps;
+        bool secondOrder = s.Solver.IsSecondOrderRk();
+        double alpha = s.EffectiveAlpha;
+        for (int i = 0; i < n; i++)
+        {
+            using var scope = new TensorScope();
+            double tCur = plan.T[i], tNext = plan.T[i + 1];
+            double tHat = plan.THat(i, den.RoundSigma);
+            // Churn: x_hat = s(t_hat)/s(t_i) x_i + sqrt(sigma(t_hat)^2 - sigma(t_i)^2) s(t_hat) S_noise eps.
+            double sigmaCur = f.Sigma(tCur), sigmaHat = f.Sigma(tHat);
+            double noiseScale = Math.Sqrt(Math.Max(sigmaHat * sigmaHat - sigmaCur * sigmaCur, 0)) * f.S(tHat) * s.SNoise;
+            double rescale = f.S(tHat) / f.S(tCur);
+            if (rescale != 1) Ops.Map(x, x, new ScaleOp((float)rescale), "Scale");
+            if (noiseScale > 0)
+            {
+                var eps = Tensor.Empty(x.Device, x.Shape);
+                Ops.NormalPerSample(eps, seeds!, (ulong)i + 1);
+                Ops.Axpy((float)noiseScale, eps, x);
+            }
+            double h = tNext - tHat;
+            var dCur = Velocity(f, den, tHat, x);
+            if (!secondOrder || i == n - 1)
+            {
+                Ops.Axpy((float)h, dCur, x);                       // Euler (always on the last step)
+                continue;
+            }
+            var xPrime = Ops.Copy(x);
+            Ops.Axpy((float)(alpha * h), dCur, xPrime);
+            var dPrime = Velocity(f, den, tHat + alpha * h, xPrime);
+            Ops.Axpy((float)(h * (1 - 1 / (2 * alpha))), dCur, x);
+            Ops.Axpy((float)(h / (2 * alpha)), dPrime, x);
+        }
+    }
+
+    /// <summary>
+    /// One deterministic step from (t_i, x_i) to t_{i+1}: Euler (<paramref name="alpha"/> null) or
+    /// the RK2 family; a step to sigma = 0 is Euler. For local truncation errors. Returns a new tensor.
+    /// </summary>
+    public static Tensor Step(IDenoiser den, Formulation f, double tCur, double tNext, Tensor x, double? alpha)
+    {
+        using var scope = new TensorScope();
+        double h = tNext - tCur;
+        var dCur = Velocity(f, den, tCur, x);
+        var result = Ops.Copy(x);
+        if (alpha is null || f.Sigma(tNext) == 0)
+        {
+            Ops.Axpy((float)h, dCur, result);
+            return scope.Escape(result);
+        }
+        double a = alpha.Value;
+        var xPrime = Ops.Copy(x);
+        Ops.Axpy((float)(a * h), dCur, xPrime);
+        var dPrime = Velocity(f, den, tCur + a * h, xPrime);
+        Ops.Axpy((float)(h * (1 - 1 / (2 * a))), dCur, result);
+        Ops.Axpy((float)(h / (2 * a)), dPrime, result);
+        return scope.Escape(result);
+    }
+
+    // k-diffusion euler_ancestral: Euler to sigma_down, then sigma_up fresh noise.
+    static void EulerAncestral(SamplingPlan plan, IDenoiser den, Tensor x, ulong[]? seeds)
+    {
+        var sig = plan.Sigma;
+        double eta = plan.Settings.Eta;
+        int batch = x.Shape[0];
+        for (int i = 0; i < plan.Steps; i++)
+        {
+            using var scope = new TensorScope();
+            double sc = sig[i], sn = sig[i + 1];
+            double up = Math.Min(sn, eta * Math.Sqrt(sn * sn * (sc * sc - sn * sn) / (sc * sc)));
+            double down = Math.Sqrt(sn * sn - up * up);
+            var denoised = den.Denoise(x, Fill(batch, sc));
+            // x += (down - sigma) (x - D) / sigma  ==  x (down / sigma) + D (1 - down / sigma)
+            double r = down / sc;
+            Ops.Map(x, x, new ScaleOp((float)r), "Scale");
+            Ops.Axpy((float)(1 - r), denoised, x);
+            if (sn > 0 && up > 0)
+            {
+                var eps = Tensor.Empty(x.Device, x.Shape);
+                Ops.NormalPerSample(eps, seeds!, (ulong)i + 1);
+                Ops.Axpy((float)up, eps, x);
+            }
+        }
+    }
+
+    // k-diffusion dpm_2: midpoint in ln sigma; Euler on the last step.
+    static void Dpm2(SamplingPlan plan, IDenoiser den, Tensor x)
+    {
+        var sig = plan.Sigma;
+        int batch = x.Shape[0];
+        for (int i = 0; i < plan.Steps; i++)
+        {
+            using var scope = new TensorScope();
+            double sc = sig[i], sn = sig[i + 1];
+            var d = Ops.Scale(x, (float)(1 / sc));
+            Ops.Axpy((float)(-1 / sc), den.Denoise(x, Fill(batch, sc)), d);
+            if (sn == 0)
+            {
+                Ops.Axpy((float)(sn - sc), d, x);
+                continue;
+            }
+            double sMid = Math.Exp(0.5 * (Math.Log(sc) + Math.Log(sn)));
+            var x2 = Ops.Copy(x);
+            Ops.Axpy((float)(sMid - sc), d, x2);
+            var d2 = Ops.Scale(x2, (float)(1 / sMid));
+            Ops.Axpy((float)(-1 / sMid), den.Denoise(x2, Fill(batch, sMid)), d2);
+            Ops.Axpy((float)(sn - sc), d2, x);
+        }
+    }
+
+    // DPM-Solver++(2M): x = (sigma_next/sigma) x + (1 - e^-h) ((1 + 1/2r) D_i - 1/2r D_{i-1}), h = ln(sigma/sigma_next).
+    static void DpmPP2M(SamplingPlan plan, IDenoiser den, Tensor x)
+    {
+        var sig = plan.Sigma;
+        int batch = x.Shape[0];
+        Tensor? old = null;
+        try
+        {
+            for (int i = 0; i < plan.Steps; i++)
+            {
+                double sc = sig[i], sn = sig[i + 1];
+                var denoised = den.Denoise(x, Fill(batch, sc));
+                if (sn == 0)
+                {
+                    Ops.CopyInto(denoised, x);                 // the step to 0 returns D (= Euler)
+                    denoised.Dispose();
+                    continue;
+                }
+                double h = Math.Log(sc / sn);
+                double w = -MathD.ExpM1(-h);
+                Ops.Map(x, x, new ScaleOp((float)(sn / sc)), "Scale");
+                if (old is null)
+                    Ops.Axpy((float)w, denoised, x);
+                else
+                {
+                    double r = Math.Log(sig[i - 1] / sc) / h;
+                    Ops.Axpy((float)(w * (1 + 1 / (2 * r))), denoised, x);
+                    Ops.Axpy((float)(-w / (2 * r)), old, x);
+                }
+                old?.Dispose();
+                old = denoised;
+            }
+        }
+        finally
+        {
+            old?.Dispose();
+        }
+    }
+
+    // k-diffusion lms: x += sum_j c_ij d_{i-j}, c_ij = integral of the Lagrange basis of node sigma_{i-j}.
+    static void Lms(SamplingPlan plan, IDenoiser den, Tensor x)
+    {
+        var sig = plan.Sigma;
+        int batch = x.Shape[0], order = plan.Settings.LmsOrder;
+        var history = new List<Tensor>();                      // history[j] = d_{i-j}
+        try
+        {
+            for (int i = 0; i < plan.Steps; i++)
+            {
+                double sc = sig[i];
+                using var denoised = den.Denoise(x, Fill(batch, sc));
+                var d = Ops.Scale(x, (float)(1 / sc));
+                Ops.Axpy((float)(-1 / sc), denoised, d);
+                history.Insert(0, d);
+                if (history.Count > order)
+                {
+                    history[^1].Dispose();
+                    history.RemoveAt(history.Count - 1);
+                }
+                for (int j = 0; j < history.Count; j++)
+                    Ops.Axpy((float)LmsCoefficient(sig, i, j, history.Count), history[j], x);
+            }
+        }
+        finally
+        {
+            foreach (var t in history) t.Dispose();
+        }
+    }
+
+    static readonly double[] GaussNodes = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
+    static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
+
+    /// <summary>
+    /// Linear multistep coefficient: integral over [t_i, t_{i+1}] of the Lagrange basis polynomial
+    /// of node t_{i-j} among t_i..t_{i-order+1}, by 4-point Gauss-Legendre (exact up to degree 7,
+    /// so for orders up to 8).
+    /// </summary>
+    public static double LmsCoefficient(double[] t, int i, int j, int order)
+    {
+        double a = t[i], b = t[i + 1], half = 0.5 * (b - a), mid = 0.5 * (a + b), sum = 0;
+        for (int q = 0; q < GaussNodes.Length; q++)
+        {
+            double tau = mid + half * GaussNodes[q], p = 1;
+            for (int k = 0; k < order; k++)
+                if (k != j) p *= (tau - t[i - k]) / (t[i - j] - t[i - k]);
+            sum += GaussWeights[q] * p;
+        }
+        return half * sum;
+    }
+}

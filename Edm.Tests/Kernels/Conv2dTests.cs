@@ -1,0 +1,114 @@
+// Conv2d forward, backward-data, backward-weight and bias gradient against the float64 reference:
+// CPU fast path at odd sizes (channels not multiples of 32, 1x1 images, batch 1, 1x1 and 5x5
+// kernels, explicit padding), the ILGPU kernels (im2col/col2im + tiled GEMM) at tiny sizes,
+// finite differences on the reference, and bad input.
+using Edm.Bench.Reference;
+using Edm.Kernels;
+using Xunit;
+using static Edm.Tests.Kernels.NnTestUtil;
+
+namespace Edm.Tests.Kernels;
+
+public sealed class Conv2dTests(NnDeviceFixture fx) : IClassFixture<NnDeviceFixture>
+{
+    readonly EdmDevice _d = fx.Device;
+
+    void Check(bool fast, int b, int cin, int h, int w, int cout, int k, int padding, int seed)
+    {
+        _d.CpuFastPaths = fast;
+        try
+        {
+            int pad = padding < 0 ? k / 2 : padding;
+            int ho = h + 2 * pad - k + 1, wo = w + 2 * pad - k + 1;
+            var x = Rand(b * cin * h * w, seed);
+            var wt = Rand(cout * cin * k * k, seed + 1);
+            var bias = Rand(cout, seed + 2);
+            var dy = Rand(b * cout * ho * wo, seed + 3);
+            using var tx = T(_d, x, b, cin, h, w);
+            using var tw = T(_d, wt, cout, cin, k, k);
+            using var tb = T(_d, bias, cout);
+            using var tdy = T(_d, dy, b, cout, ho, wo);
+            string name = $"conv B{b} {cin}->{cout} {h}x{w} k{k} pad{pad} fast={fast}";
+            double tol = 1e-4 * Math.Sqrt(cin * k * k);
+
+            using var y = Ops.Conv2d(tx, tw, tb, padding);
+            Assert.Equal(new[] { b, cout, ho, wo }, y.Shape);
+            Close(name + " y", y.ToArray(), Conv2dReference.Forward(D(x), D(wt), D(bias), b, cin, h, w, cout, k, pad), tol);
+
+            var (rdx, rdw, rdb) = Conv2dReference.Backward(D(x), D(wt), D(dy), b, cin, h, w, cout, k, pad);
+            using var dx = Ops.Conv2dBackwardData(tdy, tw, padding);
+            Assert.Equal(tx.Shape, dx.Shape);
+            Close(name + " dx", dx.ToArray(), rdx, 1e-4 * Math.Sqrt(cout * k * k));
+            using var dw = Ops.Conv2dBackwardWeight(tx, tdy, k, padding);
+            Close(name + " dW", dw.ToArray(), rdw, 1e-4 * Math.Sqrt(b * ho * wo));
+            using var db = Ops.Conv2dBackwardBias(tdy);
+            Close(name + " db", db.ToArray(), rdb, 1e-4 * Math.Sqrt(b * ho * wo));
+            // Parameter gradients accumulate in the Into forms.
+            Ops.Conv2dBackwardWeightInto(tx, tdy, dw, accumulate: true, padding);
+            Close(name + " dW accumulated", dw.ToArray(), rdw.Select(v => 2 * v).ToArray(), 2e-4 * Math.Sqrt(b * ho * wo));
+            Ops.Conv2dBackwardBiasInto(tdy, db, accumulate: true);
+            Close(name + " db accumulated", db.ToArray(), rdb.Select(v => 2 * v).ToArray(), 2e-4 * Math.Sqrt(b * ho * wo));
+        }
+        finally { _d.CpuFastPaths = true; }
+    }
+
+    [Theory]
+    [InlineData(2, 3, 7, 5, 5, 3, -1)]
+    [InlineData(1, 33, 1, 1, 2, 3, -1)]   // 1x1 image, batch 1
+    [InlineData(3, 4, 6, 6, 7, 1, -1)]    // pointwise: im2col skipped
+    [InlineData(2, 2, 5, 4, 3, 5, -1)]
+    [InlineData(1, 3, 6, 5, 4, 3, 0)]     // valid convolution
+    [InlineData(2, 3, 4, 5, 2, 1, 1)]     // 1x1 kernel with padding (fused EDM down uses it)
+    [InlineData(3, 37, 11, 9, 45, 3, -1)] // channels not multiples of 32, more than one GEMM tile
+    public void FastPath_MatchesReference(int b, int cin, int h, int w, int cout, int k, int padding) =>
+        Check(true, b, cin, h, w, cout, k, padding, b + cin * 3 + h);
+
+    [Theory]
+    [InlineData(2, 3, 5, 4, 5, 3, -1)]
+    [InlineData(1, 5, 1, 1, 3, 3, 1)]
+    [InlineData(2, 3, 3, 3, 2, 1, -1)]
+    public void KernelPath_MatchesReference(int b, int cin, int h, int w, int cout, int k, int padding) =>
+        Check(false, b, cin, h, w, cout, k, padding, 7 * b + cin + h);
+
+    [Fact]
+    public void ReferenceBackward_MatchesFiniteDifferences()
+    {
+        int b = 2, cin = 2, h = 4, w = 3, cout = 3, k = 3, pad = 1;
+        var x = D(Rand(b * cin * h * w, 41));
+        var wt = D(Rand(cout * cin * k * k, 42));
+        var bias = D(Rand(cout, 43));
+        var r = D(Rand(b * cout * h * w, 44));
+        var (dx, dw, db) = Conv2dReference.Backward(x, wt, r, b, cin, h, w, cout, k, pad);
+        FdMatches("dx", FiniteDiff(x, v => Dot(r, Conv2dReference.Forward(v, wt, bias, b, cin, h, w, cout, k, pad)), 1000, 1), dx);
+        FdMatches("dW", FiniteDiff(wt, v => Dot(r, Conv2dReference.Forward(x, v, bias, b, cin, h, w, cout, k, pad)), 1000, 2), dw);
+        FdMatches("db", FiniteDiff(bias, v => Dot(r, Conv2dReference.Forward(x, wt, v, b, cin, h, w, cout, k, pad)), 1000, 3), db);
+    }
+
+    [Fact]
+    public void BadInput_ThrowsNamingOpAndShapes()
+    {
+        using var x = Tensor.Zeros(_d, 1, 3, 8, 8);
+        using var even = Tensor.Zeros(_d, 4, 3, 2, 2);
+        var e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, even));
+        Assert.Contains("Conv2d", e.Message);
+        Assert.Contains("odd", e.Message);
+        Assert.Contains("(4, 3, 2, 2)", e.Message);
+        using var wrongC = Tensor.Zeros(_d, 4, 5, 3, 3);
+        e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, wrongC));
+        Assert.Contains("(1, 3, 8, 8)", e.Message);
+        Assert.Contains("(4, 5, 3, 3)", e.Message);
+        using var w = Tensor.Zeros(_d, 4, 3, 3, 3);
+        using var bias = Tensor.Zeros(_d, 5);
+        e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, w, bias));
+        Assert.Contains("bias", e.Message);
+        using var dyWrong = Tensor.Zeros(_d, 1, 4, 7, 8);
+        e = Assert.Throws<ArgumentException>(() => Ops.Conv2dBackwardWeight(x, dyWrong, 3));
+        Assert.Contains("Conv2dBackwardWeight", e.Message);
+        // im2col of a 2048x2048 image with a 1023x1023 kernel has ~4.4e12 elements: over 32-bit indexing.
+        using var big = Tensor.Zeros(_d, 1, 1, 2048, 2048);
+        using var huge = Tensor.Zeros(_d, 1, 1, 1023, 1023);
+        e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(big, huge));
+        Assert.Contains("32-bit", e.Message);
+        Assert.Contains("(1, 1, 2048, 2048)", e.Message);
+    }
+}

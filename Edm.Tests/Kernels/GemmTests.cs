@@ -1,0 +1,166 @@
+// Gemm and Linear against float64 references: the CPU fast path at odd sizes, the ILGPU kernels
+// (tiled and naive) on the CPU accelerator at tiny sizes, backward pieces, finite differences on
+// the reference path, and bad input.
+using Edm.Bench.Reference;
+using Edm.Kernels;
+using Xunit;
+using static Edm.Tests.Kernels.NnTestUtil;
+
+namespace Edm.Tests.Kernels;
+
+public sealed class GemmTests(NnDeviceFixture fx) : IClassFixture<NnDeviceFixture>
+{
+    readonly EdmDevice _d = fx.Device;
+
+    void WithPath(bool fast, Action body)
+    {
+        _d.CpuFastPaths = fast;
+        try { body(); }
+        finally { _d.CpuFastPaths = true; }
+    }
+
+    static int[] Shape(int batch, int r, int c) => batch == 0 ? [r, c] : [batch, r, c];
+
+    void CheckMatMul(int batchA, int batchB, int m, int n, int k, bool ta, bool tb, int seed)
+    {
+        int ba = Math.Max(batchA, 1), bb = Math.Max(batchB, 1);
+        var a = Rand(ba * m * k, seed);
+        var b = Rand(bb * k * n, seed + 1);
+        using var ta_ = T(_d, a, Shape(batchA, ta ? k : m, ta ? m : k));
+        using var tb_ = T(_d, b, Shape(batchB, tb ? n : k, tb ? k : n));
+        using var c = Ops.MatMul(ta_, tb_, ta, tb);
+        var expected = GemmReference.MatMul(D(a), D(b), ba, bb, m, n, k, ta, tb);
+        Assert.Equal(batchA == 0 && batchB == 0 ? new[] { m, n } : new[] { Math.Max(ba, bb), m, n }, c.Shape);
+        Close($"MatMul {m}x{n}x{k} ta={ta} tb={tb}", c.ToArray(), expected, 1e-4 * Math.Sqrt(k), 1e-4);
+    }
+
+    [Theory]
+    [InlineData(0, 0, 1, 1, 1, false, false)]
+    [InlineData(0, 0, 37, 53, 29, false, false)]
+    [InlineData(0, 0, 37, 53, 29, true, false)]
+    [InlineData(0, 0, 37, 53, 29, false, true)]
+    [InlineData(0, 0, 37, 53, 29, true, true)]
+    [InlineData(0, 0, 131, 70, 300, false, false)]
+    [InlineData(3, 3, 13, 17, 19, false, true)]
+    [InlineData(3, 0, 13, 17, 19, true, false)]
+    [InlineData(1, 4, 6, 33, 7, false, false)]
+    public void MatMul_FastPath_MatchesReference(int batchA, int batchB, int m, int n, int k, bool ta, bool tb) =>
+        WithPath(true, () => CheckMatMul(batchA, batchB, m, n, k, ta, tb, m * 7 + n));
+
+    [Theory]
+    [InlineData(0, 0, 1, 1, 1, false, false)]
+    [InlineData(0, 0, 70, 9, 37, false, false)]
+    [InlineData(0, 0, 5, 67, 18, true, true)]
+    [InlineData(2, 1, 9, 13, 17, true, false)]
+    [InlineData(0, 2, 9, 13, 17, false, true)]
+    public void MatMul_TiledKernel_MatchesReference(int batchA, int batchB, int m, int n, int k, bool ta, bool tb) =>
+        WithPath(false, () => CheckMatMul(batchA, batchB, m, n, k, ta, tb, m + 3 * n));
+
+    [Theory]
+    [InlineData(true, GemmVariant.Tiled)]
+    [InlineData(false, GemmVariant.Tiled)]
+    [InlineData(false, GemmVariant.Naive)]
+    public void MatMulInto_AlphaBeta_And_BatchReduction(bool fast, GemmVariant variant) => WithPath(fast, () =>
+    {
+        int bt = 2, m = 11, n = 21, k = 7;
+        var a = Rand(bt * k * m, 1);
+        var b = Rand(bt * k * n, 2);
+        var c0 = Rand(m * n, 3);
+        using var ta = T(_d, a, bt, k, m);
+        using var tb = T(_d, b, bt, k, n);
+        // Reduction over the batch into a rank-2 C: C = 0.5 sum_b A_b^T B_b - 2 C.
+        using var c = T(_d, c0, m, n);
+        Ops.MatMulInto(ta, tb, c, transA: true, alpha: 0.5f, beta: -2f, variant: variant);
+        var full = GemmReference.MatMul(D(a), D(b), bt, bt, m, n, k, true, false);
+        var expected = new double[m * n];
+        for (int i = 0; i < m * n; i++)
+        {
+            expected[i] = -2.0 * c0[i];
+            for (int j = 0; j < bt; j++) expected[i] += 0.5 * full[j * m * n + i];
+        }
+        Close("MatMulInto reduce", c.ToArray(), expected, 1e-4, 1e-4);
+        // Batched with beta 0 over NaN garbage: overwritten.
+        using var cb = T(_d, Enumerable.Repeat(float.NaN, bt * m * n).ToArray(), bt, m, n);
+        Ops.MatMulInto(ta, tb, cb, transA: true, variant: variant);
+        Close("MatMulInto batched beta=0", cb.ToArray(), full, 1e-4, 1e-4);
+    });
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Linear_ForwardBackward_MatchReference(bool fast) => WithPath(fast, () =>
+    {
+        // Small: on the kernel path every GEMM group runs 256 managed threads with barriers.
+        int n = 3, inF = fast ? 37 : 18, outF = fast ? 19 : 6;
+        var x = Rand(n * inF, 11);
+        var w = Rand(outF * inF, 12);
+        var bias = Rand(outF, 13);
+        var dy = Rand(n * outF, 14);
+        using var tx = T(_d, x, n, inF);
+        using var tw = T(_d, w, outF, inF);
+        using var tbias = T(_d, bias, outF);
+        using var tdy = T(_d, dy, n, outF);
+        using var y = Ops.Linear(tx, tw, tbias);
+        Close("Linear", y.ToArray(), GemmReference.Linear(D(x), D(w), D(bias), n, inF, outF));
+        var (rdx, rdw, rdb) = GemmReference.LinearBackward(D(x), D(w), D(dy), n, inF, outF);
+        using var dx = Ops.LinearBackwardData(tdy, tw);
+        Close("Linear dx", dx.ToArray(), rdx);
+        using var dw = Ops.LinearBackwardWeight(tdy, tx);
+        Close("Linear dW", dw.ToArray(), rdw);
+        using var db = Ops.LinearBackwardBias(tdy);
+        Close("Linear db", db.ToArray(), rdb);
+        // Parameter gradients accumulate in the Into forms.
+        Ops.LinearBackwardWeightInto(tdy, tx, dw, accumulate: true);
+        Close("Linear dW accumulated", dw.ToArray(), rdw.Select(v => 2 * v).ToArray());
+        Ops.LinearBackwardBiasInto(tdy, db, accumulate: true);
+        Close("Linear db accumulated", db.ToArray(), rdb.Select(v => 2 * v).ToArray());
+    });
+
+    [Fact]
+    public void Linear_LeadingDimensionsAndNoBias()
+    {
+        var x = Rand(2 * 3 * 8, 21);
+        var w = Rand(4 * 8, 22);
+        using var tx = T(_d, x, 2, 3, 8);
+        using var tw = T(_d, w, 4, 8);
+        using var y = Ops.Linear(tx, tw);
+        Assert.Equal(new[] { 2, 3, 4 }, y.Shape);
+        Close("Linear rank 3", y.ToArray(), GemmReference.Linear(D(x), D(w), null, 6, 8, 4));
+    }
+
+    [Fact]
+    public void LinearReferenceBackward_MatchesFiniteDifferences()
+    {
+        int n = 3, inF = 4, outF = 5;
+        var x = D(Rand(n * inF, 31));
+        var w = D(Rand(outF * inF, 32));
+        var b = D(Rand(outF, 33));
+        var r = D(Rand(n * outF, 34));
+        var (dx, dw, db) = GemmReference.LinearBackward(x, w, r, n, inF, outF);
+        FdMatches("dx", FiniteDiff(x, xv => Dot(r, GemmReference.Linear(xv, w, b, n, inF, outF)), 100, 1), dx);
+        FdMatches("dW", FiniteDiff(w, wv => Dot(r, GemmReference.Linear(x, wv, b, n, inF, outF)), 100, 2), dw);
+        FdMatches("db", FiniteDiff(b, bv => Dot(r, GemmReference.Linear(x, w, bv, n, inF, outF)), 100, 3), db);
+    }
+
+    [Fact]
+    public void BadInput_ThrowsNamingOpAndShapes()
+    {
+        using var a = Tensor.Zeros(_d, 3, 4);
+        using var b = Tensor.Zeros(_d, 5, 6);
+        var e = Assert.Throws<ArgumentException>(() => Ops.MatMul(a, b));
+        Assert.Contains("MatMul", e.Message);
+        Assert.Contains("(3, 4)", e.Message);
+        Assert.Contains("(5, 6)", e.Message);
+        using var tall = Tensor.Zeros(_d, 50000, 1);
+        using var wide = Tensor.Zeros(_d, 1, 50000);
+        e = Assert.Throws<ArgumentException>(() => Ops.MatMul(tall, wide));
+        Assert.Contains("MatMul", e.Message);
+        Assert.Contains("32-bit", e.Message);
+        using var w = Tensor.Zeros(_d, 7, 5);
+        e = Assert.Throws<ArgumentException>(() => Ops.Linear(a, w));
+        Assert.Contains("Linear", e.Message);
+        using var c = Tensor.Zeros(_d, 3, 5);
+        e = Assert.Throws<ArgumentException>(() => Ops.MatMulInto(a, Tensor.Zeros(_d, 4, 6), c));
+        Assert.Contains("MatMulInto", e.Message);
+    }
+}
