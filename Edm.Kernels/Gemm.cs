@@ -465,8 +465,22 @@ public static partial class Ops
             k.Naive(threads, a, b, c, s, threads);
             return;
         }
-        var grid = new Index3D((s.N + GemmKernels.Tile - 1) / GemmKernels.Tile, (s.M + GemmKernels.Tile - 1) / GemmKernels.Tile, outBatches);
-        k.Tiled(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), a, b, c, s);
+        // CUDA caps grid.z at 65535: larger batches launch in slices over offset views.
+        const int maxZ = 65535;
+        for (int z0 = 0; z0 < outBatches; z0 += maxZ)
+        {
+            int nz = Math.Min(maxZ, outBatches - z0);
+            var grid = new Index3D((s.N + GemmKernels.Tile - 1) / GemmKernels.Tile, (s.M + GemmKernels.Tile - 1) / GemmKernels.Tile, nz);
+            if (z0 == 0 && nz == outBatches)
+            {
+                k.Tiled(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), a, b, c, s);
+                break;
+            }
+            var sa = a.SubView((long)z0 * s.ABatch);
+            var sb = b.SubView((long)z0 * s.BBatch);
+            var sc = c.SubView((long)z0 * s.CBatch);
+            k.Tiled(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), sa, sb, sc, s with { Batch = nz });
+        }
     }
 
     /// <summary>Host-pointer GEMM for other CPU fast paths (conv): serial when maxThreads is 1.</summary>

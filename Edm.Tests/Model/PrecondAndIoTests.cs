@@ -1,0 +1,119 @@
+using Edm.Autograd;
+using Edm.Kernels;
+using Edm.Model;
+using Edm.Model.IO;
+using Edm.Model.Networks;
+using Edm.Model.Nn;
+using Xunit;
+
+namespace Edm.Tests.Model;
+
+public sealed class PrecondAndIoTests(CpuDevice cpu) : IClassFixture<CpuDevice>
+{
+    readonly EdmDevice _d = cpu.Device;
+
+    [Theory]
+    [InlineData(0.002)]
+    [InlineData(0.5)]
+    [InlineData(1.7)]
+    [InlineData(80.0)]
+    public void Coefficients_match_table_1(double sigma)
+    {
+        using var net = Presets.Create("ddpmpp-tiny", new InitContext(_d), 8, 1);
+        var edm = new Precond(net, PrecondKind.Edm).Coefficients(sigma);
+        double sd = 0.5, s2 = sigma * sigma;
+        Assert.Equal(sd * sd / (s2 + sd * sd), edm.CSkip, 12);
+        Assert.Equal(sigma * sd / Math.Sqrt(s2 + sd * sd), edm.COut, 12);
+        Assert.Equal(1 / Math.Sqrt(s2 + sd * sd), edm.CIn, 12);
+        Assert.Equal(Math.Log(sigma) / 4, edm.CNoise, 12);
+
+        var ve = new Precond(net, PrecondKind.Ve).Coefficients(sigma);
+        Assert.Equal((1, sigma, 1, Math.Log(sigma / 2)), (ve.CSkip, ve.COut, ve.CIn, ve.CNoise));
+
+        var vp = new Precond(net, PrecondKind.Vp).Coefficients(sigma);
+        Assert.Equal(1, vp.CSkip);
+        Assert.Equal(-sigma, vp.COut);
+        Assert.Equal(1 / Math.Sqrt(s2 + 1), vp.CIn, 12);
+        // c_noise = (M - 1) sigma^-1(sigma), and sigma(sigma^-1(sigma)) = sigma.
+        double t = vp.CNoise / 999;
+        Assert.Equal(sigma, Math.Sqrt(Math.Exp(0.5 * 19.9 * t * t + 0.1 * t) - 1), 9);
+    }
+
+    [Fact]
+    public void Iddpm_precond_rounds_to_the_u_table_and_needs_variance_channels()
+    {
+        using var net = Presets.Create("adm-tiny", new InitContext(_d), 8, 1);
+        Assert.Throws<ArgumentException>(() => new Precond(net, PrecondKind.Iddpm));
+        using var net2 = new DhariwalUNet(new InitContext(_d), new DhariwalUNetOptions
+        {
+            ImgResolution = 8, InChannels = 1, OutChannels = 2, ModelChannels = 16, ChannelMult = [1, 2], NumBlocks = 1,
+            AttnResolutions = [4], ChannelsPerHead = 16, Dropout = 0,
+        });
+        var p = new Precond(net2, PrecondKind.Iddpm);
+        var c = p.Coefficients(p.SigmaMax);
+        Assert.Equal(999, c.CNoise); // u_0 is the largest level: index 0 -> M - 1 - 0
+        Assert.Equal(p.SigmaMax, p.RoundSigma(p.SigmaMax * 1.0001), 9);
+        using var scope = new TensorScope();
+        var d = p.Denoise(Tensor.FromArray(_d, Edm.Bench.Verify.Compare.Random(2 * 64, 1), 2, 1, 8, 8), [0.5, 2.0]);
+        Assert.Equal(new[] { 2, 1, 8, 8 }, d.Shape);
+    }
+
+    [Fact]
+    public void Sigma_must_be_positive()
+    {
+        using var net = Presets.Create("ddpmpp-tiny", new InitContext(_d), 8, 1);
+        var p = new Precond(net, PrecondKind.Edm);
+        var e = Assert.Throws<ArgumentException>(() => p.Coefficients(0));
+        Assert.Contains("> 0", e.Message);
+        Assert.Throws<ArgumentException>(() => p.Coefficients(-1));
+        Assert.Throws<ArgumentException>(() => Precond.Parse("nosuch"));
+    }
+
+    [Fact]
+    public void Edm_loss_at_initialisation_is_of_order_one()
+    {
+        // With the EDM c_*, lambda ||D - y||^2 = ||F - target||^2 where the target has unit variance
+        // per pixel; F is near zero at init (the output conv starts near zero), so the loss per
+        // pixel is about 1: summed over 1x8x8 pixels it is about 64 per sample.
+        using var net = Presets.Create("ddpmpp-tiny", new InitContext(_d, 1), 8, 1);
+        var p = new Precond(net, PrecondKind.Edm);
+        using var scope = new TensorScope();
+        int b = 16;
+        var y = Tensor.Empty(_d, b, 1, 8, 8);
+        Ops.Normal(y, 5);
+        var y05 = Ops.Scale(y, 0.5f); // unit-scale data with sigma_data = 0.5
+        double perPixel = Losses.Compute(p, new Variable(y05), null, null, new LossSettings(), 1, 0).Value.Item() / 64;
+        Assert.InRange(perPixel, 0.5, 2.0);
+    }
+
+    [Fact]
+    public void Weights_round_trip_bit_exact_and_errors_name_the_tensor()
+    {
+        var dir = Directory.CreateTempSubdirectory("edm-weights-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "net.safetensors");
+            using var a = Presets.Create("ncsnpp-tiny", new InitContext(_d, 1), 8, 1, labelDim: 3);
+            Weights.Save(a.Module, path, new Dictionary<string, string> { ["preset"] = "ncsnpp-tiny" });
+            using var b = Presets.Create("ncsnpp-tiny", new InitContext(_d, 2), 8, 1, labelDim: 3);
+            Assert.NotEqual(a.Module.Parameters().First().Value.ToArray(), b.Module.Parameters().First().Value.ToArray());
+            var meta = Weights.Load(b.Module, path);
+            Assert.Equal("ncsnpp-tiny", meta["preset"]);
+            foreach (var ((na, ta), (nb, tb)) in Weights.ToHost(a.Module).Zip(Weights.ToHost(b.Module)))
+            {
+                Assert.Equal(na, nb);
+                Assert.Equal(ta.Data, tb.Data); // bit-exact
+            }
+            Assert.Contains("map_noise.freqs", Weights.ToHost(a.Module).Keys);
+
+            // A network of another shape: the first mismatching tensor is named.
+            using var c = Presets.Create("ncsnpp-tiny", new InitContext(_d), 8, 1, labelDim: 4);
+            var e = Assert.Throws<SafeTensorsException>(() => Weights.Load(c.Module, path));
+            Assert.Contains("map_label.weight", e.Message);
+            using var u = Presets.Create("ncsnpp-tiny", new InitContext(_d), 8, 1, labelDim: 0);
+            e = Assert.Throws<SafeTensorsException>(() => Weights.Load(u.Module, path));
+            Assert.Contains("map_label", e.Message);
+        }
+        finally { dir.Delete(true); }
+    }
+}
