@@ -32,13 +32,6 @@ public sealed class SoftmaxKernels : IKernelFamily<SoftmaxKernels>
     /// <inheritdoc/>
     public static SoftmaxKernels Load(EdmDevice device) => new(device.Accelerator);
 
-    /// <summary>Groups to launch for a per-row kernel: one per row, capped (the kernel loops over rows).</summary>
-    internal static KernelConfig RowConfig(EdmDevice device, int rows)
-    {
-        int cap = device.IsCpu ? Math.Max(2, Environment.ProcessorCount) : Math.Max(1, device.GridThreads / GroupReduction.GroupSize) * 2;
-        return new KernelConfig(Math.Max(1, Math.Min(rows, cap)), GroupReduction.GroupSize);
-    }
-
     /// One group per row: online (max, sum) per thread, group reduction, then the normalised write.
     static void ForwardKernel(ArrayView<float> x, ArrayView<float> y, int rows, int cols)
     {
@@ -111,7 +104,7 @@ public static partial class Ops
             });
             return y;
         }
-        device.Kernels<SoftmaxKernels>().Forward(SoftmaxKernels.RowConfig(device, rows), x.View, y.View, rows, cols);
+        device.Kernels<SoftmaxKernels>().Forward(GroupReduction.RowConfig(device, rows), x.View, y.View, rows, cols);
         return y;
     }
 
@@ -147,7 +140,7 @@ public static partial class Ops
             });
             return dx;
         }
-        device.Kernels<SoftmaxKernels>().Backward(SoftmaxKernels.RowConfig(device, rows), y.View, gy.View, dx.View, rows, cols);
+        device.Kernels<SoftmaxKernels>().Backward(GroupReduction.RowConfig(device, rows), y.View, gy.View, dx.View, rows, cols);
         return dx;
     }
 }
