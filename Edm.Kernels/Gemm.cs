@@ -281,7 +281,8 @@ internal static unsafe class GemmCpu
         int nPanels = (s.N + NR - 1) / NR;
         // Enough column blocks that there are about 4 tasks per core, each at least 8 panels wide.
         int threads = Math.Max(1, Math.Min(maxThreads, Environment.ProcessorCount));
-        int colBlocks = Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, Math.Max(1, nPanels / 8));
+        // Serially (maxThreads 1, conv's per-image GEMMs) one column block avoids repacking A.
+        int colBlocks = threads == 1 ? 1 : Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, Math.Max(1, nPanels / 8));
         int panelsPerBlock = (nPanels + colBlocks - 1) / colBlocks;
         colBlocks = (nPanels + panelsPerBlock - 1) / panelsPerBlock;
         nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c;

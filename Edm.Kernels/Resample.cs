@@ -18,7 +18,8 @@
 //   1. FirDown / FirUp: one gather kernel each, grid-stride over outputs, taps in a struct
 //      (separable weights g[a] g[b], at most 8 taps); both resampling directions are gathers, so
 //      neither forward nor backward needs atomics.
-//   CPU fast path: the same gathers as plain loops, Parallel.For over (n, c) planes.
+//   CPU fast path: the same gathers done separably (a horizontal 1-D pass, then vertical row
+//      multiply-adds), Parallel.For over (n, c) planes.
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -324,13 +325,16 @@ public static partial class Ops
                 fixed (float* px = x.CpuSpan(), py = y.CpuSpan())
                 {
                     nint ax = (nint)px, ay = (nint)py;
-                    Parallel.For(0, s.Planes, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, pl =>
-                    {
-                        float* xp = (float*)ax + (long)pl * s.H * s.W;
-                        float* yp = (float*)ay + (long)pl * s.Ho * s.Wo;
-                        if (down) FirDownPlane(xp, yp, s, g);
-                        else FirUpPlane(xp, yp, s, g);
-                    });
+                    int tmpLen = s.H * s.Wo;
+                    Parallel.For(0, s.Planes, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
+                        () => new float[tmpLen],
+                        (pl, _, tmp) =>
+                        {
+                            fixed (float* pt = tmp)
+                                FirPlaneSeparable((float*)ax + (long)pl * s.H * s.W, (float*)ay + (long)pl * s.Ho * s.Wo, pt, s, g, down);
+                            return tmp;
+                        },
+                        _ => { });
                 }
             }
             return y;
@@ -342,47 +346,46 @@ public static partial class Ops
         return y;
     }
 
-    static unsafe void FirDownPlane(float* x, float* y, ResampleShape s, FirTaps g)
+    /// <summary>
+    /// One plane on the CPU, separably: a horizontal 1-D pass into tmp (H, Wo), then vertical
+    /// row-axpys into y (Ho, Wo). 2L taps per output instead of L^2; same sum as the 2-D gather.
+    /// </summary>
+    static unsafe void FirPlaneSeparable(float* x, float* y, float* tmp, ResampleShape s, FirTaps g, bool down)
     {
-        for (int oy = 0; oy < s.Ho; oy++)
+        Span<float> taps = stackalloc float[FirTaps.MaxLength];
+        for (int i = 0; i < g.Length; i++) taps[i] = g[i];
+        for (int iy = 0; iy < s.H; iy++)
+        {
+            float* xr = x + (long)iy * s.W, tr = tmp + (long)iy * s.Wo;
             for (int ox = 0; ox < s.Wo; ox++)
             {
                 float acc = 0f;
-                for (int a = 0; a < g.Length; a++)
+                for (int b = 0; b < g.Length; b++)
                 {
-                    int iy = 2 * oy + a - s.Pad;
-                    if ((uint)iy >= (uint)s.H) continue;
-                    float row = 0f;
-                    for (int b = 0; b < g.Length; b++)
-                    {
-                        int ix = 2 * ox + b - s.Pad;
-                        if ((uint)ix < (uint)s.W) row += g[b] * x[iy * s.W + ix];
-                    }
-                    acc += g[a] * row;
+                    int ix = FirSource(ox, b, s.Pad, down);
+                    if ((uint)ix < (uint)s.W) acc += taps[b] * xr[ix];
                 }
-                y[oy * s.Wo + ox] = s.Gain * acc;
+                tr[ox] = acc;
             }
+        }
+        for (int oy = 0; oy < s.Ho; oy++)
+        {
+            var yr = new Span<float>(y + (long)oy * s.Wo, s.Wo);
+            yr.Clear();
+            for (int a = 0; a < g.Length; a++)
+            {
+                int iy = FirSource(oy, a, s.Pad, down);
+                if ((uint)iy >= (uint)s.H) continue;
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(tmp + (long)iy * s.Wo, s.Wo), s.Gain * taps[a], yr, yr);
+            }
+        }
     }
 
-    static unsafe void FirUpPlane(float* x, float* y, ResampleShape s, FirTaps g)
+    /// <summary>Input index feeding output o through tap a: down 2o+a-p; up (o+p-a)/2 when even, else -1.</summary>
+    static int FirSource(int o, int a, int pad, bool down)
     {
-        for (int oy = 0; oy < s.Ho; oy++)
-            for (int ox = 0; ox < s.Wo; ox++)
-            {
-                float acc = 0f;
-                for (int a = 0; a < g.Length; a++)
-                {
-                    int ty = oy + s.Pad - a;
-                    if (ty < 0 || (ty & 1) != 0 || (ty >> 1) >= s.H) continue;
-                    float row = 0f;
-                    for (int b = 0; b < g.Length; b++)
-                    {
-                        int tx = ox + s.Pad - b;
-                        if (tx >= 0 && (tx & 1) == 0 && (tx >> 1) < s.W) row += g[b] * x[(ty >> 1) * s.W + (tx >> 1)];
-                    }
-                    acc += g[a] * row;
-                }
-                y[oy * s.Wo + ox] = s.Gain * acc;
-            }
+        if (down) return 2 * o + a - pad;
+        int t = o + pad - a;
+        return t >= 0 && (t & 1) == 0 ? t >> 1 : -1;
     }
 }
