@@ -23,11 +23,14 @@
 //         {
 //             protected internal override Tensor?[] Backward(Tensor gy) =>
 //             [
-//                 NeedsGrad(0) ? Grads.SumTo(Ops.Mul(gy, b), a.Shape) : null,  // one per input,
-//                 NeedsGrad(1) ? Grads.SumTo(Ops.Mul(gy, a), b.Shape) : null,  // null: not needed
+//                 NeedsGrad(0) ? Grads.ReduceTo(Ops.Mul(gy, b), a.Shape) : null,  // one per input,
+//                 NeedsGrad(1) ? Grads.ReduceTo(Ops.Mul(gy, a), b.Shape) : null,  // null: not needed
 //             ];
 //         }
 //     }
+//
+// (Grads.ReduceTo consumes a temporary and sums it over broadcast axes; Grads.SumTo does the
+// same to a borrowed tensor such as gy. Save shapes rather than tensors when shapes suffice.)
 //
 // Rules for Backward(gy): return one entry per input, in the order given to Record, each with
 // exactly that input's shape (Grads.SumTo undoes broadcasting), or null where NeedsGrad(i) is
@@ -35,8 +38,10 @@
 // engine never writes into a returned gradient, it takes a reference. Never dispose gy or saved
 // inputs. A node that computes extra tensors in forward only for backward (e.g. a mask) owns
 // them: dispose them in an override of DisposeOwned(), which runs when the graph is released.
-// Test the op with GradCheck (a float64 reference forward/backward in
-// Edm.Bench/Reference/AutogradReference.cs and a case in Edm.Tests/Autograd/GradCheckTests.cs).
+// Test the op with GradCheck: a float64 reference forward/backward in
+// Edm.Bench/Reference/<Family>Reference.cs and cases in AutogradVerify.Cases
+// (Edm.Bench/Verify/AutogradVerify.cs), which both `verify` and Edm.Tests/Autograd/GradCheckTests.cs
+// run. docs/autograd.md has the whole checklist.
 //
 // Memory: an op's output tensor belongs to its Variable (Dispose, or the enclosing TensorScope).
 // Training steps run inside `using var scope = new TensorScope()`: every op output and transient
@@ -191,7 +196,7 @@ public static class Tape
     public static Variable Record(Node node, Tensor output, params Variable[] inputs)
     {
         Debug.Assert(IsRecording, "Record called while not recording; use Tape.Prepare's answer");
-        node.Attach(inputs, (int[])output.Shape.Clone(), Interlocked.Increment(ref _sequence));
+        node.Attach((Variable[])inputs.Clone(), (int[])output.Shape.Clone(), Interlocked.Increment(ref _sequence));  // the caller may reuse its array
         _recorded++;
         return new Variable(output, node);
     }
@@ -239,7 +244,12 @@ public static class Tape
         {
             foreach (var node in nodes)
             {
-                if (!pending.Remove(node, out var gy)) continue;  // every path to it returned null
+                if (!pending.Remove(node, out var gy))
+                {
+                    // Every consumer returned null for it: nothing flows here, but release it all the same.
+                    if (!keepGraph) node.Release();
+                    continue;
+                }
                 var inputs = node.Inputs.ToArray();
                 Tensor?[] grads;
                 try

@@ -5,7 +5,9 @@
 //   SiLU:             y = x sigma(x);  y' = sigma(x) (1 + x (1 - sigma(x)))
 // The backward ops take (x, dy) and return dy * f'(x).
 // Variants: v1 grid-stride kernels through Ops.Map / Ops.Zip; v2 CPU fast path (plain C# loop of
-// the same operator struct over a few parallel chunks).
+// the same operator struct over a few parallel chunks); v3 the operators' SIMD forms
+// (System.Numerics.Vector, Vector.Exp) in the CPU fast path.
+using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace Edm.Kernels;
@@ -25,6 +27,31 @@ public static class KMath
         float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
         float r = 1f - poly * MathF.Exp(-ax * ax);
         return x < 0 ? -r : r;
+    }
+
+    /// <summary>erf on a SIMD vector: the same A&amp;S 7.1.26 formula as <see cref="Erf(float)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<float> Erf(Vector<float> x)
+    {
+        var ax = Vector.Abs(x);
+        var t = Vector<float>.One / (Vector<float>.One + new Vector<float>(0.3275911f) * ax);
+        var poly = t * (new Vector<float>(0.254829592f) + t * (new Vector<float>(-0.284496736f) + t * (new Vector<float>(1.421413741f)
+                   + t * (new Vector<float>(-1.453152027f) + t * new Vector<float>(1.061405429f)))));
+        var r = Vector<float>.One - poly * Vector.Exp(-(ax * ax));
+        return Vector.ConditionalSelect(Vector.LessThan(x, Vector<float>.Zero), -r, r);
+    }
+
+    /// <summary>Logistic sigmoid on a SIMD vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<float> Sigmoid(Vector<float> x) => Vector<float>.One / (Vector<float>.One + Vector.Exp(-x));
+
+    /// <summary>tanh on a SIMD vector via exp, as <see cref="Tanh(float)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<float> Tanh(Vector<float> x)
+    {
+        var e = Vector.Exp(new Vector<float>(-2f) * Vector.Abs(x));
+        var r = (Vector<float>.One - e) / (Vector<float>.One + e);
+        return Vector.ConditionalSelect(Vector.LessThan(x, Vector<float>.Zero), -r, r);
     }
 
     /// <summary>Logistic sigmoid.</summary>
@@ -49,19 +76,25 @@ public static class KMath
 }
 
 #pragma warning disable CS1591
-public readonly struct GeluOp : IUnaryOp
+public readonly struct GeluOp : IUnaryOp, IVectorUnaryOp
 {
     public float Apply(float x) => 0.5f * x * (1f + KMath.Erf(x * KMath.InvSqrt2));
+    public Vector<float> Apply(Vector<float> x) => new Vector<float>(0.5f) * x * (Vector<float>.One + KMath.Erf(x * new Vector<float>(KMath.InvSqrt2)));
 }
-public readonly struct GeluGradOp : IBinaryOp
+public readonly struct GeluGradOp : IBinaryOp, IVectorBinaryOp
 {
     // (x, dy) -> dy * (Phi(x) + x phi(x))
     public float Apply(float x, float dy) =>
         dy * (0.5f * (1f + KMath.Erf(x * KMath.InvSqrt2)) + x * KMath.InvSqrt2Pi * MathF.Exp(-0.5f * x * x));
+    public Vector<float> Apply(Vector<float> x, Vector<float> dy) =>
+        dy * (new Vector<float>(0.5f) * (Vector<float>.One + KMath.Erf(x * new Vector<float>(KMath.InvSqrt2)))
+              + x * new Vector<float>(KMath.InvSqrt2Pi) * Vector.Exp(new Vector<float>(-0.5f) * x * x));
 }
-public readonly struct GeluTanhOp : IUnaryOp
+public readonly struct GeluTanhOp : IUnaryOp, IVectorUnaryOp
 {
     public float Apply(float x) => 0.5f * x * (1f + KMath.Tanh(KMath.Sqrt2OverPi * (x + 0.044715f * x * x * x)));
+    public Vector<float> Apply(Vector<float> x) =>
+        new Vector<float>(0.5f) * x * (Vector<float>.One + KMath.Tanh(new Vector<float>(KMath.Sqrt2OverPi) * (x + new Vector<float>(0.044715f) * x * x * x)));
 }
 public readonly struct GeluTanhGradOp : IBinaryOp
 {
@@ -71,16 +104,22 @@ public readonly struct GeluTanhGradOp : IBinaryOp
         return dy * (0.5f * (1f + t) + 0.5f * x * (1f - t * t) * KMath.Sqrt2OverPi * (1f + 3f * 0.044715f * x * x));
     }
 }
-public readonly struct SiluOp : IUnaryOp
+public readonly struct SiluOp : IUnaryOp, IVectorUnaryOp
 {
     public float Apply(float x) => x * KMath.Sigmoid(x);
+    public Vector<float> Apply(Vector<float> x) => x * KMath.Sigmoid(x);
 }
-public readonly struct SiluGradOp : IBinaryOp
+public readonly struct SiluGradOp : IBinaryOp, IVectorBinaryOp
 {
     public float Apply(float x, float dy)
     {
         float s = KMath.Sigmoid(x);
         return dy * s * (1f + x * (1f - s));
+    }
+    public Vector<float> Apply(Vector<float> x, Vector<float> dy)
+    {
+        var s = KMath.Sigmoid(x);
+        return dy * s * (Vector<float>.One + x * (Vector<float>.One - s));
     }
 }
 #pragma warning restore CS1591

@@ -7,7 +7,9 @@
 //   v2 same-shape binary kernel that skips index decomposition
 //   v3 CPU fast path: plain C# over the CPU accelerator's buffers, TensorPrimitives where it has
 //      the op, Parallel.For over a few chunks
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
@@ -18,6 +20,13 @@ namespace Edm.Kernels;
 public interface IUnaryOp { float Apply(float x); }
 /// <summary>A scalar function of two arguments applied elementwise.</summary>
 public interface IBinaryOp { float Apply(float a, float b); }
+/// <summary>
+/// Optional SIMD form of a unary operator for the CPU fast path (System.Numerics.Vector); must
+/// compute the same function as the scalar Apply within float rounding.
+/// </summary>
+public interface IVectorUnaryOp { Vector<float> Apply(Vector<float> x); }
+/// <summary>Optional SIMD form of a binary operator for the CPU fast path.</summary>
+public interface IVectorBinaryOp { Vector<float> Apply(Vector<float> a, Vector<float> b); }
 
 #pragma warning disable CS1591 // operator structs: the name says it all
 public readonly struct ExpOp : IUnaryOp { public float Apply(float x) => MathF.Exp(x); }
@@ -125,12 +134,7 @@ public static partial class Ops
         int n = x.Length;
         if (dev.UseCpuFastPath)
         {
-            CpuParallel.For(n, (s, c) =>
-            {
-                var xs = x.CpuSpan().Slice(s, c);
-                var ys = y.CpuSpan().Slice(s, c);
-                for (int i = 0; i < xs.Length; i++) ys[i] = op.Apply(xs[i]);
-            });
+            CpuParallel.For(n, (s, c) => UnaryCpu(x.CpuSpan().Slice(s, c), y.CpuSpan().Slice(s, c), op));
             return;
         }
         var k = dev.Kernel(UnaryKey<TOp>.Instance, acc =>
@@ -196,14 +200,41 @@ public static partial class Ops
         kb(dev.Accelerator.DefaultStream, tb, a.View, b.View, y.View, n, tb, ia, ib, op);
     }
 
-    // Same-shape binary op in plain C#; TensorPrimitives for the four arithmetic ops.
+    // Unary op in plain C#: the operator's SIMD form when it has one (v3), else a scalar loop.
+    static void UnaryCpu<TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op) where TOp : struct, IUnaryOp
+    {
+        int i = 0;
+        if (op is IVectorUnaryOp vop && Vector.IsHardwareAccelerated)
+        {
+            var xv = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var yv = MemoryMarshal.Cast<float, Vector<float>>(y);
+            for (int k = 0; k < xv.Length; k++) yv[k] = vop.Apply(xv[k]);
+            i = xv.Length * Vector<float>.Count;
+        }
+        for (; i < x.Length; i++) y[i] = op.Apply(x[i]);
+    }
+
+    // Same-shape binary op in plain C#; TensorPrimitives for the four arithmetic ops, the SIMD form
+    // of other operators when they have one.
     static void BinaryCpu<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, TOp op) where TOp : struct, IBinaryOp
     {
         if (typeof(TOp) == typeof(AddOp)) TensorPrimitives.Add(a, b, y);
         else if (typeof(TOp) == typeof(SubOp)) TensorPrimitives.Subtract(a, b, y);
         else if (typeof(TOp) == typeof(MulOp)) TensorPrimitives.Multiply(a, b, y);
         else if (typeof(TOp) == typeof(DivOp)) TensorPrimitives.Divide(a, b, y);
-        else for (int i = 0; i < y.Length; i++) y[i] = op.Apply(a[i], b[i]);
+        else
+        {
+            int i = 0;
+            if (op is IVectorBinaryOp vop && Vector.IsHardwareAccelerated)
+            {
+                var av = MemoryMarshal.Cast<float, Vector<float>>(a);
+                var bv = MemoryMarshal.Cast<float, Vector<float>>(b);
+                var yv = MemoryMarshal.Cast<float, Vector<float>>(y);
+                for (int k = 0; k < yv.Length; k++) yv[k] = vop.Apply(av[k], bv[k]);
+                i = yv.Length * Vector<float>.Count;
+            }
+            for (; i < y.Length; i++) y[i] = op.Apply(a[i], b[i]);
+        }
     }
 
     /// <summary>a + b (broadcasting).</summary>

@@ -185,7 +185,7 @@ public static partial class Ops
         }
         else
         {
-            device.Kernels<GroupNormKernels>().Forward(SoftmaxKernels.RowConfig(device, s.N * s.G), x.View,
+            device.Kernels<GroupNormKernels>().Forward(GroupReduction.RowConfig(device, s.N * s.G), x.View,
                 weight?.View ?? x.View, bias?.View ?? x.View, y.View, mean.View, rstd.View, s, eps);
         }
         return new GroupNormOutput(y, mean, rstd);
@@ -218,8 +218,8 @@ public static partial class Ops
         else
         {
             var k = device.Kernels<GroupNormKernels>();
-            k.BackwardInput(SoftmaxKernels.RowConfig(device, s.N * s.G), x.View, gy.View, weight?.View ?? x.View, mean.View, rstd.View, dx.View, s);
-            k.BackwardParams(SoftmaxKernels.RowConfig(device, s.C), x.View, gy.View, mean.View, rstd.View, dw.View, db.View, s);
+            k.BackwardInput(GroupReduction.RowConfig(device, s.N * s.G), x.View, gy.View, weight?.View ?? x.View, mean.View, rstd.View, dx.View, s);
+            k.BackwardParams(GroupReduction.RowConfig(device, s.C), x.View, gy.View, mean.View, rstd.View, dw.View, db.View, s);
         }
         return new GroupNormGrads(dx, dw, db);
     }

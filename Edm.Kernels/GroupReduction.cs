@@ -7,6 +7,7 @@
 // Used by the row-wise kernels (softmax, group norm), launched with GroupSize threads per group.
 using ILGPU;
 using ILGPU.Algorithms;
+using ILGPU.Runtime;
 
 namespace Edm.Kernels;
 
@@ -19,6 +20,17 @@ internal static class GroupReduction
     const int Lanes = 16;
     /// <summary>Shared floats a caller allocates for <see cref="Sum"/> and <see cref="Max"/> (and twice that for <see cref="Sum2"/>).</summary>
     public const int ScratchSize = GroupSize + Lanes;
+
+    /// <summary>
+    /// Launch shape of a row-wise kernel: GroupSize threads per group, one group per row up to a
+    /// cap (the kernel loops over rows): one group per core on the CPU accelerator, where each
+    /// group's threads are OS threads meeting at barriers; two waves of full groups on a GPU.
+    /// </summary>
+    public static KernelConfig RowConfig(EdmDevice device, int rows)
+    {
+        int cap = device.IsCpu ? Math.Max(2, Environment.ProcessorCount) : Math.Max(1, device.GridThreads / GroupSize) * 2;
+        return new KernelConfig(Math.Max(1, Math.Min(rows, cap)), GroupSize);
+    }
 
     /// <summary>
     /// Sum of <paramref name="value"/> over the group, returned to every thread. Every thread of the

@@ -12,7 +12,8 @@
 //      iteration, also folding c_bk into the weights), weighted sum (one (b, e) output per
 //      iteration, looping over k). Enough for thousands of points on a GPU; a batched GEMM
 //      (NN-kernels work) can replace kernel 3 later.
-//   v2 CPU fast path: the same three stages in plain C# per sample, double accumulators.
+//   v2 CPU fast path: the same three stages in plain C# per sample, double accumulators, the
+//      weighted sum component-major (contiguous rows of mu, collapsed weights skipped).
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -142,39 +143,49 @@ public static partial class Ops
 
     static void MixtureDenoiseCpu(Tensor x, Tensor means, Tensor variances, Tensor logWeights, Tensor sigma, Tensor y, int batch, int k, int d)
     {
-        Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, () => new double[2 * k], (b, _, buf) =>
+        Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, () => new double[2 * k + d], (b, _, buf) =>
         {
-            var xs = x.CpuSpan().Slice(b * d, d);
-            var mu = means.CpuSpan();
-            var vars = variances.CpuSpan();
-            var lw = logWeights.CpuSpan();
-            float s = sigma.CpuSpan()[b];
-            double s2 = (double)s * s, max = double.NegativeInfinity;
-            for (int c = 0; c < k; c++)
-            {
-                double v = vars[c] + s2, dist = 0;
-                var m = mu.Slice(c * d, d);
-                for (int e = 0; e < d; e++) { double t = xs[e] - m[e]; dist += t * t; }
-                buf[c] = lw[c] - 0.5 * d * Math.Log(v) - dist / (2 * v);
-                max = Math.Max(max, buf[c]);
-            }
-            double sum = 0;
-            for (int c = 0; c < k; c++) { buf[c] = Math.Exp(buf[c] - max); sum += buf[c]; }
-            double coef = 0;
-            for (int c = 0; c < k; c++)
-            {
-                double r = buf[c] / sum, shrink = vars[c] / (vars[c] + s2);
-                coef += r * shrink;
-                buf[k + c] = r * (1 - shrink);
-            }
-            var ys = y.CpuSpan().Slice(b * d, d);
-            for (int e = 0; e < d; e++)
-            {
-                double acc = coef * xs[e];
-                for (int c = 0; c < k; c++) if (buf[k + c] != 0) acc += buf[k + c] * mu[c * d + e];
-                ys[e] = (float)acc;
-            }
+            MixtureDenoiseSample(x.CpuSpan().Slice(b * d, d), means.CpuSpan(), variances.CpuSpan(), logWeights.CpuSpan(), sigma.CpuSpan()[b],
+                y.CpuSpan().Slice(b * d, d), buf, k, d);
             return buf;
         }, _ => { });
+    }
+
+    // One sample of the CPU fast path: a static method over spans with every size a parameter (no
+    // closure fields in the inner loops).
+    static void MixtureDenoiseSample(ReadOnlySpan<float> xs, ReadOnlySpan<float> mu, ReadOnlySpan<float> vars, ReadOnlySpan<float> lw, float s,
+        Span<float> ys, double[] buf, int k, int d)
+    {
+        double s2 = (double)s * s, max = double.NegativeInfinity;
+        var logit = buf.AsSpan(0, k);
+        for (int c = 0; c < k; c++)
+        {
+            double v = vars[c] + s2, dist = 0;
+            var m = mu.Slice(c * d, d);
+            for (int e = 0; e < m.Length; e++) { double t = xs[e] - m[e]; dist += t * t; }
+            logit[c] = lw[c] - 0.5 * d * Math.Log(v) - dist / (2 * v);
+            max = Math.Max(max, logit[c]);
+        }
+        double sum = 0;
+        for (int c = 0; c < k; c++) { logit[c] = Math.Exp(logit[c] - max); sum += logit[c]; }
+        double coef = 0;
+        var w = buf.AsSpan(k, k);
+        for (int c = 0; c < k; c++)
+        {
+            double r = logit[c] / sum, shrink = vars[c] / (vars[c] + s2);
+            coef += r * shrink;
+            w[c] = r * (1 - shrink);
+        }
+        // Component-major accumulation: rows of mu are contiguous, and collapsed weights skip.
+        var acc = buf.AsSpan(2 * k, d);
+        for (int e = 0; e < acc.Length; e++) acc[e] = coef * xs[e];
+        for (int c = 0; c < k; c++)
+        {
+            double wc = w[c];
+            if (wc == 0) continue;
+            var m = mu.Slice(c * d, d);
+            for (int e = 0; e < m.Length; e++) acc[e] += wc * m[e];
+        }
+        for (int e = 0; e < acc.Length; e++) ys[e] = (float)acc[e];
     }
 }

@@ -32,13 +32,6 @@ public sealed class SoftmaxKernels : IKernelFamily<SoftmaxKernels>
     /// <inheritdoc/>
     public static SoftmaxKernels Load(EdmDevice device) => new(device.Accelerator);
 
-    /// <summary>Groups to launch for a per-row kernel: one per row, capped (the kernel loops over rows).</summary>
-    internal static KernelConfig RowConfig(EdmDevice device, int rows)
-    {
-        int cap = device.IsCpu ? Math.Max(2, Environment.ProcessorCount) : Math.Max(1, device.GridThreads / GroupReduction.GroupSize) * 2;
-        return new KernelConfig(Math.Max(1, Math.Min(rows, cap)), GroupReduction.GroupSize);
-    }
-
     /// One group per row: online (max, sum) per thread, group reduction, then the normalised write.
     static void ForwardKernel(ArrayView<float> x, ArrayView<float> y, int rows, int cols)
     {
@@ -111,7 +104,7 @@ public static partial class Ops
             });
             return y;
         }
-        device.Kernels<SoftmaxKernels>().Forward(SoftmaxKernels.RowConfig(device, rows), x.View, y.View, rows, cols);
+        device.Kernels<SoftmaxKernels>().Forward(GroupReduction.RowConfig(device, rows), x.View, y.View, rows, cols);
         return y;
     }
 
@@ -147,23 +140,18 @@ public static partial class Ops
             });
             return dx;
         }
-        device.Kernels<SoftmaxKernels>().Backward(SoftmaxKernels.RowConfig(device, rows), y.View, gy.View, dx.View, rows, cols);
+        device.Kernels<SoftmaxKernels>().Backward(GroupReduction.RowConfig(device, rows), y.View, gy.View, dx.View, rows, cols);
         return dx;
     }
 }
 
-/// <summary>Splits row loops of CPU fast paths into a few parallel chunks.</summary>
+/// <summary>Row loops of the NN CPU fast paths, in parallel chunks of whole rows.</summary>
 internal static class RowChunks
 {
     /// <summary>
-    /// Runs body(r0, r1) over [0, rows) in a few contiguous chunks in parallel. Chunks hold at
-    /// least ~32K elements so that small tensors run on the calling thread.
+    /// Runs body(r0, r1) over [0, rows) in contiguous chunks (CpuParallel.For) of at least ~32K
+    /// elements, so that small tensors run on the calling thread.
     /// </summary>
-    public static void Run(int rows, int cols, Action<int, int> body)
-    {
-        long work = (long)rows * Math.Max(1, cols);
-        int chunks = (int)Math.Clamp(work / 32768, 1, Math.Max(1, Math.Min(rows, 4 * Environment.ProcessorCount)));
-        if (chunks <= 1) { body(0, rows); return; }
-        Parallel.For(0, chunks, c => body((int)((long)rows * c / chunks), (int)((long)rows * (c + 1) / chunks)));
-    }
+    public static void Run(int rows, int cols, Action<int, int> body) =>
+        CpuParallel.For(rows, (start, count) => body(start, start + count), minChunk: Math.Max(1, CpuParallel.MinChunk / Math.Max(1, cols)));
 }

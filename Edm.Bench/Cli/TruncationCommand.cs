@@ -36,7 +36,7 @@ public sealed class TruncationCommand : IBenchCommand
     /// <inheritdoc/>
     public Command Build()
     {
-        var dataset = new Option<string>("--dataset") { Description = "Datasets, comma-separated: gaussian, mixture, points", DefaultValueFactory = _ => "gaussian,points" };
+        var dataset = new Option<string>("--dataset") { Description = "Datasets, comma-separated: gaussian, mixture, points", DefaultValueFactory = _ => "gaussian,mixture,points" };
         var dim = new Option<int>("--dim") { Description = "Data dimension", DefaultValueFactory = _ => 16 };
         var count = new Option<int>("--count") { Description = "Number of points (points) or components (mixture)", DefaultValueFactory = _ => 64 };
         var batch = new Option<int>("--batch") { Description = "Samples per curve point", DefaultValueFactory = _ => 16 };

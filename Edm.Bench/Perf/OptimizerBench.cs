@@ -4,8 +4,6 @@
 // read + 14 written), the bandwidth ceiling; on the CPU a plain C# Parallel.For of the same update
 // over managed arrays.
 using Edm.Kernels;
-using ILGPU;
-using ILGPU.Runtime;
 
 namespace Edm.Bench.Perf;
 
@@ -29,58 +27,42 @@ public sealed class OptimizerBench : IKernelBench
 
     static BenchCase AdamCase(EdmDevice device, int n)
     {
-        var bag = new DisposeBag();
         var pattern = new float[n];
         for (int i = 0; i < n; i++) pattern[i] = 0.5f - (i % 1013) / 1013f;  // nonzero, no denormals
-        var p = bag.Add(Tensor.FromArray(device, pattern, n));
-        var g = bag.Add(Tensor.FromArray(device, pattern, n));
-        var m = bag.Add(Tensor.Zeros(device, n));
-        var v = bag.Add(Tensor.Zeros(device, n));
+        var p = Tensor.FromArray(device, pattern, n);
+        var g = Tensor.FromArray(device, pattern, n);
+        var m = Tensor.Zeros(device, n);
+        var v = Tensor.Zeros(device, n);
         long step = 0;
         void Run() => Kernels.Ops.AdamStep(p, g, m, v, 1e-4f, 0.9f, 0.999f, 1e-8f, ++step);
+        double bytes = (double)n * AdamBytesPerParam;
 
-        Action baseline;
-        string baselineName;
-        if (device.IsCpu)
+        if (!device.IsCpu)
         {
-            float[] bp = (float[])pattern.Clone(), bg = pattern, bm = new float[n], bv = new float[n];
-            long bstep = 0;
-            baselineName = "C# Parallel.For";
-            baseline = () =>
+            var (copy, buffers) = Baselines.DeviceCopy(device, bytes);
+            return new BenchCase("adam", $"({n})", bytes, 10.0 * n, Run, Baselines.Copy, copy, new Baselines.Disposables(p, g, m, v, buffers));
+        }
+        // The same update as a plain C# Parallel.For over managed arrays.
+        float[] bp = (float[])pattern.Clone(), bg = pattern, bm = new float[n], bv = new float[n];
+        long bstep = 0;
+        void Baseline()
+        {
+            var a = new AdamArgs(1e-4f, 0.9f, 0.999f, 1e-8f, ++bstep);
+            int chunks = 4 * Environment.ProcessorCount;
+            Parallel.For(0, chunks, c =>
             {
-                var a = new AdamArgs(1e-4f, 0.9f, 0.999f, 1e-8f, ++bstep);
-                int chunks = 4 * Environment.ProcessorCount;
-                Parallel.For(0, chunks, c =>
+                int end = (int)((long)n * (c + 1) / chunks);
+                for (int i = (int)((long)n * c / chunks); i < end; i++)
                 {
-                    int end = (int)((long)n * (c + 1) / chunks);
-                    for (int i = (int)((long)n * c / chunks); i < end; i++)
-                    {
-                        float gi = bg[i];
-                        float mi = a.Beta1 * bm[i] + (1f - a.Beta1) * gi;
-                        float vi = a.Beta2 * bv[i] + (1f - a.Beta2) * gi * gi;
-                        bm[i] = mi;
-                        bv[i] = vi;
-                        bp[i] -= a.Lr * (mi * a.InvBias1) / (MathF.Sqrt(vi * a.InvBias2) + a.Eps);
-                    }
-                });
-            };
+                    float gi = bg[i];
+                    float mi = a.Beta1 * bm[i] + (1f - a.Beta1) * gi;
+                    float vi = a.Beta2 * bv[i] + (1f - a.Beta2) * gi * gi;
+                    bm[i] = mi;
+                    bv[i] = vi;
+                    bp[i] -= a.Lr * (mi * a.InvBias1) / (MathF.Sqrt(vi * a.InvBias2) + a.Eps);
+                }
+            });
         }
-        else
-        {
-            // 28 bytes per parameter = copying 3.5 floats per parameter (read + write).
-            int copyLen = (int)((long)n * AdamBytesPerParam / (2 * sizeof(float)));
-            var src = bag.Add(Tensor.Zeros(device, copyLen));
-            var dst = bag.Add(Tensor.Zeros(device, copyLen));
-            baselineName = "device copy, same bytes";
-            baseline = () => src.View.CopyTo(dst.View);
-        }
-        return new BenchCase("adam", $"({n})", (double)n * AdamBytesPerParam, 10.0 * n, Run, baselineName, baseline, bag);
-    }
-
-    sealed class DisposeBag : IDisposable
-    {
-        readonly List<IDisposable> _items = [];
-        public T Add<T>(T item) where T : IDisposable { _items.Add(item); return item; }
-        public void Dispose() { foreach (var d in _items) d.Dispose(); }
+        return new BenchCase("adam", $"({n})", bytes, 10.0 * n, Run, Baselines.CSharp, Baseline, new Baselines.Disposables(p, g, m, v));
     }
 }

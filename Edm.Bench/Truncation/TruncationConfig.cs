@@ -11,7 +11,7 @@ namespace Edm.Bench.Truncation;
 public sealed record TruncationConfig
 {
     /// <summary>Datasets to run ("gaussian", "mixture", "points").</summary>
-    public string[] Datasets { get; init; } = ["gaussian", "points"];
+    public string[] Datasets { get; init; } = ["gaussian", "mixture", "points"];
     /// <summary>Data dimension D.</summary>
     public int Dim { get; init; } = 16;                 // small: the default run must take < 2 min on 2 CPU cores
     /// <summary>Points (points dataset) or components (mixture).</summary>

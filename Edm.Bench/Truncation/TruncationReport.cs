@@ -19,7 +19,7 @@ public static class TruncationReport
         var steps = set.Global.Select(p => p.Steps).Distinct().Order().ToArray();
         if (steps.Length > 0)
         {
-            sb.Append("Global error: RMS |x_N - x_ref(0)| (NFE in brackets for the first row of each solver)\n");
+            sb.Append("Global error: RMS |x_N - x_ref(0)| (NFE = N for euler, euler_ancestral, dpmpp_2m, lms; 2N-1 for heun, midpoint, ralston, dpm_2)\n");
             sb.Append($"{"dataset",-9} {"solver",-15} {"disc",-6}");
             foreach (int n in steps) sb.Append($" {"N=" + n,10}");
             sb.Append($" {"order",7}\n");

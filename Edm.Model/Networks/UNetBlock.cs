@@ -100,7 +100,7 @@ public sealed class UNetBlock : Module
         if (Training && _o.Dropout > 0)
         {
             var (seed, stream) = _rng.Next();
-            throw new NotSupportedException($"dropout pending {seed} {stream}"); // PENDING-DROPOUT
+            x = Fn.Dropout(x, (float)_o.Dropout, seed, stream);
         }
         x = _conv1.Forward(x);
         x = Fn.Add(x, _skip is not null ? _skip.Forward(orig) : orig);

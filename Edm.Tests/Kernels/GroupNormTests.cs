@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Edm.Tests.Kernels;
 
-public sealed class GroupNormTests(NnDeviceFixture fx) : IClassFixture<NnDeviceFixture>
+public sealed class GroupNormTests(CpuDevice fx) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _device = fx.Device;
 

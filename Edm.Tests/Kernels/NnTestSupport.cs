@@ -1,12 +1,9 @@
 // Shared helpers for the NN kernel tests (group norm, softmax, attention, dropout, pooling):
-// one CPU device per test class, float/double conversion, llm.c-style closeness checks that print
+// float/double conversion, llm.c-style closeness checks that print
 // the first mismatches, and central finite differences on float64 reference functions.
-using Edm.Kernels;
 using Xunit;
 
 namespace Edm.Tests.Kernels;
-
-// NnDeviceFixture (one CPU device per test class) is defined in NnTestUtil.cs.
 
 internal static class Nn
 {

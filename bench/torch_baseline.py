@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""PyTorch baseline for `Edm.Bench kernels`: times the same ops at the same shapes with PyTorch
+and writes the same JSON schema, so that `Edm.Bench compare ours.json torch.json` can join them.
+
+Row schema (a JSON array): {op, shape, device, median_ms, gbps, gflops, baseline, baseline_ms,
+ratio, note}. The baseline is a tensor copy of the same bytes (torch-copy); ratio = median_ms /
+baseline_ms, as in ours. GB/s and GFLOP/s use the byte and FLOP counts of our bench files.
+
+Settings: float32, TF32 off (matmul and cuDNN), cudnn.benchmark on. Timing: CUDA events around
+each repetition on GPU, time.perf_counter on CPU (after a synchronise); median of --reps after
+warm-up.
+
+Op names and shape strings (must equal Edm.Bench/Perf/*.cs; B = 64, --quick divides B by 16
+unless noted):
+  gelu, silu, axpy, add   "(n)"   n = 4M on cpu, 64M on cuda (--quick: /16)      ElementwiseBench.cs
+  sum                     "(n)"   n = 16M on cpu, 64M on cuda (--quick: /16)     ElementwiseBench.cs
+  gemm                    "(n, n, n)"  n in 512, 1024 on cpu; 512, 4096 on cuda;
+                                   --quick: 512 only                             GemmBench.cs (branch nn)
+  conv2d, conv2d-bwd      "B64 128->128 32x32 k3", "B64 256->256 16x16 k3";
+                          conv2d-bwd = input + weight + bias gradients (no forward);
+                          cpu --quick: B8                                        Conv2dBench.cs (branch nn)
+  groupnorm, groupnorm_fwd_bwd  "(B, 128, 32, 32) G=32", "(B, 256, 16, 16) G=32"  GroupNormBench.cs
+  attention, attention_fwd_bwd  "(BH, 256, 256)", "(BH, 1024, 64)" = (B*heads, N, d),
+                          F.scaled_dot_product_attention (the explicit softmax(QK^T/sqrt d)V
+                          formula on torch < 2.0, noted in the row)               AttentionBench.cs
+  softmax                 "(B*256, 256)", "(B*64, 1024)"                          SoftmaxBench.cs
+  dropout                 "(B, 256, 16, 16) p=0.13"                               DropoutBench.cs
+  upsample2x              "(B, 128, 16, 16)" (nearest)                            PoolingBench.cs
+  avgpool2x               "(B, 128, 32, 32)"                                      PoolingBench.cs
+
+Usage: python3 bench/torch_baseline.py --device cpu|cuda [--ops a,b] [--quick] [--json PATH]
+       [--threads N] [--reps N]
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+B = 64
+QUICK_DIVISOR = 16
+
+
+def fmt(shape):
+    """Our Shapes.Format: "(2, 3, 4)"."""
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+class Case:
+    """One timed op: run() launches it; bytes and flops per launch as in our bench."""
+
+    def __init__(self, op, shape, nbytes, flops, run, note=None):
+        self.op, self.shape, self.bytes, self.flops, self.run, self.note = op, shape, nbytes, flops, run, note
+
+
+def randn(dev, *shape, grad=False):
+    return torch.randn(*shape, device=dev, dtype=torch.float32, requires_grad=grad)
+
+
+def quick_note(quick):
+    return f"--quick: batch {B} -> {B // QUICK_DIVISOR}" if quick else None
+
+
+# --- foundation (ElementwiseBench.cs) -------------------------------------------------------------
+def elementwise(op, dev, quick):
+    cpu = dev.type == "cpu"
+    n = (16 << 20 if op == "sum" else 4 << 20) if cpu else 64 << 20
+    if quick:
+        n //= 16
+    x, y = randn(dev, n), randn(dev, n)
+    run, nbytes, flops = {
+        "gelu": (lambda: F.gelu(x), 8.0 * n, 20.0 * n),
+        "silu": (lambda: F.silu(x), 8.0 * n, 5.0 * n),
+        "axpy": (lambda: y.add_(x, alpha=1e-3), 12.0 * n, 2.0 * n),
+        "add": (lambda: torch.add(x, y), 12.0 * n, 1.0 * n),
+        "sum": (lambda: x.sum(), 4.0 * n, 1.0 * n),
+    }[op]
+    return [Case(op, fmt([n]), nbytes, flops, run)]
+
+
+# --- part A (branch nn: GemmBench.cs, Conv2dBench.cs) ---------------------------------------------
+def gemm(op, dev, quick):
+    cpu = dev.type == "cpu"
+    sizes = [512] if quick else ([512, 1024] if cpu else [512, 4096])
+    cases = []
+    for n in sizes:
+        a, b, c = randn(dev, n, n), randn(dev, n, n), torch.empty(n, n, device=dev)
+        cases.append(Case(op, f"({n}, {n}, {n})", 12.0 * n * n, 2.0 * n ** 3,
+                          lambda a=a, b=b, c=c: torch.matmul(a, b, out=c)))
+    return cases
+
+
+def conv2d(op, dev, quick):
+    batch = 8 if dev.type == "cpu" and quick else 64
+    note = "CPU --quick: B=8 instead of 64" if dev.type == "cpu" and quick else None
+    cases = []
+    for c, hw in [(128, 32), (256, 16)]:
+        x, w, bias = randn(dev, batch, c, hw, hw), randn(dev, c, c, 3, 3) * 0.05, randn(dev, c)
+        dy = randn(dev, batch, c, hw, hw)
+        fwd_flops = 2.0 * batch * c * c * 9 * hw * hw
+        bwd = op == "conv2d-bwd"
+        if bwd:
+            def run(x=x, w=w, dy=dy):
+                # Gradients of input, weight and bias without the forward.
+                return torch.ops.aten.convolution_backward(dy, x, w, [w.shape[0]], [1, 1], [1, 1], [1, 1],
+                                                           False, [0, 0], 1, [True, True, True])
+            nbytes = 4.0 * (2 * x.numel() + dy.numel() + 2 * w.numel())
+        else:
+            def run(x=x, w=w, bias=bias):
+                return F.conv2d(x, w, bias, padding=1)
+            nbytes = 4.0 * (x.numel() + dy.numel() + w.numel())
+        cases.append(Case(op, f"B{batch} {c}->{c} {hw}x{hw} k3", nbytes, 2 * fwd_flops if bwd else fwd_flops, run, note))
+    return cases
+
+
+# --- part B (this branch: GroupNormBench.cs, AttentionBench.cs, ...) ------------------------------
+def groupnorm(op, dev, quick):
+    b = B // QUICK_DIVISOR if quick else B
+    backward = op == "groupnorm_fwd_bwd"
+    cases = []
+    for c, hw in [(128, 32), (256, 16)]:
+        x = randn(dev, b, c, hw, hw, grad=backward)
+        w, bias = randn(dev, c, grad=backward), randn(dev, c, grad=backward)
+        gy = randn(dev, b, c, hw, hw)
+        count = x.numel()
+        if backward:
+            def run(x=x, w=w, bias=bias, gy=gy):
+                x.grad = w.grad = bias.grad = None
+                F.group_norm(x, 32, w, bias, 1e-5).backward(gy)
+        else:
+            def run(x=x, w=w, bias=bias):
+                return F.group_norm(x, 32, w, bias, 1e-5)
+        cases.append(Case(op, f"{fmt([b, c, hw, hw])} G=32", (20.0 if backward else 8.0) * count,
+                          (20.0 if backward else 8.0) * count, run, quick_note(quick)))
+    return cases
+
+
+def attention(op, dev, quick):
+    bh = B // QUICK_DIVISOR if quick else B
+    backward = op == "attention_fwd_bwd"
+    sdpa = getattr(F, "scaled_dot_product_attention", None)
+    note = quick_note(quick)
+    if sdpa is None:
+        note = "; ".join(s for s in [note, "explicit softmax formula (torch < 2.0: no SDPA)"] if s)
+
+    def attend(q, k, v):
+        if sdpa is not None:
+            return sdpa(q, k, v)
+        return torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(q.shape[-1])), dim=-1) @ v
+
+    cases = []
+    for n, d in [(256, 256), (1024, 64)]:
+        q, k, v = (randn(dev, bh, n, d, grad=backward) for _ in range(3))
+        g = randn(dev, bh, n, d)
+        elems, fwd_flops = bh * n * d, 4.0 * bh * n * n * d
+        if backward:
+            def run(q=q, k=k, v=v, g=g):
+                q.grad = k.grad = v.grad = None
+                attend(q, k, v).backward(g)
+        else:
+            def run(q=q, k=k, v=v):
+                return attend(q, k, v)
+        cases.append(Case(op, fmt([bh, n, d]), 4.0 * (12 if backward else 4) * elems,
+                          3.5 * fwd_flops if backward else fwd_flops, run, note))
+    return cases
+
+
+def softmax(op, dev, quick):
+    b = B // QUICK_DIVISOR if quick else B
+    cases = []
+    for rows, cols in [(b * 256, 256), (b * 64, 1024)]:
+        x = randn(dev, rows, cols)
+        cases.append(Case(op, fmt([rows, cols]), 8.0 * rows * cols, 5.0 * rows * cols,
+                          lambda x=x: torch.softmax(x, dim=-1), quick_note(quick)))
+    return cases
+
+
+def dropout(op, dev, quick):
+    b = B // QUICK_DIVISOR if quick else B
+    x = randn(dev, b, 256, 16, 16)
+    return [Case(op, f"{fmt(x.shape)} p=0.13", 8.0 * x.numel(), float(x.numel()),
+                 lambda: F.dropout(x, 0.13, training=True), quick_note(quick))]
+
+
+def pooling(op, dev, quick):
+    b = B // QUICK_DIVISOR if quick else B
+    if op == "upsample2x":
+        x = randn(dev, b, 128, 16, 16)
+        return [Case(op, fmt(x.shape), 4.0 * 5 * x.numel(), 0.0,
+                     lambda: F.interpolate(x, scale_factor=2, mode="nearest"), quick_note(quick))]
+    x = randn(dev, b, 128, 32, 32)
+    return [Case(op, fmt(x.shape), 4.0 * 1.25 * x.numel(), float(x.numel()),
+                 lambda: F.avg_pool2d(x, 2), quick_note(quick))]
+
+
+OPS = {
+    "gelu": elementwise, "silu": elementwise, "axpy": elementwise, "add": elementwise, "sum": elementwise,
+    "gemm": gemm, "conv2d": conv2d, "conv2d-bwd": conv2d,
+    "groupnorm": groupnorm, "groupnorm_fwd_bwd": groupnorm,
+    "attention": attention, "attention_fwd_bwd": attention,
+    "softmax": softmax, "dropout": dropout, "upsample2x": pooling, "avgpool2x": pooling,
+}
+
+
+def median_ms(run, dev, reps, warmup=3, max_seconds=10.0):
+    """Median of synchronised repetitions (CUDA events on GPU, perf_counter on CPU)."""
+    for _ in range(warmup):
+        run()
+    times, start = [], time.perf_counter()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        for _ in range(reps):
+            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            e0.record()
+            run()
+            e1.record()
+            e1.synchronize()
+            times.append(e0.elapsed_time(e1))
+            if time.perf_counter() - start > max_seconds and len(times) >= 3:
+                break
+    else:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t0) * 1e3)
+            if time.perf_counter() - start > max_seconds and len(times) >= 3:
+                break
+    return statistics.median(times)
+
+
+def copy_baseline(nbytes, dev):
+    """A tensor copy moving nbytes in total (half read, half written), like our d2d-copy."""
+    n = max(1, int(nbytes / 8))
+    src, dst = torch.zeros(n, device=dev), torch.empty(n, device=dev)
+    return lambda: dst.copy_(src)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--ops", help="comma-separated op names (default: all): " + ", ".join(OPS))
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, as `kernels --quick`")
+    ap.add_argument("--json", help="write the rows to this path")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--reps", type=int, default=7, help="timed repetitions per case (median reported)")
+    args = ap.parse_args(argv)
+
+    ops = list(OPS) if not args.ops else [o.strip() for o in args.ops.split(",") if o.strip()]
+    unknown = [o for o in ops if o not in OPS]
+    if unknown:
+        print(f"error: unknown op '{','.join(unknown)}' in --ops; allowed: {', '.join(OPS)}", file=sys.stderr)
+        return 2
+    if args.reps < 1:
+        print(f"error: --reps must be >= 1, got {args.reps}", file=sys.stderr)
+        return 2
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
+
+    dev = torch.device("cuda:0" if args.device == "cuda" else "cpu")
+    # float32 everywhere: no TF32 shortcuts in matmul or cuDNN; cuDNN picks its fastest algorithms.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"torch {torch.__version__} on {name}; ratio = time / torch-copy time")
+    print(f"{'op':<18} {'shape':<28} {'ms':>9} {'GB/s':>8} {'GFLOP/s':>8} | {'copy ms':>9} | {'ratio':>6}")
+    rows = []
+    for op in ops:
+        for case in OPS[op](op, dev, args.quick):
+            with torch.no_grad() if not op.endswith("_fwd_bwd") else torch.enable_grad():
+                ms = median_ms(case.run, dev, args.reps)
+            bms = median_ms(copy_baseline(case.bytes, dev), dev, args.reps)
+            row = {
+                "op": case.op, "shape": case.shape, "device": "cuda:0" if dev.type == "cuda" else "cpu",
+                "median_ms": ms, "gbps": case.bytes / 1e6 / ms, "gflops": case.flops / 1e6 / ms,
+                "baseline": "torch-copy", "baseline_ms": bms, "ratio": ms / bms, "note": case.note,
+            }
+            rows.append(row)
+            print(f"{row['op']:<18} {row['shape']:<28} {ms:9.3f} {row['gbps']:8.1f} {row['gflops']:8.1f} | {bms:9.3f} | "
+                  f"{row['ratio']:6.2f}{'  ' + case.note if case.note else ''}", flush=True)
+            del case
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(rows, f, indent=2)
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
