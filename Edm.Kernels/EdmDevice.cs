@@ -183,6 +183,71 @@ public sealed class EdmDevice : IDisposable
     /// <summary>Waits for all launched work.</summary>
     public void Synchronize() => Accelerator.Synchronize();
 
+    // ---- Caching allocator ----
+    // Freed tensor buffers are kept per exact length and handed to the next tensor of that length
+    // (as PyTorch's caching allocator does): a training step allocates the same shapes every
+    // iteration, and a fresh allocation costs page faults on the CPU and a cudaMalloc on a GPU.
+    // The cache is bounded; beyond the bound, buffers are freed.
+    readonly Dictionary<long, Stack<MemoryBuffer1D<float, Stride1D.Dense>>> _pool = new();
+    long _cachedBytes;
+    bool _disposed;
+
+    /// <summary>Bytes held by the allocator's cache (freed tensors kept for reuse).</summary>
+    public long CachedBytes { get { lock (_pool) return _cachedBytes; } }
+
+    /// <summary>Largest cache: a quarter of device memory, at most 4 GiB on the CPU accelerator.</summary>
+    public long CacheLimitBytes => IsCpu ? Math.Min(4L << 30, MemorySize / 4) : MemorySize / 4;
+
+    internal MemoryBuffer1D<float, Stride1D.Dense> Rent(long length)
+    {
+        lock (_pool)
+        {
+            if (_pool.TryGetValue(length, out var stack) && stack.Count > 0)
+            {
+                var b = stack.Pop();
+                _cachedBytes -= b.LengthInBytes;
+                return b;
+            }
+        }
+        try { return Accelerator.Allocate1D<float>(length); }
+        catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
+        {
+            EmptyCache(); // retry once without cached buffers
+            try { return Accelerator.Allocate1D<float>(length); }
+            catch (Exception e2) when (e2 is OutOfMemoryException or AcceleratorException)
+            {
+                throw new DeviceOutOfMemoryException(this, length * sizeof(float), e);
+            }
+        }
+    }
+
+    internal void Return(MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    {
+        lock (_pool)
+        {
+            if (!_disposed && _cachedBytes + buffer.LengthInBytes <= CacheLimitBytes)
+            {
+                if (!_pool.TryGetValue(buffer.Length, out var stack)) _pool[buffer.Length] = stack = new();
+                stack.Push(buffer);
+                _cachedBytes += buffer.LengthInBytes;
+                return;
+            }
+        }
+        buffer.Dispose();
+    }
+
+    /// <summary>Frees every cached buffer.</summary>
+    public void EmptyCache()
+    {
+        lock (_pool)
+        {
+            foreach (var stack in _pool.Values)
+                while (stack.Count > 0) stack.Pop().Dispose();
+            _pool.Clear();
+            _cachedBytes = 0;
+        }
+    }
+
     internal void TrackAlloc(long bytes)
     {
         long now = Interlocked.Add(ref _bytesInUse, bytes);
@@ -200,6 +265,8 @@ public sealed class EdmDevice : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        EmptyCache();
+        lock (_pool) _disposed = true;
         Accelerator.Dispose();
         _context.Dispose();
     }

@@ -17,14 +17,7 @@ internal sealed class TensorStorage
     public TensorStorage(EdmDevice device, long length)
     {
         Device = device;
-        try
-        {
-            Buffer = device.Accelerator.Allocate1D<float>(Math.Max(1, length));
-        }
-        catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
-        {
-            throw new DeviceOutOfMemoryException(device, length * sizeof(float), e);
-        }
+        Buffer = device.Rent(Math.Max(1, length));
         device.TrackAlloc(Buffer.LengthInBytes);
     }
 
@@ -35,7 +28,7 @@ internal sealed class TensorStorage
         if (Interlocked.Decrement(ref _refs) == 0)
         {
             Device.TrackFree(Buffer.LengthInBytes);
-            Buffer.Dispose();
+            Device.Return(Buffer);
         }
     }
 }

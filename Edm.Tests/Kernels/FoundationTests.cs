@@ -234,6 +234,26 @@ public sealed class FoundationTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     }
 
     [Fact]
+    public void Caching_allocator_reuses_freed_buffers_and_accounts_live_bytes()
+    {
+        using var d = EdmDevice.Create("cpu");
+        var a = Tensor.Empty(d, 1000);
+        Assert.Equal(4000, d.BytesInUse);
+        a.Dispose();
+        Assert.Equal(0, d.BytesInUse);
+        Assert.Equal(4000, d.CachedBytes);
+        using (var b = Tensor.Zeros(d, 10, 100)) // same length: served from the cache, zeroed
+        {
+            Assert.Equal(0, d.CachedBytes);
+            Assert.All(b.ToArray(), v => Assert.Equal(0f, v));
+        }
+        using (var c = Tensor.Empty(d, 999)) Assert.Equal(3996, d.BytesInUse); // other length: new buffer
+        Assert.Equal(4000 + 3996, d.CachedBytes);
+        d.EmptyCache();
+        Assert.Equal(0, d.CachedBytes);
+    }
+
+    [Fact]
     public void Device_selection_errors_list_present_devices()
     {
         var e = Assert.Throws<DeviceSelectionException>(() => EdmDevice.Create("cuda:7"));
