@@ -24,21 +24,33 @@ for ((i = 1; i <= rounds; i++)); do
     if ls "$run"/training-state-*.safetensors >/dev/null 2>&1; then resume=(--resume "$run"); else resume=(); fi
     "${train[@]}" "${resume[@]}" >"$work/log-$i" 2>&1 &
     pid=$!
-    # The first snapshot comes a few seconds after start (JIT, dataset); then one per step.
-    delay=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 4 + 8 * rand() }')
-    sleep "$delay"
+    # Wait for this run's first checkpoint (start-up takes seconds: JIT, dataset), then one is
+    # written after every step: kill at a random moment among them.
+    # Odd rounds: a random moment after the first checkpoint; even rounds: the moment a write's
+    # temporary file appears (inside a snapshot or state write).
+    for ((w = 0; w < 600; w++)); do grep -q '^saved' "$work/log-$i" 2>/dev/null && break; sleep 0.1; done
+    if ((i % 2)); then
+        delay=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 2 * rand() }')
+        sleep "$delay"
+        when="${delay}s after a checkpoint"
+    else
+        when="as a write's temporary file appeared"
+        for ((w = 0; w < 20000; w++)); do
+            compgen -G "$run/.*.tmp-*" >/dev/null && break
+        done
+    fi
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     tmp=$(find "$run" -maxdepth 1 -name '.*.tmp-*' 2>/dev/null | wc -l)
     [ "$tmp" -gt 0 ] && torn=$((torn + 1))
     if ! ls "$run"/training-state-*.safetensors >/dev/null 2>&1; then
-        echo "round $i: killed after ${delay}s before the first state was written"
+        echo "round $i: killed $when, before the first state was written"
         continue
     fi
     if out=$(dotnet "$dll" checkpoint check "$run" --device cpu 2>&1); then
-        echo "round $i: killed after ${delay}s, temp files left: $tmp; $(echo "$out" | sed -n 1p | sed 's|.*/||')"
+        echo "round $i: killed $when, temp files left: $tmp; newest loads: $(echo "$out" | sed -n 1p | sed 's|.*/||')"
     else
-        echo "round $i: FAILED after ${delay}s: $out"
+        echo "round $i: FAILED (killed $when): $out"
         failures=$((failures + 1))
     fi
     find "$run" -maxdepth 1 -name '.*.tmp-*' -delete

@@ -78,6 +78,8 @@ public sealed class TrainCommand : IBenchCommand
             bool created = !Directory.Exists(outDir);
             try
             {
+                if (resumeFrom is null && Checkpoints.List(outDir, Checkpoints.StatePrefix).Length > 0)
+                    throw new UsageException($"--out '{outDir}' already holds a training run; continue it with --resume '{outDir}' or choose another folder");
                 RequireWritableFolder(outDir);
                 using var ds = OpenDataset(p.GetValue(data)!);
                 using var dev = CommonOptions.OpenDevice(p.GetValue(device));

@@ -135,6 +135,9 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         Assert.Equal(2, rc);
         Assert.Equal(goodBytes, File.ReadAllBytes(good));
         Assert.Equal(garbled, File.ReadAllBytes(newer));
+        // A fresh run into a folder that holds a run is refused rather than overwriting it.
+        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", dir, "--device", "cpu"]));
+        Assert.Equal(goodBytes, File.ReadAllBytes(good));
         // Resuming from the good state works.
         using var r = Trainer.Resume(_d, ds, good);
         Assert.Equal(1, r.Step);
