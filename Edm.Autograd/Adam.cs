@@ -41,6 +41,19 @@ public sealed class Adam : IDisposable
     /// <summary>The parameters, in order.</summary>
     public IReadOnlyList<Variable> Parameters => _params;
 
+    /// <summary>First-moment buffers m, one per parameter in order (saved and restored by training states).</summary>
+    public IReadOnlyList<Tensor> FirstMoments => _m;
+
+    /// <summary>Second-moment buffers v, one per parameter in order (saved and restored by training states).</summary>
+    public IReadOnlyList<Tensor> SecondMoments => _v;
+
+    /// <summary>Sets the step count when resuming from a saved state whose moments were copied into place.</summary>
+    public void RestoreStepCount(long steps)
+    {
+        if (steps < 0) throw new ArgumentException($"Adam: step count {steps} must be >= 0");
+        StepCount = steps;
+    }
+
     /// <summary>Takes one step with learning rate <paramref name="lr"/> using each parameter's accumulated gradient.</summary>
     public void Step(float lr)
     {

@@ -71,13 +71,13 @@ public sealed class OptimizerTests(CpuDevice fx) : IClassFixture<CpuDevice>
         using var b = Variable.Parameter(Tensor.FromArray(_device, Compare.Random(6, 2), 2, 3));
         a.Grad.CopyFrom([1, float.NaN, float.PositiveInfinity, float.NegativeInfinity, -2]);
         b.Grad.CopyFrom([3, 0, 0, 0, 0, 4]);
-        Training.NanToNumGrads([a, b]);
+        Edm.Autograd.Training.NanToNumGrads([a, b]);
         Assert.Equal([1, 0, 1e5f, -1e5f, -2], a.Grad.ToArray());
-        Assert.Equal(Math.Sqrt(1 + 1e10 + 1e10 + 4 + 9 + 16), Training.GradNorm([a, b]), 6);
+        Assert.Equal(Math.Sqrt(1 + 1e10 + 1e10 + 4 + 9 + 16), Edm.Autograd.Training.GradNorm([a, b]), 6);
 
         var pa = a.Value.ToArray();
         using var ea = new Variable(Tensor.Zeros(_device, 5));
-        Training.EmaUpdate([ea], [a], 0.75f);
+        Edm.Autograd.Training.EmaUpdate([ea], [a], 0.75f);
         var e = ea.Value.ToArray();
         for (int i = 0; i < 5; i++) Assert.Equal(0.25 * pa[i], e[i], 6);
     });

@@ -1,0 +1,426 @@
+// The training loop (edm-reference.md section 6; NVlabs/edm training/training_loop.py), step by step:
+//   1. gradients accumulate over rounds of B_gpu images: loss_r * (B_gpu / B) per round, so the sum
+//      of the rounds' gradients equals the gradient of the mean loss over the full batch B;
+//   2. lr = lr_max * min(nimg / (lr_rampup_kimg * 1000), 1), with nimg counted BEFORE this step
+//      (so the first step has lr 0 and only warms Adam's moments, as edm does);
+//   3. non-finite gradients: nan -> 0, +-inf -> +-1e5; then one Adam step (0.9, 0.999, 1e-8);
+//   4. EMA: h = min(halflife_kimg * 1000, nimg * rampup_ratio), beta = 0.5^(B / max(h, 1e-8)),
+//      ema = beta ema + (1 - beta) param (nimg again before this step: the first step copies);
+//   5. nimg += B.
+// Determinism: the images of step s come from DataOrderSampler (a saved state), sigma and noise of
+// round r from Philox keyed by (seed, stream s * rounds + r) (Losses.Compute), dropout from the
+// network's DropoutRng (its counter is saved). A training state holds all of it, so a resumed run
+// repeats the uninterrupted run's losses bit for bit on the CPU accelerator.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Edm.Autograd;
+using Edm.Kernels;
+using Edm.Model.Data;
+using Edm.Model.IO;
+using Edm.Model.Networks;
+
+namespace Edm.Model.Training;
+
+/// <summary>Training hyper-parameters (NVlabs/edm's defaults where they exist; lengths in thousands of images).</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Network preset (Presets.All).</summary>
+    public string Preset { get; init; } = "ddpmpp-tiny";
+    /// <summary>Images per optimizer step B.</summary>
+    public int Batch { get; init; } = 512;
+    /// <summary>Images per forward/backward round (gradient accumulation when smaller than B); null = B.</summary>
+    public int? BatchGpu { get; init; }
+    /// <summary>Training length in kimg.</summary>
+    public double Kimg { get; init; } = 200_000;
+    /// <summary>Snapshot interval in kimg.</summary>
+    public double SnapKimg { get; init; } = 500;
+    /// <summary>Progress/statistics interval in kimg (0: a tenth of <see cref="SnapKimg"/>).</summary>
+    public double TickKimg { get; init; }
+    /// <summary>Peak learning rate (edm: 1e-3).</summary>
+    public double Lr { get; init; } = 1e-3;
+    /// <summary>Learning-rate ramp-up length in kimg (edm: 10,000).</summary>
+    public double LrRampupKimg { get; init; } = 10_000;
+    /// <summary>EMA half-life in kimg (edm: 500).</summary>
+    public double EmaHalflifeKimg { get; init; } = 500;
+    /// <summary>EMA ramp-up ratio (edm: 0.05; 0 = none).</summary>
+    public double EmaRampupRatio { get; init; } = 0.05;
+    /// <summary>Dropout probability; null = the preset's.</summary>
+    public double? Dropout { get; init; }
+    /// <summary>Augmentation probability (needs an augmentation pipeline; 0 = off).</summary>
+    public double Augment { get; init; }
+    /// <summary>Seed of the initial weights, the data order, sigma/noise and dropout.</summary>
+    public ulong Seed { get; init; }
+    /// <summary>Loss.</summary>
+    public LossKind Loss { get; init; } = LossKind.Edm;
+    /// <summary>Preconditioning.</summary>
+    public PrecondKind Precond { get; init; } = PrecondKind.Edm;
+    /// <summary>Class-conditional training (needs a labelled dataset).</summary>
+    public bool Cond { get; init; }
+    /// <summary>Training resolution: the dataset's (null) or a divisor of it (box-filter downsampling).</summary>
+    public int? Resolution { get; init; }
+
+    /// <summary>Images per round.</summary>
+    [JsonIgnore] public int RoundBatch => BatchGpu ?? Batch;
+    /// <summary>The tick interval actually used.</summary>
+    [JsonIgnore] public double EffectiveTickKimg => TickKimg > 0 ? TickKimg : SnapKimg / 10;
+
+    static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    /// <summary>The options as JSON (training_options.json).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Options from <see cref="ToJson"/>'s output.</summary>
+    public static TrainingOptions FromJson(string json) =>
+        JsonSerializer.Deserialize<TrainingOptions>(json, Json) ?? throw new JsonException("training options are null");
+
+    /// <summary>Checks the options against a dataset; messages name the option and the allowed values.</summary>
+    public void Validate(ImageDataset data)
+    {
+        var p = Presets.Get(Preset);
+        if (Batch < 1) throw new ArgumentException($"--batch {Batch} must be >= 1");
+        if (RoundBatch < 1 || RoundBatch > Batch || Batch % RoundBatch != 0)
+            throw new ArgumentException($"--batch-gpu {RoundBatch} must divide --batch {Batch}");
+        if (!(Kimg > 0) || double.IsInfinity(Kimg)) throw new ArgumentException($"--kimg {Kimg} must be > 0");
+        if (!(SnapKimg > 0)) throw new ArgumentException($"--snap {SnapKimg} must be > 0");
+        if (TickKimg < 0) throw new ArgumentException($"--tick {TickKimg} must be >= 0");
+        if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ArgumentException($"--lr {Lr} must be > 0");
+        if (!(LrRampupKimg >= 0)) throw new ArgumentException($"--lr-rampup {LrRampupKimg} must be >= 0");
+        if (!(EmaHalflifeKimg >= 0)) throw new ArgumentException($"--ema {EmaHalflifeKimg} must be >= 0");
+        if (!(EmaRampupRatio >= 0)) throw new ArgumentException($"--ema-rampup {EmaRampupRatio} must be >= 0");
+        if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout {Dropout} must lie in [0, 1)");
+        if (!(Augment >= 0 && Augment <= 1)) throw new ArgumentException($"--augment {Augment} must lie in [0, 1]");
+        if (Loss is not (LossKind.Edm or LossKind.Vp or LossKind.Ve)) throw new ArgumentException($"--loss {Loss} is not supported; allowed: edm, vp, ve");
+        if (Precond is not (PrecondKind.Edm or PrecondKind.Vp or PrecondKind.Ve)) throw new ArgumentException($"--precond {Precond} is not supported; allowed: edm, vp, ve");
+        if (Cond && data.LabelDim == 0) throw new ArgumentException($"--cond needs a labelled dataset; '{data.Path}' has no dataset.json labels");
+        int res = Resolution ?? data.Resolution;
+        if (res < 1 || res > data.Resolution || data.Resolution % res != 0)
+            throw new ArgumentException($"--resolution {res} must divide the dataset's resolution {data.Resolution}");
+        if (!p.Resolutions.Contains(res))
+            throw new ArgumentException($"preset '{Preset}' does not support resolution {res} (dataset '{data.Path}' is {data.Resolution}x{data.Resolution}); " +
+                $"allowed: {string.Join(", ", p.Resolutions)} (convert with `dataset convert --resolution R` or pass --resolution)");
+    }
+}
+
+/// <summary>One tick's statistics (a line of stats.jsonl).</summary>
+public sealed record TickStats(int Tick, long Step, double Kimg, double Loss, double ImagesPerSecond, double Seconds);
+
+/// <summary>A training run: network, EMA, Adam, data order and counters (see the file header).</summary>
+public sealed class Trainer : IDisposable
+{
+    readonly EdmDevice _device;
+    readonly ImageDataset _data;
+    readonly INetwork _net;
+    readonly Precond _precond;
+    readonly Adam _adam;
+    readonly Variable[] _params;  // NamedParameters order
+    readonly string[] _names;
+    readonly Tensor[] _ema;       // EMA of each parameter
+    readonly DataOrderSampler _order;
+    readonly LossSettings _loss;
+    readonly int _rounds;
+
+    // Statistics of the current tick (saved with the state so stats.jsonl resumes exactly).
+    double _tickLossSum;
+    long _tickSteps;
+
+    /// <summary>The options.</summary>
+    public TrainingOptions Options { get; private set; }
+    /// <summary>The network's description (what snapshots record).</summary>
+    public NetworkSpec Spec { get; }
+    /// <summary>Optimizer steps done.</summary>
+    public long Step { get; private set; }
+    /// <summary>Images done.</summary>
+    public long CurNimg { get; private set; }
+    /// <summary>The preconditioned network (training weights).</summary>
+    public Precond Precond => _precond;
+    /// <summary>The EMA weights in NamedParameters order.</summary>
+    public IReadOnlyList<Tensor> Ema => _ema;
+    /// <summary>The dataset.</summary>
+    public ImageDataset Data => _data;
+
+    Trainer(EdmDevice device, ImageDataset data, TrainingOptions o)
+    {
+        o.Validate(data);
+        _device = device;
+        _data = data;
+        Options = o;
+        int res = o.Resolution ?? data.Resolution;
+        Spec = new NetworkSpec(o.Preset, res, data.Channels, o.Cond ? data.LabelDim : 0, o.Augment > 0 ? 9 : 0,
+            o.Dropout, o.Precond, 0.5);
+        _net = Spec.CreateNetwork(device, o.Seed);
+        _net.Rng.Seed = o.Seed;
+        _net.Rng.Counter = 0;
+        _precond = new Precond(_net, o.Precond, Spec.SigmaData);
+        var named = _net.Module.NamedParameters().ToArray();
+        _params = named.Select(n => n.Param).ToArray();
+        _names = named.Select(n => n.Name).ToArray();
+        _adam = new Adam(_params, 0.9f, 0.999f, 1e-8f);
+        _ema = _params.Select(p => Ops.Copy(p.Value)).ToArray();  // edm: ema = deepcopy(net)
+        _order = new DataOrderSampler(data.Count, o.Seed);
+        _loss = new LossSettings { Kind = o.Loss };
+        _rounds = o.Batch / o.RoundBatch;
+    }
+
+    /// <summary>Starts a fresh run.</summary>
+    public static Trainer Start(EdmDevice device, ImageDataset data, TrainingOptions options) => new(device, data, options);
+
+    /// <summary>
+    /// Resumes from a training state file. The run's options come from the state; <paramref name="adjust"/>
+    /// may change the length, snapshot and tick intervals (anything else must stay as saved).
+    /// </summary>
+    public static Trainer Resume(EdmDevice device, ImageDataset data, string statePath, Func<TrainingOptions, TrainingOptions>? adjust = null)
+    {
+        var f = Checkpoints.Read(statePath, Checkpoints.StateFormat);
+        var m = f.Metadata;
+        TrainingOptions saved;
+        try { saved = TrainingOptions.FromJson(Meta(m, "options", statePath)); }
+        catch (JsonException e) { throw new CheckpointException($"training state '{statePath}': its options are not valid JSON ({e.Message})", e); }
+        var o = adjust?.Invoke(saved) ?? saved;
+        if (o with { Kimg = saved.Kimg, SnapKimg = saved.SnapKimg, TickKimg = saved.TickKimg } != saved)
+            throw new ArgumentException("resume: only --kimg, --snap and --tick may differ from the saved run's options");
+        var t = new Trainer(device, data, o);
+        try
+        {
+            var spec = NetworkSpec.FromMetadata(m, statePath);
+            if (spec != t.Spec)
+                throw new CheckpointException($"training state '{statePath}' is for {spec}, but this dataset gives {t.Spec}");
+            var expected = new HashSet<string>(StringComparer.Ordinal);
+            void Load(string name, Tensor dst) { Checkpoints.Fill(statePath, f, name, dst); expected.Add(name); }
+            for (int i = 0; i < t._params.Length; i++)
+            {
+                Load("net." + t._names[i], t._params[i].Value);
+                Load("ema." + t._names[i], t._ema[i]);
+                Load("adam_m." + t._names[i], t._adam.FirstMoments[i]);
+                Load("adam_v." + t._names[i], t._adam.SecondMoments[i]);
+            }
+            foreach (var (name, b) in t._net.Module.NamedBuffers()) Load("buffer." + name, b);
+            Checkpoints.RequireNoExtra(statePath, f, expected);
+            t.Step = MetaLong(m, "step", statePath);
+            t.CurNimg = MetaLong(m, "cur_nimg", statePath);
+            t._adam.RestoreStepCount(MetaLong(m, "adam_step", statePath));
+            t._net.Rng.Counter = (ulong)MetaLong(m, "dropout_counter", statePath);
+            t._tickSteps = MetaLong(m, "tick_steps", statePath);
+            t._tickLossSum = double.Parse(Meta(m, "tick_loss_sum", statePath), CultureInfo.InvariantCulture);
+            var state = new SamplerState(MetaLong(m, "sampler_epoch", statePath), (int)MetaLong(m, "sampler_position", statePath));
+            if (MetaLong(m, "dataset_count", statePath) != data.Count)
+                throw new CheckpointException($"training state '{statePath}' was trained on {MetaLong(m, "dataset_count", statePath)} images, the dataset '{data.Path}' has {data.Count}");
+            t._order.Restore(state);
+        }
+        catch (FormatException e)
+        {
+            t.Dispose();
+            throw new CheckpointException($"training state '{statePath}': malformed metadata ({e.Message})", e);
+        }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
+        return t;
+    }
+
+    static string Meta(IReadOnlyDictionary<string, string> m, string key, string path) =>
+        m.TryGetValue(key, out var v) ? v : throw new CheckpointException($"training state '{path}' has no '{key}' in its metadata");
+
+    static long MetaLong(IReadOnlyDictionary<string, string> m, string key, string path) =>
+        long.TryParse(Meta(m, key, path), NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v >= 0 ? v
+            : throw new CheckpointException($"training state '{path}': metadata '{key}' = '{m[key]}' is not a count");
+
+    /// <summary>Images of the given dataset indices at the training resolution, (B, C, R, R) on the host.</summary>
+    float[] LoadImages(int[] idx)
+    {
+        var src = _data.ReadImages(idx);
+        int f = _data.Resolution / Spec.Resolution;
+        if (f == 1) return src;
+        // Box-filter downsampling by f: each output pixel is the mean of an f x f block.
+        int c = Spec.Channels, r = Spec.Resolution, rs = _data.Resolution;
+        var dst = new float[idx.Length * c * r * r];
+        float inv = 1f / (f * f);
+        for (int p = 0; p < idx.Length * c; p++)
+            for (int y = 0; y < r; y++)
+                for (int x = 0; x < r; x++)
+                {
+                    float s = 0;
+                    for (int dy = 0; dy < f; dy++)
+                        for (int dx = 0; dx < f; dx++) s += src[(p * rs + y * f + dy) * rs + x * f + dx];
+                    dst[(p * r + y) * r + x] = s * inv;
+                }
+        return dst;
+    }
+
+    /// <summary>
+    /// One optimizer step over a batch of <see cref="TrainingOptions.Batch"/> images (in rounds of
+    /// <see cref="TrainingOptions.RoundBatch"/>). Returns the mean loss per pixel (edm's reported loss).
+    /// </summary>
+    public double TrainStep()
+    {
+        var o = Options;
+        int b = o.RoundBatch, c = Spec.Channels, r = Spec.Resolution;
+        _adam.ZeroGrad();
+        _net.Module.Train();
+        double lossSum = 0;
+        for (int round = 0; round < _rounds; round++)
+        {
+            using var scope = new TensorScope();
+            var idx = _order.Next(b);
+            var y = new Variable(Tensor.FromArray(_device, LoadImages(idx), b, c, r, r));
+            Variable? labels = Spec.LabelDim > 0 ? new Variable(_data.LabelBatch(_device, idx)!) : null;
+            ulong stream = (ulong)Step * (ulong)_rounds + (ulong)round;
+            var loss = Losses.Compute(_precond, y, labels, null, _loss, o.Seed, stream);  // sum over pixels, mean over the round
+            lossSum += loss.Value.Item();
+            Fn.Scale(loss, (float)b / o.Batch).Backward();
+        }
+        double lr = o.Lr * Math.Min(CurNimg / Math.Max(o.LrRampupKimg * 1000, 1e-8), 1);
+        foreach (var p in _params) Ops.NanToNumInPlace(p.Grad);
+        _adam.Step((float)lr);
+        double halflife = o.EmaHalflifeKimg * 1000;
+        if (o.EmaRampupRatio > 0) halflife = Math.Min(halflife, CurNimg * o.EmaRampupRatio);
+        double beta = Math.Pow(0.5, o.Batch / Math.Max(halflife, 1e-8));
+        Ops.EmaUpdate(_ema, _params.Select(p => p.Value).ToArray(), (float)beta);
+        CurNimg += o.Batch;
+        Step++;
+        double mean = lossSum / _rounds / (c * r * r);
+        _tickLossSum += mean;
+        _tickSteps++;
+        return mean;
+    }
+
+    /// <summary>Writes the EMA snapshot for the images done so far into <paramref name="dir"/>; returns its path.</summary>
+    public string SaveSnapshot(string dir)
+    {
+        var path = Path.Combine(dir, Checkpoints.SnapshotName(CurNimg));
+        Checkpoints.SaveSnapshot(path, _net, Spec, _ema, new Dictionary<string, string>
+        {
+            ["kimg"] = (CurNimg / 1000.0).ToString("R", CultureInfo.InvariantCulture),
+            ["step"] = Step.ToString(CultureInfo.InvariantCulture),
+        });
+        return path;
+    }
+
+    /// <summary>Writes the full training state into <paramref name="dir"/>; returns its path.</summary>
+    public string SaveState(string dir)
+    {
+        var path = Path.Combine(dir, Checkpoints.StateName(CurNimg));
+        static HostTensor H(Tensor t) => new((int[])t.Shape.Clone(), t.ToArray());
+        var tensors = new List<KeyValuePair<string, HostTensor>>();
+        for (int i = 0; i < _params.Length; i++)
+        {
+            tensors.Add(new("net." + _names[i], H(_params[i].Value)));
+            tensors.Add(new("ema." + _names[i], H(_ema[i])));
+            tensors.Add(new("adam_m." + _names[i], H(_adam.FirstMoments[i])));
+            tensors.Add(new("adam_v." + _names[i], H(_adam.SecondMoments[i])));
+        }
+        foreach (var (name, b) in _net.Module.NamedBuffers()) tensors.Add(new("buffer." + name, H(b)));
+        var meta = Spec.ToMetadata();
+        var inv = CultureInfo.InvariantCulture;
+        meta["format"] = Checkpoints.StateFormat;
+        meta["options"] = Options.ToJson();
+        meta["step"] = Step.ToString(inv);
+        meta["cur_nimg"] = CurNimg.ToString(inv);
+        meta["adam_step"] = _adam.StepCount.ToString(inv);
+        meta["dropout_counter"] = _net.Rng.Counter.ToString(inv);
+        meta["sampler_epoch"] = _order.State.Epoch.ToString(inv);
+        meta["sampler_position"] = _order.State.Position.ToString(inv);
+        meta["dataset_count"] = _data.Count.ToString(inv);
+        meta["tick_steps"] = _tickSteps.ToString(inv);
+        meta["tick_loss_sum"] = _tickLossSum.ToString("R", inv);
+        SafeTensors.Write(path, tensors, meta);
+        return path;
+    }
+
+    /// <summary>
+    /// Trains until <see cref="TrainingOptions.Kimg"/>: a progress line per tick to
+    /// <paramref name="log"/> and a line in stats.jsonl, a snapshot + state + training_options.json
+    /// every <see cref="TrainingOptions.SnapKimg"/> and at the end, all in <paramref name="outDir"/>.
+    /// </summary>
+    public void Run(string outDir, Action<string> log)
+    {
+        var o = Options;
+        long totalNimg = (long)Math.Ceiling(o.Kimg * 1000);
+        long tickNimg = Math.Max(1, (long)Math.Round(o.EffectiveTickKimg * 1000));
+        long snapNimg = Math.Max(1, (long)Math.Round(o.SnapKimg * 1000));
+        var statsPath = Path.Combine(outDir, "stats.jsonl");
+        TrimStats(statsPath);
+        int tick = (int)(CurNimg / tickNimg);
+        long nextTick = (CurNimg / tickNimg + 1) * tickNimg, nextSnap = (CurNimg / snapNimg + 1) * snapNimg;
+        var clock = Stopwatch.StartNew();
+        long startNimg = CurNimg;
+        double tickStart = 0;
+        long tickStartNimg = CurNimg;
+        log($"training {Spec.Preset} at {Spec.Resolution}x{Spec.Resolution}x{Spec.Channels} ({_net.Module.ParameterCount():N0} parameters) " +
+            $"on {_data.Count} images, batch {o.Batch} ({_rounds} round(s) of {o.RoundBatch}), from kimg {CurNimg / 1000.0:F3} to {o.Kimg:F3}");
+        while (CurNimg < totalNimg)
+        {
+            TrainStep();
+            bool done = CurNimg >= totalNimg;
+            if (CurNimg >= nextTick || done)
+            {
+                double now = clock.Elapsed.TotalSeconds;
+                double ips = (CurNimg - tickStartNimg) / Math.Max(now - tickStart, 1e-9);
+                double overall = (CurNimg - startNimg) / Math.Max(now, 1e-9);
+                var eta = TimeSpan.FromSeconds(Math.Round((totalNimg - CurNimg) / Math.Max(overall, 1e-9)));
+                var stats = new TickStats(tick, Step, CurNimg / 1000.0, _tickLossSum / Math.Max(_tickSteps, 1), ips, now - tickStart);
+                log(string.Create(CultureInfo.InvariantCulture,
+                    $"tick {tick,-4} kimg {stats.Kimg,9:F3}  step {Step,-6} loss {stats.Loss,8:F4}  img/s {ips,7:F1}  eta {eta:hh\\:mm\\:ss}"));
+                AppendStats(statsPath, stats);
+                tick++;
+                _tickLossSum = 0;
+                _tickSteps = 0;
+                tickStart = now;
+                tickStartNimg = CurNimg;
+                while (nextTick <= CurNimg) nextTick += tickNimg;
+            }
+            if (CurNimg >= nextSnap || done)
+            {
+                SaveCheckpoint(outDir, log);
+                while (nextSnap <= CurNimg) nextSnap += snapNimg;
+            }
+        }
+    }
+
+    /// <summary>Writes training_options.json, the EMA snapshot and the training state (in that order).</summary>
+    public void SaveCheckpoint(string outDir, Action<string> log)
+    {
+        AtomicFile.WriteAllText(Path.Combine(outDir, "training_options.json"), Options.ToJson() + "\n");
+        var snap = SaveSnapshot(outDir);
+        var state = SaveState(outDir);
+        log($"saved {Path.GetFileName(snap)} and {Path.GetFileName(state)} (kimg {CurNimg / 1000.0:F3}, step {Step})");
+    }
+
+    // A resumed run drops the stats lines written after its state (they will be written again).
+    void TrimStats(string path)
+    {
+        if (!File.Exists(path)) return;
+        var keep = new List<string>();
+        foreach (var line in File.ReadAllLines(path))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                if (doc.RootElement.GetProperty("step").GetInt64() <= Step) keep.Add(line);
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException) { }
+        }
+        AtomicFile.WriteAllText(path, keep.Count == 0 ? "" : string.Join("\n", keep) + "\n");
+    }
+
+    static readonly JsonSerializerOptions StatsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    static void AppendStats(string path, TickStats s) =>
+        File.AppendAllText(path, JsonSerializer.Serialize(s, StatsJson) + "\n");
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _adam.Dispose();
+        foreach (var e in _ema) e.Dispose();
+        _precond.Dispose();
+    }
+}

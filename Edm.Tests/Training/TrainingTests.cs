@@ -1,0 +1,207 @@
+using Edm.Bench;
+using Edm.Kernels;
+using Edm.Model;
+using Edm.Model.Data;
+using Edm.Model.Training;
+using Edm.Sampling;
+using Edm.Tests.Data;
+using Xunit;
+
+namespace Edm.Tests.Training;
+
+public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
+{
+    readonly EdmDevice _d = cpu.Device;
+
+    // A tiny labelled dataset of random 8x8 grayscale PNGs (5 images: batches cross epochs).
+    static string MakeDataset(TempDir dir, int count = 5, int size = 8)
+    {
+        var root = dir["data"];
+        var labels = new List<string>();
+        for (int i = 0; i < count; i++)
+        {
+            TempDir.WritePng(Path.Combine(root, $"img{i:D3}.png"), size, size, 1, TempDir.RandomBytes(size * size, 100 + i));
+            labels.Add($"[\"img{i:D3}.png\", {i % 3}]");
+        }
+        File.WriteAllText(Path.Combine(root, "dataset.json"), "{\"labels\": [" + string.Join(", ", labels) + "]}");
+        return root;
+    }
+
+    static TrainingOptions Tiny(double kimg = 0.012) => new()
+    {
+        Preset = "ddpmpp-tiny", Batch = 4, BatchGpu = 2, Kimg = kimg, SnapKimg = 0.008, TickKimg = 0.004,
+        Lr = 2e-3, LrRampupKimg = 0.006, EmaHalflifeKimg = 0.01, Seed = 7, Cond = true,
+    };
+
+    [Fact]
+    public void End_to_end_run_writes_snapshots_states_and_stats_that_load()
+    {
+        using var tmp = new TempDir();
+        using var ds = ImageDataset.Open(MakeDataset(tmp), preload: true);
+        var outDir = tmp["run"];
+        Directory.CreateDirectory(outDir);
+        var lines = new List<string>();
+        using (var t = Trainer.Start(_d, ds, Tiny()))
+        {
+            t.Run(outDir, lines.Add);
+            Assert.Equal(3, t.Step);
+            Assert.Equal(12, t.CurNimg);
+        }
+        Assert.Contains(lines, l => l.StartsWith("tick 0") && l.Contains("loss") && l.Contains("img/s") && l.Contains("eta"));
+        var stats = File.ReadAllLines(Path.Combine(outDir, "stats.jsonl"));
+        Assert.Equal(3, stats.Length); // ticks at 4, 8, 12 images
+        Assert.True(File.Exists(Path.Combine(outDir, "training_options.json")));
+        Assert.Equal("network-snapshot-000000.safetensors", Path.GetFileName(Checkpoints.List(outDir, Checkpoints.SnapshotPrefix).Single()));
+        var state = Checkpoints.List(outDir, Checkpoints.StatePrefix).Single();
+        Assert.Equal("step 3, kimg 0.012", Checkpoints.CheckState(_d, state));
+        Assert.Empty(Directory.GetFiles(outDir, ".*tmp*"));
+
+        var (net, spec, meta) = Checkpoints.LoadSnapshot(_d, Checkpoints.List(outDir, Checkpoints.SnapshotPrefix)[0]);
+        using (net)
+        {
+            Assert.Equal(new NetworkSpec("ddpmpp-tiny", 8, 1, 3, 0, null, PrecondKind.Edm, 0.5), spec);
+            Assert.Equal("3", meta["step"]);
+            // The snapshot holds the EMA weights, which differ from the initial ones after training.
+            using var init = spec.CreateNetwork(_d, 7);
+            var w0 = init.Module.NamedParameters().First(p => p.Name.EndsWith("conv0.weight")).Param.Value.ToArray();
+            var w1 = net.Module.NamedParameters().First(p => p.Name.EndsWith("conv0.weight")).Param.Value.ToArray();
+            Assert.NotEqual(w0, w1);
+        }
+    }
+
+    [Fact]
+    public void Resumed_run_repeats_the_uninterrupted_losses_bit_for_bit()
+    {
+        using var tmp = new TempDir();
+        using var ds = ImageDataset.Open(MakeDataset(tmp), preload: true);
+        const int k = 2, m = 3;
+        double[] straight;
+        float[] straightEma, straightW;
+        using (var t = Trainer.Start(_d, ds, Tiny()))
+        {
+            straight = Enumerable.Range(0, k + m).Select(_ => t.TrainStep()).ToArray();
+            straightEma = t.Ema[3].ToArray();
+            straightW = t.Precond.Network.Module.Parameters().ElementAt(3).Value.ToArray();
+        }
+        Assert.All(straight, l => Assert.True(double.IsFinite(l) && l > 0));
+        Assert.NotEqual(straight[0], straight[1]);
+
+        string state;
+        var first = new List<double>();
+        using (var t = Trainer.Start(_d, ds, Tiny()))
+        {
+            for (int i = 0; i < k; i++) first.Add(t.TrainStep());
+            state = t.SaveState(tmp.Path);
+        }
+        var second = new List<double>();
+        using (var t = Trainer.Resume(_d, ds, state))
+        {
+            Assert.Equal(k, t.Step);
+            for (int i = 0; i < m; i++) second.Add(t.TrainStep());
+            Assert.Equal(straightEma, t.Ema[3].ToArray());
+            Assert.Equal(straightW, t.Precond.Network.Module.Parameters().ElementAt(3).Value.ToArray());
+        }
+        Assert.Equal(straight, first.Concat(second).ToArray());
+    }
+
+    [Fact]
+    public void Corrupt_newest_state_gives_a_clear_error_and_the_good_one_is_kept()
+    {
+        using var tmp = new TempDir();
+        var data = MakeDataset(tmp);
+        using var ds = ImageDataset.Open(data, preload: true);
+        var dir = tmp["run"];
+        Directory.CreateDirectory(dir);
+        string good;
+        using (var t = Trainer.Start(_d, ds, Tiny()))
+        {
+            t.TrainStep();
+            good = t.SaveState(dir);
+        }
+        var goodBytes = File.ReadAllBytes(good);
+        // A newer state cut short (as a torn copy would be) and one with a flipped header byte.
+        var newer = Path.Combine(dir, Checkpoints.StateName(5000));
+        File.WriteAllBytes(newer, goodBytes.AsSpan(0, goodBytes.Length / 2).ToArray());
+        var e = Assert.Throws<CheckpointException>(() => Trainer.Resume(_d, ds, newer));
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains(newer, e.Message);
+        var garbled = (byte[])goodBytes.Clone();
+        garbled[12] = (byte)'#';
+        File.WriteAllBytes(newer, garbled);
+        Assert.Throws<CheckpointException>(() => Checkpoints.CheckState(_d, newer));
+
+        // The CLI refuses in one line (exit 2), names the previous state, and touches neither file.
+        int rc = Program.Main(["train", "--data", data, "--out", dir, "--resume", dir, "--device", "cpu"]);
+        Assert.Equal(2, rc);
+        Assert.Equal(goodBytes, File.ReadAllBytes(good));
+        Assert.Equal(garbled, File.ReadAllBytes(newer));
+        // A fresh run into a folder that holds a run is refused rather than overwriting it.
+        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", dir, "--device", "cpu"]));
+        Assert.Equal(goodBytes, File.ReadAllBytes(good));
+        // Resuming from the good state works.
+        using var r = Trainer.Resume(_d, ds, good);
+        Assert.Equal(1, r.Step);
+    }
+
+    [Fact]
+    public void Generation_gives_each_seed_the_same_image_whatever_the_batch()
+    {
+        var spec = new NetworkSpec("ddpmpp-tiny", 8, 1, 3, 0, null, PrecondKind.Edm, 0.5);
+        using var net = new Precond(spec.CreateNetwork(_d, 5), spec.Precond, spec.SigmaData);
+        // Untrained, the near-zero-initialised layers (edm's init_zero: weight 1e-5, bias 0) make F
+        // nearly independent of sigma and class; give them weights so images depend on the whole network.
+        int k = 0;
+        foreach (var p in net.Network.Module.Parameters())
+            if (p.Value.ToArray().All(v => Math.Abs(v) < 1e-3f)) p.Value.CopyFrom(Edm.Bench.Verify.Compare.Random(p.Value.Length, 50 + k++).Select(v => 0.1f * v).ToArray());
+        Assert.True(k > 0);
+        ulong[] seeds = [3, 7, 11];
+        foreach (var sampler in new[] { "euler", "stochastic" })
+        {
+            var settings = Edm.Bench.Cli.GenerateCommand.Settings(sampler, 3);
+            var one = Generator.Generate(net, seeds, settings, batch: 1);
+            var three = Generator.Generate(net, seeds, settings, batch: 3);
+            Assert.Equal(one, three);
+            var single = Generator.Generate(net, [7], settings, batch: 1);
+            Assert.Equal(one.AsSpan(64, 64).ToArray(), single);
+            Assert.NotEqual(one.AsSpan(0, 64).ToArray(), one.AsSpan(64, 64).ToArray());
+        }
+        // Random classes come from each seed's own stream: fixed per seed, covering every class.
+        Assert.Equal(Generator.ClassOf(7, 3, null), Generator.ClassOf(7, 3, null));
+        Assert.Equal([0, 1, 2], Enumerable.Range(0, 60).Select(s => Generator.ClassOf((ulong)s, 3, null)).Distinct().Order());
+        Assert.Equal(2, Generator.ClassOf(7, 3, 2));
+        var euler = new SamplerSettings { Steps = 3, Solver = Solver.Euler };
+        Assert.NotEqual(Generator.Generate(net, [7], euler, 1, fixedClass: 0), Generator.Generate(net, [7], euler, 1, fixedClass: 2));
+        Assert.Throws<ArgumentException>(() => Generator.Generate(net, [7], euler, 1, fixedClass: 3));
+    }
+
+    [Fact]
+    public void Cli_mistakes_exit_2_without_leaving_files()
+    {
+        using var tmp = new TempDir();
+        var data = MakeDataset(tmp);
+        var outDir = tmp["never"];
+        Assert.Equal(2, Program.Main(["train", "--data", tmp["missing"], "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
+        Directory.CreateDirectory(tmp["empty"]);
+        Assert.Equal(2, Program.Main(["train", "--data", tmp["empty"], "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
+        var odd = tmp["odd"];
+        TempDir.WritePng(Path.Combine(odd, "a.png"), 12, 12, 1, TempDir.RandomBytes(144, 1));
+        Assert.Equal(2, Program.Main(["train", "--data", odd, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
+        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--augment", "0.1", "--device", "cpu"]));
+        Assert.False(Directory.Exists(outDir));
+        var file = tmp["file"];
+        File.WriteAllText(file, "x");
+        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", file, "--device", "cpu"]));
+
+        var gen = tmp["gen"];
+        Assert.Equal(2, Program.Main(["generate", "--network", tmp["nope.safetensors"], "--seeds", "0-1", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(2, Program.Main(["generate", "--network", file, "--seeds", "0-1", "--outdir", gen, "--device", "cpu"]));
+        var snap = tmp["snap.safetensors"];
+        var spec = new NetworkSpec("ddpmpp-tiny", 8, 1, 3, 0, null, PrecondKind.Edm, 0.5);
+        using (var net = spec.CreateNetwork(_d)) Checkpoints.SaveSnapshot(snap, net, spec, null);
+        Assert.Equal(2, Program.Main(["generate", "--network", snap, "--seeds", "5-2", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(2, Program.Main(["generate", "--network", snap, "--seeds", "0", "--class", "3", "--outdir", gen, "--device", "cpu"]));
+        Assert.Empty(Directory.Exists(gen) ? Directory.GetFiles(gen, "*.png") : []);
+        Assert.Equal(0, Program.Main(["generate", "--network", snap, "--seeds", "0-2", "--steps", "2", "--sampler", "euler", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(new[] { "grid.png", "seed0000.png", "seed0001.png", "seed0002.png" }, Directory.GetFiles(gen).Select(Path.GetFileName).Order());
+    }
+}
