@@ -310,9 +310,9 @@ public sealed class TapeTests(CpuDevice cpu, ITestOutputHelper output) : IClassF
                     var y = Fn.Concat(1, Fn.Slice(Fn.MatMul(h, w2), 1, 0, 2), Fn.Slice(Fn.MatMul(h, w2), 1, 2, 2));
                     var loss = Fn.Mean(Fn.Square(Fn.Sub(y, t)));
                     loss.Backward();
-                    Training.NanToNumGrads(adam.Parameters);
+                    Edm.Autograd.Training.NanToNumGrads(adam.Parameters);
                     adam.Step(1e-3f);
-                    using (Tape.NoGrad()) Training.EmaUpdate([ema], [w1], 0.99f);
+                    using (Tape.NoGrad()) Edm.Autograd.Training.EmaUpdate([ema], [w1], 0.99f);
                     peakStep = Math.Max(peakStep, _d.BytesInUse - setUp);
                 }
                 if (i == 0) afterFirst = _d.BytesInUse;
