@@ -47,9 +47,6 @@ public sealed class TrainCommand : IBenchCommand
             string outDir = Path.GetFullPath(p.GetValue(output)!);
             string? resumeFrom = p.GetValue(resume);
             double aug = p.GetValue(augment) ?? 0;
-            if (aug > 0 && typeof(Precond).Assembly.GetType("Edm.Model.AugmentPipe") is null)
-                throw new UsageException("augmentation not available in this build (--augment must be 0)");
-            if (aug > 0) throw new UsageException("augmentation is not wired into train yet (--augment must be 0)");
             if (resumeFrom is null && p.GetValue(preset) is null) throw new UsageException("--preset is required (unless --resume is given)");
             if (resumeFrom is null && p.GetValue(kimg) is null) throw new UsageException("--kimg is required (unless --resume is given)");
 

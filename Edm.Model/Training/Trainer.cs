@@ -124,6 +124,7 @@ public sealed class Trainer : IDisposable
     readonly Tensor[] _ema;       // EMA of each parameter
     readonly DataOrderSampler _order;
     readonly LossSettings _loss;
+    readonly AugmentPipe? _augment; // non-leaking augmentation (section 6), null when Augment = 0
     readonly int _rounds;
 
     // Statistics of the current tick (saved with the state so stats.jsonl resumes exactly).
@@ -165,6 +166,7 @@ public sealed class Trainer : IDisposable
         _ema = _params.Select(p => Ops.Copy(p.Value)).ToArray();  // edm: ema = deepcopy(net)
         _order = new DataOrderSampler(data.Count, o.Seed);
         _loss = new LossSettings { Kind = o.Loss };
+        _augment = o.Augment > 0 ? new AugmentPipe(o.Augment) : null;
         _rounds = o.Batch / o.RoundBatch;
     }
 
@@ -273,7 +275,15 @@ public sealed class Trainer : IDisposable
             var y = new Variable(Tensor.FromArray(_device, LoadImages(idx), b, c, r, r));
             Variable? labels = Spec.LabelDim > 0 ? new Variable(_data.LabelBatch(_device, idx)!) : null;
             ulong stream = (ulong)Step * (ulong)_rounds + (ulong)round;
-            var loss = Losses.Compute(_precond, y, labels, null, _loss, o.Seed, stream);  // sum over pixels, mean over the round
+            Variable? augLabels = null;
+            if (_augment is not null)
+            {
+                // Augmentation draws use their own key so they do not correlate with sigma and noise.
+                var (img, lab) = _augment.Apply(y.Value, o.Seed ^ 0x5DEECE66DUL, stream);
+                y = new Variable(img);
+                augLabels = new Variable(lab);
+            }
+            var loss = Losses.Compute(_precond, y, labels, augLabels, _loss, o.Seed, stream);  // sum over pixels, mean over the round
             lossSum += loss.Value.Item();
             Fn.Scale(loss, (float)b / o.Batch).Backward();
         }

@@ -70,6 +70,30 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     }
 
     [Fact]
+    public void Augmentation_and_dropout_train_with_nine_augment_labels()
+    {
+        // --augment > 0 conditions the network on the 9-d augment labels (map_augment) and
+        // --dropout > 0 switches dropout on; a short run must stay finite and snapshot an
+        // augment-conditioned network.
+        using var tmp = new TempDir();
+        using var ds = ImageDataset.Open(MakeDataset(tmp), preload: true);
+        var outDir = tmp["run"];
+        Directory.CreateDirectory(outDir);
+        var lines = new List<string>();
+        using (var t = Trainer.Start(_d, ds, Tiny(0.008) with { Augment = 0.5, Dropout = 0.1 }))
+            t.Run(outDir, lines.Add);
+        var stats = File.ReadAllLines(Path.Combine(outDir, "stats.jsonl"));
+        Assert.NotEmpty(stats);
+        Assert.DoesNotContain(stats, l => l.Contains("NaN") || l.Contains("Infinity"));
+        var (net, spec, _) = Checkpoints.LoadSnapshot(_d, Checkpoints.List(outDir, Checkpoints.SnapshotPrefix)[^1]);
+        using (net)
+        {
+            Assert.Equal(9, spec.AugmentDim);
+            Assert.Contains(net.Module.NamedParameters(), p => p.Name == "map_augment.weight");
+        }
+    }
+
+    [Fact]
     public void Resumed_run_repeats_the_uninterrupted_losses_bit_for_bit()
     {
         using var tmp = new TempDir();
@@ -186,7 +210,7 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         var odd = tmp["odd"];
         TempDir.WritePng(Path.Combine(odd, "a.png"), 12, 12, 1, TempDir.RandomBytes(144, 1));
         Assert.Equal(2, Program.Main(["train", "--data", odd, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
-        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--augment", "0.1", "--device", "cpu"]));
+        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--augment", "1.5", "--device", "cpu"]));
         Assert.False(Directory.Exists(outDir));
         var file = tmp["file"];
         File.WriteAllText(file, "x");
