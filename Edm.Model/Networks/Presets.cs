@@ -1,5 +1,6 @@
 // Named network presets: the paper's configurations (NVlabs/edm train.py --arch ddpmpp | ncsnpp |
-// adm at CIFAR-10 / ImageNet-64) and tiny versions of each for tests and CPU demos.
+// adm at CIFAR-10 / ImageNet-64), k-diffusion's image_v1 (configs/config_cifar10.json) and tiny versions
+// of each for tests and CPU demos.
 using Edm.Model.Nn;
 
 namespace Edm.Model.Networks;
@@ -20,6 +21,8 @@ public static class Presets
         new("ddpmpp-tiny", "SongUNet", 32, [8, 16, 32], 1, "edm", "tiny DDPM++ (16 ch, mult [1,2], 1 block) for tests and CPU demos"),
         new("ncsnpp-tiny", "SongUNet", 32, [8, 16, 32], 1, "edm", "tiny NCSN++ (16 ch, mult [1,2], 1 block)"),
         new("adm-tiny", "DhariwalUNet", 32, [8, 16, 32], 1, "edm", "tiny ADM (16 ch, mult [1,2], 1 block, 16 channels per head)"),
+        new("image-v1", "ImageV1", 32, [32], 3, "edm", "k-diffusion image_v1 as its configs/config_cifar10.json (mapping 256, depths [2,4,4], channels [128,256,512], self-attention at levels 2-3, dropout 0.05)"),
+        new("image-v1-tiny", "ImageV1", 32, [8, 16, 32], 1, "edm", "tiny k-diffusion image_v1 (mapping 64, depths [1,1], channels [32,64], self-attention at level 2)"),
     ];
 
     /// <summary>Allowed preset names.</summary>
@@ -82,7 +85,21 @@ public static class Presets
                 ModelChannels = modelChannels ?? 16, ChannelMult = [1, 2], NumBlocks = 1, AttnResolutions = [res / 2],
                 ChannelsPerHead = 16, Dropout = dropout ?? 0.0,
             }),
+            "image-v1" => new ImageV1(ctx, new ImageV1Options
+            {
+                ImgResolution = res, InChannels = ch, LabelDim = labelDim, AugmentDim = augmentDim, MappingOut = 256,
+                Depths = [2, 4, 4], Channels = ChannelsOf(modelChannels ?? 128, 1, 2, 4), SelfAttnDepths = [false, true, true],
+                Dropout = dropout ?? 0.05,
+            }),
+            "image-v1-tiny" => new ImageV1(ctx, new ImageV1Options
+            {
+                ImgResolution = res, InChannels = ch, LabelDim = labelDim, AugmentDim = augmentDim, MappingOut = 64,
+                Depths = [1, 1], Channels = ChannelsOf(modelChannels ?? 32, 1, 2), SelfAttnDepths = [false, true],
+                Dropout = dropout ?? 0.0,
+            }),
             _ => throw new ArgumentException($"unknown preset '{name}'; allowed: {Names}"),
         };
     }
+
+    static int[] ChannelsOf(int mc, params int[] mult) => mult.Select(m => mc * m).ToArray();
 }
