@@ -9,7 +9,7 @@ using static Edm.Tests.Kernels.NnTestUtil;
 
 namespace Edm.Tests.Kernels;
 
-public sealed class Conv2dTests(NnDeviceFixture fx) : IClassFixture<NnDeviceFixture>
+public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _d = fx.Device;
 

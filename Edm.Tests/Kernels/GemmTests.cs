@@ -8,7 +8,7 @@ using static Edm.Tests.Kernels.NnTestUtil;
 
 namespace Edm.Tests.Kernels;
 
-public sealed class GemmTests(NnDeviceFixture fx) : IClassFixture<NnDeviceFixture>
+public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _d = fx.Device;
 

@@ -1,20 +1,10 @@
-// Helpers shared by the NN kernel tests (Gemm, Conv2d, Resample): a CPU device fixture, random
+// Helpers shared by the NN kernel tests (Gemm, Conv2d, Resample; device fixture: CpuDevice): random
 // data, tensor <-> double conversion, the llm.c-style closeness assertion and a float64
 // finite-difference gradient of a scalar function.
 using Edm.Kernels;
 using Xunit;
 
 namespace Edm.Tests.Kernels;
-
-/// <summary>One CPU accelerator per test class.</summary>
-public sealed class NnDeviceFixture : IDisposable
-{
-    /// <summary>The device (CPU fast paths on unless a test switches them off).</summary>
-    public EdmDevice Device { get; } = EdmDevice.Create("cpu");
-
-    /// <inheritdoc/>
-    public void Dispose() => Device.Dispose();
-}
 
 internal static class NnTestUtil
 {

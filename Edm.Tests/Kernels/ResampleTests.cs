@@ -9,7 +9,7 @@ using static Edm.Tests.Kernels.NnTestUtil;
 
 namespace Edm.Tests.Kernels;
 
-public sealed class ResampleTests(NnDeviceFixture fx) : IClassFixture<NnDeviceFixture>
+public sealed class ResampleTests(CpuDevice fx) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _d = fx.Device;
     static readonly float[] Box = [1, 1];
