@@ -28,8 +28,8 @@ unless noted):
   upsample2x              "(B, 128, 16, 16)" (nearest)                            PoolingBench.cs
   avgpool2x               "(B, 128, 32, 32)"                                      PoolingBench.cs
   step_ddpmpp             "ddpmpp-cifar10 (b, 3, 32, 32) label_dim 10": forward + EDM loss +
-                          backward of DDPM++ (no optimizer); b = 8 on cpu, 128 on cuda, 2 with
-                          --quick; baseline "none" (NaN); GFLOP/s from 3 x the forward's
+                          backward of DDPM++ (no optimizer); b = 8 on cpu (--quick: 2), 128 on
+                          cuda (--quick too); baseline "none" (NaN); GFLOP/s from 3 x the forward's
                           conv/linear/attention FLOPs                             StepBench.cs
 
 Usage: python3 bench/torch_baseline.py --device cpu|cuda [--ops a,b] [--quick] [--json PATH]
@@ -219,8 +219,8 @@ SKIP_SCALE = math.sqrt(0.5)
 
 
 def step_batch(dev, quick):
-    """StepBench.BatchFor: 2 with --quick, else 8 on the CPU and 128 on a GPU."""
-    return 2 if quick else (8 if dev.type == "cpu" else 128)
+    """StepBench.BatchFor: 128 on a GPU (--quick too); on the CPU 8, or 2 with --quick."""
+    return 128 if dev.type != "cpu" else (2 if quick else 8)
 
 
 def step_shape(batch):
@@ -408,6 +408,9 @@ OPS = {
     "step_ddpmpp": step_ddpmpp,
 }
 
+# Ops of our bench without a PyTorch row (accepted in --ops so that one list serves both benches).
+OURS_ONLY = {"point_denoise", "adam", "tape", "step_ddpmpp_conv", "step_ddpmpp_groupnorm", "step_ddpmpp_attention"}
+
 
 def median_ms(run, dev, reps, warmup=3, max_seconds=10.0):
     """Median of synchronised repetitions (CUDA events on GPU, perf_counter on CPU)."""
@@ -460,6 +463,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     ops = list(OPS) if not args.ops else [o.strip() for o in args.ops.split(",") if o.strip()]
+    skipped = [o for o in ops if o in OURS_ONLY]
+    if skipped:
+        print(f"skipped (ours only, no PyTorch counterpart): {', '.join(skipped)}")
+        ops = [o for o in ops if o not in OURS_ONLY]
     unknown = [o for o in ops if o not in OPS]
     if unknown:
         print(f"error: unknown op '{','.join(unknown)}' in --ops; allowed: {', '.join(OPS)}", file=sys.stderr)
