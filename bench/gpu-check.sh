@@ -9,6 +9,10 @@
 # kernels.log + ours.json, torch.log + torch.json, compare.txt, summary.txt.
 # Exit code: 0 when every step succeeded, else the first failing step's code (verify: 1 = a check failed).
 # --device cpu runs the same steps on the CPU (to try the script without a GPU).
+# Without --ops every op runs, the training step included: step_ddpmpp (DDPM++ forward + EDM loss +
+# backward at batch 128 on a GPU, --quick too; PyTorch's same step is the peer row in compare.txt)
+# and its parts step_ddpmpp_conv / _groupnorm / _attention (ours only). Just the step:
+#   bash bench/gpu-check.sh --ops step_ddpmpp,step_ddpmpp_conv,step_ddpmpp_groupnorm,step_ddpmpp_attention
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -27,6 +27,10 @@ unless noted):
   dropout                 "(B, 256, 16, 16) p=0.13"                               DropoutBench.cs
   upsample2x              "(B, 128, 16, 16)" (nearest)                            PoolingBench.cs
   avgpool2x               "(B, 128, 32, 32)"                                      PoolingBench.cs
+  step_ddpmpp             "ddpmpp-cifar10 (b, 3, 32, 32) label_dim 10": forward + EDM loss +
+                          backward of DDPM++ (no optimizer); b = 8 on cpu (--quick: 2), 128 on
+                          cuda (--quick too); baseline "none" (NaN); GFLOP/s from 3 x the forward's
+                          conv/linear/attention FLOPs                             StepBench.cs
 
 Usage: python3 bench/torch_baseline.py --device cpu|cuda [--ops a,b] [--quick] [--json PATH]
        [--threads N] [--reps N]
@@ -54,8 +58,10 @@ def fmt(shape):
 class Case:
     """One timed op: run() launches it; bytes and flops per launch as in our bench."""
 
-    def __init__(self, op, shape, nbytes, flops, run, note=None):
+    def __init__(self, op, shape, nbytes, flops, run, note=None, grad=None, copy=True):
         self.op, self.shape, self.bytes, self.flops, self.run, self.note = op, shape, nbytes, flops, run, note
+        self.grad = op.endswith("_fwd_bwd") if grad is None else grad  # autograd on while timed
+        self.copy = copy  # time the torch-copy baseline (False: baseline "none", NaN)
 
 
 def randn(dev, *shape, grad=False):
@@ -198,13 +204,212 @@ def pooling(op, dev, quick):
                  lambda: F.avg_pool2d(x, 2), quick_note(quick))]
 
 
+# --- step_ddpmpp (StepBench.cs): one training step of DDPM++ without the optimizer ------------------
+# A plain PyTorch DDPM++ (SongUNet "VP" architecture) written from EDM's Appendix F.4 and
+# edm-reference.md section 7, as the CIFAR-10 configuration: 128 base channels, multipliers
+# [2, 2, 2], embedding width 4 x 128, 4 blocks per resolution, attention (one head) at 16x16 and in
+# the bottleneck, group norm with min(32, C/4) groups and eps 1e-6, SiLU, skip_scale sqrt(0.5),
+# dropout 0.13, resample filter [1, 1], positional noise embedding, class conditioning by a Linear
+# of the one-hot labels times sqrt(label_dim). With label_dim 10 and no augmentation it has
+# 55,734,147 parameters, like our ddpmpp-cifar10 preset. Initialisation is PyTorch's default (it
+# does not change the time of a step).
+STEP_LABEL_DIM = 10
+STEP_PARAMETERS = 55_734_147
+SKIP_SCALE = math.sqrt(0.5)
+
+
+def step_batch(dev, quick):
+    """StepBench.BatchFor: 128 on a GPU (--quick too); on the CPU 8, or 2 with --quick."""
+    return 128 if dev.type != "cpu" else (2 if quick else 8)
+
+
+def step_shape(batch):
+    """StepBench.ShapeString."""
+    return f"ddpmpp-cifar10 {fmt([batch, 3, 32, 32])} label_dim {STEP_LABEL_DIM}"
+
+
+def norm(c):
+    return torch.nn.GroupNorm(min(32, c // 4), c, eps=1e-6)
+
+
+class ResampleConv(torch.nn.Module):
+    """k x k convolution (same padding; k = 0: none) after optional 2x resampling by the [1, 1]
+    FIR filter. With [1, 1] the downsampling filter is a 2x2 box average (avg_pool2d) and the
+    upsampling filter (transposed, gain 4) copies each pixel into its 2x2 block (nearest)."""
+
+    def __init__(self, cin, cout, k, up=False, down=False):
+        super().__init__()
+        self.up, self.down = up, down
+        self.conv = torch.nn.Conv2d(cin, cout, k, padding=k // 2) if k else None
+
+    def forward(self, x):
+        if self.up:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.down:
+            x = F.avg_pool2d(x, 2)
+        return self.conv(x) if self.conv is not None else x
+
+
+class DdpmBlock(torch.nn.Module):
+    """UNet block: GN-SiLU-conv3x3(-resample), + Linear(emb), GN-SiLU-dropout-conv3x3, + skip
+    (1x1 conv when channels or resolution change), x skip_scale; then optional one-head
+    self-attention GN-qkv-softmax(q^T k / sqrt C)-v-proj, + residual, x skip_scale."""
+
+    def __init__(self, cin, cout, emb, up=False, down=False, attention=False, takes_skip=False, dropout=0.13):
+        super().__init__()
+        self.takes_skip, self.attention, self.dropout = takes_skip, attention, dropout
+        self.norm0 = norm(cin)
+        self.conv0 = ResampleConv(cin, cout, 3, up, down)
+        self.affine = torch.nn.Linear(emb, cout)
+        self.norm1 = norm(cout)
+        self.conv1 = ResampleConv(cout, cout, 3)
+        self.skip = ResampleConv(cin, cout, 1, up, down) if cin != cout or up or down else None
+        if attention:
+            self.norm2 = norm(cout)
+            self.qkv = torch.nn.Conv2d(cout, 3 * cout, 1)
+            self.proj = torch.nn.Conv2d(cout, cout, 1)
+
+    def forward(self, x, emb):
+        h = self.conv0(F.silu(self.norm0(x)))
+        h = F.silu(self.norm1(h + self.affine(emb)[:, :, None, None]))
+        h = self.conv1(F.dropout(h, self.dropout, self.training))
+        x = (h + (self.skip(x) if self.skip is not None else x)) * SKIP_SCALE
+        if self.attention:
+            b, c, hh, ww = x.shape
+            # (B, 3C, H, W) read as (B, C, 3, N): channel 3i + j of qkv is component j of channel i.
+            q, k, v = self.qkv(self.norm2(x)).reshape(b, c, 3, hh * ww).unbind(2)
+            p = torch.softmax(torch.einsum("bcq,bck->bqk", q, k / math.sqrt(c)), dim=2)  # (B, N, N)
+            a = torch.einsum("bqk,bck->bcq", p, v).reshape(b, c, hh, ww)
+            x = (self.proj(a) + x) * SKIP_SCALE
+        return x
+
+
+class DdpmPP(torch.nn.Module):
+    """F(x; c_noise, class labels) of DDPM++ at 32x32."""
+
+    def __init__(self, res=32, img_ch=3, label_dim=STEP_LABEL_DIM, ch=128, mult=(2, 2, 2), blocks=4, attn=(16,), dropout=0.13):
+        super().__init__()
+        emb = 4 * ch
+        self.noise_ch, self.label_dim = ch, label_dim
+        self.map_label = torch.nn.Linear(label_dim, ch)
+        self.map_layer0 = torch.nn.Linear(ch, emb)
+        self.map_layer1 = torch.nn.Linear(emb, emb)
+        self.enc, self.dec = torch.nn.ModuleList(), torch.nn.ModuleList()
+        skip_ch, c = [], img_ch
+        for level, m in enumerate(mult):
+            r = res >> level
+            if level == 0:
+                self.enc.append(ResampleConv(c, ch, 3))
+                c = ch
+            else:
+                self.enc.append(DdpmBlock(c, c, emb, down=True, dropout=dropout))
+            skip_ch.append(c)
+            for _ in range(blocks):
+                self.enc.append(DdpmBlock(c, ch * m, emb, attention=r in attn, dropout=dropout))
+                c = ch * m
+                skip_ch.append(c)
+        for level in reversed(range(len(mult))):
+            r = res >> level
+            if level == len(mult) - 1:
+                self.dec.append(DdpmBlock(c, c, emb, attention=True, dropout=dropout))
+                self.dec.append(DdpmBlock(c, c, emb, dropout=dropout))
+            else:
+                self.dec.append(DdpmBlock(c, c, emb, up=True, dropout=dropout))
+            for idx in range(blocks + 1):
+                cin = c + skip_ch.pop()
+                c = ch * mult[level]
+                self.dec.append(DdpmBlock(cin, c, emb, attention=idx == blocks and r in attn, takes_skip=True, dropout=dropout))
+        self.out_norm = norm(c)
+        self.out_conv = torch.nn.Conv2d(c, img_ch, 3, padding=1)
+
+    def embed(self, c_noise):
+        """Positional embedding (max_positions 10000, endpoint: the last frequency is 1/10000),
+        with the sine half first."""
+        half = self.noise_ch // 2
+        freqs = (1.0 / 10000) ** (torch.arange(half, dtype=torch.float32, device=c_noise.device) / (half - 1))
+        a = c_noise[:, None].float() * freqs[None, :]
+        return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
+
+    def forward(self, x, c_noise, labels):
+        emb = self.embed(c_noise) + self.map_label(labels * math.sqrt(self.label_dim))
+        emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))
+        skips = []
+        for m in self.enc:
+            x = m(x, emb) if isinstance(m, DdpmBlock) else m(x)
+            skips.append(x)
+        for m in self.dec:
+            if m.takes_skip:
+                x = torch.cat([x, skips.pop()], dim=1)
+            x = m(x, emb)
+        return self.out_conv(F.silu(self.out_norm(x)))
+
+
+def edm_loss(net, y, labels, p_mean=-1.2, p_std=1.2, sigma_data=0.5):
+    """EDM loss (edm-reference.md section 6) through the EDM preconditioning (Table 1): sum over
+    pixels of lambda(sigma) ||D(y + n; sigma) - y||^2, averaged over the batch."""
+    b = y.shape[0]
+    sigma = torch.exp(p_mean + p_std * torch.randn(b, 1, 1, 1, device=y.device))
+    weight = (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
+    x = y + torch.randn_like(y) * sigma
+    s2 = sigma ** 2 + sigma_data ** 2
+    c_skip, c_out, c_in = sigma_data ** 2 / s2, sigma * sigma_data / s2.sqrt(), 1 / s2.sqrt()
+    c_noise = sigma.log().flatten() / 4
+    d = c_skip * x + c_out * net(c_in * x, c_noise, labels)
+    return (weight * (d - y) ** 2).sum() / b
+
+
+def forward_flops(net, y, labels):
+    """2 x MACs of every Conv2d, Linear and attention product in one forward (hooks on the output
+    shapes; group norm and elementwise work not counted), as StepFlops in StepBench.cs."""
+    total = [0.0]
+
+    def hook(m, inputs, out):
+        if isinstance(m, torch.nn.Conv2d):
+            total[0] += 2.0 * out.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total[0] += 2.0 * out.numel() * m.in_features
+        elif isinstance(m, DdpmBlock) and m.attention:
+            b, c, hh, ww = out.shape
+            total[0] += 4.0 * b * (hh * ww) ** 2 * c
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()]
+    with torch.no_grad():
+        net(y, torch.zeros(y.shape[0], device=y.device), labels)
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def step_ddpmpp(op, dev, quick):
+    batch = step_batch(dev, quick)
+    net = DdpmPP().to(dev).train()
+    params = sum(p.numel() for p in net.parameters())
+    print(f"step_ddpmpp: DDPM++ parameters {params:,} (ours: {STEP_PARAMETERS:,}; "
+          f"{'equal' if params == STEP_PARAMETERS else 'DIFFERENT'})", flush=True)
+    y = torch.rand(batch, 3, 32, 32, device=dev) * 2 - 1
+    labels = F.one_hot(torch.arange(batch, device=dev) % STEP_LABEL_DIM, STEP_LABEL_DIM).float()
+    flops = 3 * forward_flops(net, y, labels)
+
+    def run():
+        net.zero_grad(set_to_none=True)
+        edm_loss(net, y, labels).backward()
+
+    note = (f"images/s = {batch} x 1000 / ms; {params:,} parameters; GFLOP/s from {flops / 1e9:.1f} GFLOP per step "
+            "(3 x forward conv/linear/attention FLOPs)")
+    return [Case(op, step_shape(batch), 0.0, flops, run, note, grad=True, copy=False)]
+
+
 OPS = {
     "gelu": elementwise, "silu": elementwise, "axpy": elementwise, "add": elementwise, "sum": elementwise,
     "gemm": gemm, "conv2d": conv2d, "conv2d-bwd": conv2d,
     "groupnorm": groupnorm, "groupnorm_fwd_bwd": groupnorm,
     "attention": attention, "attention_fwd_bwd": attention,
     "softmax": softmax, "dropout": dropout, "upsample2x": pooling, "avgpool2x": pooling,
+    "step_ddpmpp": step_ddpmpp,
 }
+
+# Ops of our bench without a PyTorch row (accepted in --ops so that one list serves both benches).
+OURS_ONLY = {"point_denoise", "adam", "tape", "step_ddpmpp_conv", "step_ddpmpp_groupnorm", "step_ddpmpp_attention"}
 
 
 def median_ms(run, dev, reps, warmup=3, max_seconds=10.0):
@@ -233,6 +438,13 @@ def median_ms(run, dev, reps, warmup=3, max_seconds=10.0):
     return statistics.median(times)
 
 
+def json_number(v):
+    """Non-finite floats as the strings our C# writer uses ("NaN", "Infinity"): valid JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
 def copy_baseline(nbytes, dev):
     """A tensor copy moving nbytes in total (half read, half written), like our d2d-copy."""
     n = max(1, int(nbytes / 8))
@@ -251,6 +463,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     ops = list(OPS) if not args.ops else [o.strip() for o in args.ops.split(",") if o.strip()]
+    skipped = [o for o in ops if o in OURS_ONLY]
+    if skipped:
+        print(f"skipped (ours only, no PyTorch counterpart): {', '.join(skipped)}")
+        ops = [o for o in ops if o not in OURS_ONLY]
     unknown = [o for o in ops if o not in OPS]
     if unknown:
         print(f"error: unknown op '{','.join(unknown)}' in --ops; allowed: {', '.join(OPS)}", file=sys.stderr)
@@ -279,13 +495,14 @@ def main(argv=None):
     rows = []
     for op in ops:
         for case in OPS[op](op, dev, args.quick):
-            with torch.no_grad() if not op.endswith("_fwd_bwd") else torch.enable_grad():
+            with torch.enable_grad() if case.grad else torch.no_grad():
                 ms = median_ms(case.run, dev, args.reps)
-            bms = median_ms(copy_baseline(case.bytes, dev), dev, args.reps)
+            bms = median_ms(copy_baseline(case.bytes, dev), dev, args.reps) if case.copy else float("nan")
             row = {
                 "op": case.op, "shape": case.shape, "device": "cuda:0" if dev.type == "cuda" else "cpu",
                 "median_ms": ms, "gbps": case.bytes / 1e6 / ms, "gflops": case.flops / 1e6 / ms,
-                "baseline": "torch-copy", "baseline_ms": bms, "ratio": ms / bms, "note": case.note,
+                "baseline": "torch-copy" if case.copy else "none", "baseline_ms": bms, "ratio": ms / bms,
+                "note": case.note,
             }
             rows.append(row)
             print(f"{row['op']:<18} {row['shape']:<28} {ms:9.3f} {row['gbps']:8.1f} {row['gflops']:8.1f} | {bms:9.3f} | "
@@ -297,7 +514,8 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(rows, f, indent=2)
+            # Non-finite numbers as the strings our C# writer uses ("NaN"), which keeps the file valid JSON.
+            json.dump([{k: json_number(v) for k, v in r.items()} for r in rows], f, indent=2)
         os.replace(tmp, args.json)
     return 0
 
