@@ -24,7 +24,7 @@ public sealed record DhariwalUNetOptions
 }
 
 /// <summary>DhariwalUNet (ADM).</summary>
-public sealed class DhariwalUNet : Module, INetwork
+public sealed class DhariwalUNet : NetworkBase
 {
     readonly DhariwalUNetOptions _o;
     readonly PositionalEmbedding _mapNoise;
@@ -34,28 +34,13 @@ public sealed class DhariwalUNet : Module, INetwork
     readonly GroupNorm _outNorm;
     readonly Conv2d _outConv;
 
-    /// <inheritdoc/>
-    public int ImgResolution => _o.ImgResolution;
-    /// <inheritdoc/>
-    public int InChannels => _o.InChannels;
-    /// <inheritdoc/>
-    public int OutChannels => _o.OutChannels;
-    /// <inheritdoc/>
-    public int LabelDim => _o.LabelDim;
-    /// <inheritdoc/>
-    public int AugmentDim => _o.AugmentDim;
-    /// <inheritdoc/>
-    public Module Module => this;
-    /// <inheritdoc/>
-    public DropoutRng Rng { get; }
-
     /// <summary>Builds the network.</summary>
-    public DhariwalUNet(InitContext ctx, DhariwalUNetOptions o) : base(ctx.Device)
+    public DhariwalUNet(InitContext ctx, DhariwalUNetOptions o)
+        : base(ctx.Device, o.ImgResolution, o.InChannels, o.OutChannels, o.LabelDim, o.AugmentDim)
     {
         if (o.ImgResolution % (1 << (o.ChannelMult.Length - 1)) != 0)
             throw new ArgumentException($"DhariwalUNet: image resolution {o.ImgResolution} must be divisible by {1 << (o.ChannelMult.Length - 1)}");
         _o = o;
-        Rng = new DropoutRng(0);
         int embChannels = o.ModelChannels * o.ChannelMultEmb;
         var init = new Init.Spec(Init.Mode.KaimingUniform, Math.Sqrt(1.0 / 3), Math.Sqrt(1.0 / 3));
         var initZero = new Init.Spec(Init.Mode.KaimingUniform, 0, 0);
@@ -112,7 +97,7 @@ public sealed class DhariwalUNet : Module, INetwork
     }
 
     /// <inheritdoc/>
-    public Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels)
+    public override Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels)
     {
         NetworkChecks.Inputs("DhariwalUNet", this, x, noiseLabels, classLabels, augmentLabels);
         var emb = _mapNoise.Forward(noiseLabels);

@@ -53,7 +53,7 @@ public interface IVarianceNetwork : INetwork
 }
 
 /// <summary>k-diffusion's ImageDenoiserModelV1 on our tape.</summary>
-public sealed class ImageV1 : Module, IVarianceNetwork
+public sealed class ImageV1 : NetworkBase, IVarianceNetwork
 {
     readonly ImageV1Options _o;
     readonly Tensor _fourier;                  // (F/2, 1)
@@ -62,20 +62,6 @@ public sealed class ImageV1 : Module, IVarianceNetwork
     readonly Conv2d _projIn, _projOut;
     readonly List<List<Module>> _down = new(), _up = new(); // _up[j]: level L-1-j
 
-    /// <inheritdoc/>
-    public int ImgResolution => _o.ImgResolution;
-    /// <inheritdoc/>
-    public int InChannels => _o.InChannels;
-    /// <inheritdoc/>
-    public int OutChannels => _o.InChannels;
-    /// <inheritdoc/>
-    public int LabelDim => _o.LabelDim;
-    /// <inheritdoc/>
-    public int AugmentDim => _o.AugmentDim;
-    /// <inheritdoc/>
-    public Module Module => this;
-    /// <inheritdoc/>
-    public DropoutRng Rng { get; }
     /// <summary>True when proj_out has the log-variance channel.</summary>
     public bool HasVariance => _o.HasVariance;
 
@@ -84,7 +70,8 @@ public sealed class ImageV1 : Module, IVarianceNetwork
     internal static readonly Init.Spec OrthoLike = new(Init.Mode.KaimingNormal, 1, Math.Sqrt(1.0 / 3));
 
     /// <summary>Builds the network with parameters drawn from <paramref name="ctx"/>.</summary>
-    public ImageV1(InitContext ctx, ImageV1Options o) : base(ctx.Device)
+    public ImageV1(InitContext ctx, ImageV1Options o)
+        : base(ctx.Device, o.ImgResolution, o.InChannels, o.InChannels, o.LabelDim, o.AugmentDim)
     {
         int levels = o.Depths.Length;
         if (levels == 0 || o.Channels.Length != levels || o.SelfAttnDepths.Length != levels)
@@ -94,7 +81,6 @@ public sealed class ImageV1 : Module, IVarianceNetwork
             throw new ArgumentException($"ImageV1: image resolution {o.ImgResolution} must be divisible by {1 << (levels - 1)} for {levels} levels");
         if (o.MappingOut % 2 != 0) throw new ArgumentException($"ImageV1: mapping_out {o.MappingOut} must be even");
         _o = o;
-        Rng = new DropoutRng(0);
         int f = o.MappingOut;
         _fourier = RegisterBuffer("timestep_embed.weight", ctx.Normal([f / 2, 1], 1.0));
         if (o.AugmentDim > 0) _mappingCond = RegisterModule("mapping_cond", new Linear(ctx, o.AugmentDim, f, bias: false, init: TorchDefault));
@@ -140,7 +126,7 @@ public sealed class ImageV1 : Module, IVarianceNetwork
     }
 
     /// <inheritdoc/>
-    public Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels)
+    public override Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels)
     {
         var y = Run(x, noiseLabels, classLabels, augmentLabels);
         return _o.HasVariance ? Fn.Slice(y, 1, 0, _o.InChannels) : y;

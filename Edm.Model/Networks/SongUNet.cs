@@ -29,6 +29,31 @@ public interface INetwork : IDisposable
     Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels);
 }
 
+/// <summary>
+/// What every network shares: its image geometry and conditioning dimensions, fixed at
+/// construction, its module (itself) and the dropout randomness of its blocks.
+/// </summary>
+public abstract class NetworkBase(EdmDevice device, int imgResolution, int inChannels, int outChannels, int labelDim, int augmentDim)
+    : Module(device), INetwork
+{
+    /// <inheritdoc/>
+    public int ImgResolution { get; } = imgResolution;
+    /// <inheritdoc/>
+    public int InChannels { get; } = inChannels;
+    /// <inheritdoc/>
+    public int OutChannels { get; } = outChannels;
+    /// <inheritdoc/>
+    public int LabelDim { get; } = labelDim;
+    /// <inheritdoc/>
+    public int AugmentDim { get; } = augmentDim;
+    /// <inheritdoc/>
+    public Module Module => this;
+    /// <inheritdoc/>
+    public DropoutRng Rng { get; } = new(0);
+    /// <inheritdoc/>
+    public abstract Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels);
+}
+
 /// <summary>An ordered dictionary of modules (torch.nn.ModuleDict).</summary>
 public sealed class ModuleDict(EdmDevice device) : Module(device)
 {
@@ -61,39 +86,22 @@ public sealed record SongUNetOptions
 }
 
 /// <summary>SongUNet (DDPM++ / NCSN++).</summary>
-public sealed class SongUNet : Module, INetwork
+public sealed class SongUNet : NetworkBase
 {
-    readonly SongUNetOptions _o;
     readonly Module _mapNoise;
     readonly Linear? _mapLabel, _mapAugment;
     readonly Linear _mapLayer0, _mapLayer1;
     readonly ModuleDict _enc, _dec;
 
-    /// <inheritdoc/>
-    public int ImgResolution => _o.ImgResolution;
-    /// <inheritdoc/>
-    public int InChannels => _o.InChannels;
-    /// <inheritdoc/>
-    public int OutChannels => _o.OutChannels;
-    /// <inheritdoc/>
-    public int LabelDim => _o.LabelDim;
-    /// <inheritdoc/>
-    public int AugmentDim => _o.AugmentDim;
-    /// <inheritdoc/>
-    public Module Module => this;
-    /// <inheritdoc/>
-    public DropoutRng Rng { get; }
-
     /// <summary>Builds the network with parameters drawn from <paramref name="ctx"/>.</summary>
-    public SongUNet(InitContext ctx, SongUNetOptions o) : base(ctx.Device)
+    public SongUNet(InitContext ctx, SongUNetOptions o)
+        : base(ctx.Device, o.ImgResolution, o.InChannels, o.OutChannels, o.LabelDim, o.AugmentDim)
     {
         if (o.EmbeddingType is not ("positional" or "fourier")) throw new ArgumentException($"SongUNet: embedding type '{o.EmbeddingType}'; allowed: positional, fourier");
         if (o.EncoderType is not ("standard" or "skip" or "residual")) throw new ArgumentException($"SongUNet: encoder type '{o.EncoderType}'; allowed: standard, skip, residual");
         if (o.DecoderType is not ("standard" or "skip")) throw new ArgumentException($"SongUNet: decoder type '{o.DecoderType}'; allowed: standard, skip");
         if (o.ImgResolution % (1 << (o.ChannelMult.Length - 1)) != 0)
             throw new ArgumentException($"SongUNet: image resolution {o.ImgResolution} must be divisible by {1 << (o.ChannelMult.Length - 1)} for {o.ChannelMult.Length} levels");
-        _o = o;
-        Rng = new DropoutRng(0);
         int embChannels = o.ModelChannels * o.ChannelMultEmb;
         int noiseChannels = o.ModelChannels * o.ChannelMultNoise;
         var init = new Init.Spec(Init.Mode.XavierUniform);
@@ -176,7 +184,7 @@ public sealed class SongUNet : Module, INetwork
     }
 
     /// <inheritdoc/>
-    public Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels)
+    public override Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels)
     {
         NetworkChecks.Inputs("SongUNet", this, x, noiseLabels, classLabels, augmentLabels);
         int b = x.Shape[0];
