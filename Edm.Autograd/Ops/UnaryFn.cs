@@ -61,41 +61,26 @@ public static partial class Fn
     }
 
     /// <summary>GELU with the exact erf form, x Phi(x).</summary>
-    public static Variable Gelu(Variable x)
-    {
-        bool record = Tape.Prepare("Gelu", x);
-        var y = Ops.Gelu(x.Value);
-        return record ? Tape.Record(new GeluNode(x.Value), y, x) : new Variable(y);
-    }
-
-    sealed class GeluNode(Tensor x) : Node
-    {
-        protected internal override Tensor?[] Backward(Tensor gy) => [Ops.GeluBackward(x, gy)];
-    }
+    public static Variable Gelu(Variable x) => Activation<GeluOp, GeluGradOp>(x, "Gelu");
 
     /// <summary>GELU, tanh approximation.</summary>
-    public static Variable GeluTanh(Variable x)
-    {
-        bool record = Tape.Prepare("GeluTanh", x);
-        var y = Ops.GeluTanh(x.Value);
-        return record ? Tape.Record(new GeluTanhNode(x.Value), y, x) : new Variable(y);
-    }
-
-    sealed class GeluTanhNode(Tensor x) : Node
-    {
-        protected internal override Tensor?[] Backward(Tensor gy) => [Ops.GeluTanhBackward(x, gy)];
-    }
+    public static Variable GeluTanh(Variable x) => Activation<GeluTanhOp, GeluTanhGradOp>(x, "GeluTanh");
 
     /// <summary>SiLU, x sigmoid(x).</summary>
-    public static Variable Silu(Variable x)
+    public static Variable Silu(Variable x) => Activation<SiluOp, SiluGradOp>(x, "Silu");
+
+    // y = f(x) with f' applied by the kernels' (x, gy) -> gy f'(x) operator; saves x.
+    static Variable Activation<TFwd, TGrad>(Variable x, string name)
+        where TFwd : struct, IUnaryOp where TGrad : struct, IBinaryOp
     {
-        bool record = Tape.Prepare("Silu", x);
-        var y = Ops.Silu(x.Value);
-        return record ? Tape.Record(new SiluNode(x.Value), y, x) : new Variable(y);
+        bool record = Tape.Prepare(name, x);
+        var y = Ops.Map(x.Value, new TFwd(), name);
+        return record ? Tape.Record(new ActivationNode<TGrad>(x.Value, name), y, x) : new Variable(y);
     }
 
-    sealed class SiluNode(Tensor x) : Node
+    sealed class ActivationNode<TGrad>(Tensor x, string name) : Node where TGrad : struct, IBinaryOp
     {
-        protected internal override Tensor?[] Backward(Tensor gy) => [Ops.SiluBackward(x, gy)];
+        public override string Name => name;
+        protected internal override Tensor?[] Backward(Tensor gy) => [Ops.Zip(x, gy, new TGrad(), name + "Backward")];
     }
 }

@@ -1,4 +1,4 @@
-// kernels-bench cases for the foundation kernels: GELU, SiLU, axpy, add, sum.
+// kernels-bench cases for the foundation kernels: GELU, SiLU, axpy, add, sum, normal (Philox), permute, concat.
 // Sizes: 4M floats (sum: 16M) on the CPU accelerator, 64M on a GPU; --quick divides by 16.
 // Baseline: CPU: the same computation as a plain C# Parallel.For loop over managed arrays;
 // GPU: a device-to-device copy of the same bytes.
@@ -10,7 +10,7 @@ namespace Edm.Bench.Perf;
 public sealed class ElementwiseBench : IKernelBench
 {
     /// <inheritdoc/>
-    public IReadOnlyList<string> Ops { get; } = ["gelu", "silu", "axpy", "add", "sum"];
+    public IReadOnlyList<string> Ops { get; } = ["gelu", "silu", "axpy", "add", "sum", "normal", "permute", "concat"];
 
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
@@ -51,6 +51,23 @@ public sealed class ElementwiseBench : IKernelBench
                     _ = partial.Sum();
                 },
                 4.0 * n, 1.0 * n),
+            "normal" => (() => Kernels.Ops.Normal(x, 3, 1),
+                () => Par((s, e) => { for (int i = s; i < e; i++) hout[i] = Philox.Normal(3, 1, (uint)i); }),
+                4.0 * n, 60.0 * n),
+            // (n/64, 64) -> (64, n/64): a transpose, the layout work attention does.
+            "permute" => (() => { using var v = x.Reshape(n / 64, 64); Kernels.Ops.Permute(v, 1, 0).Dispose(); },
+                () => Par((s, e) => { for (int i = s; i < e; i++) hout[(i % 64) * (n / 64) + i / 64] = hx[i]; }),
+                8.0 * n, 0),
+            // two (n/1024, 512) halves joined along axis 1, the U-Net skip concatenation pattern.
+            "concat" => (() =>
+                {
+                    using var a = x.Reshape(n / 1024, 1024);
+                    using var l = a.Narrow0(0, n / 2048);
+                    using var r = a.Narrow0(n / 2048, n / 2048);
+                    Kernels.Ops.Concat(1, l, r).Dispose();
+                },
+                () => Par((s, e) => { for (int i = s; i < e; i++) { int row = i / 2048, col = i % 2048; hout[i] = hx[col < 1024 ? row * 1024 + col : (n / 2 + row * 1024 + col - 1024)]; } }),
+                8.0 * n, 0),
             _ => throw new ArgumentException(op),
         };
         string baseline;
