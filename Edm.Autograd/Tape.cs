@@ -39,8 +39,8 @@
 // inputs. A node that computes extra tensors in forward only for backward (e.g. a mask) owns
 // them: dispose them in an override of DisposeOwned(), which runs when the graph is released.
 // Test the op with GradCheck: a float64 reference forward/backward in
-// Edm.Bench/Reference/<Family>Reference.cs and cases in AutogradVerify.Cases
-// (Edm.Bench/Verify/AutogradVerify.cs), which both `verify` and Edm.Tests/Autograd/GradCheckTests.cs
+// Edm.Verification/References/<Family>Reference.cs and cases in AutogradVerify.Cases
+// (Edm.Verification/Verify/AutogradVerify.cs), which both `verify` and Edm.Tests/Autograd/GradCheckTests.cs
 // run. docs/autograd.md has the whole checklist.
 //
 // Memory: an op's output tensor belongs to its Variable (Dispose, or the enclosing TensorScope).

@@ -8,7 +8,7 @@
 // or (B*heads); O (..., Nq, d); lse (..., Nq). Head dimension d in 1..MaxHeadDim.
 //
 // Variants:
-//   1. float64 loops (Edm.Bench/Reference/AttentionReference.cs): the full Nq x Nk matrix per head.
+//   1. float64 loops (Edm.Verification/References/AttentionReference.cs): the full Nq x Nk matrix per head.
 //   2. CPU fast path: Parallel.For over query rows, one row of scores at a time (TensorPrimitives);
 //      backward materialises P and dS for one head at a time (Nq x Nk floats each).
 //   3. ILGPU kernels, flash-style (Dao et al. 2022): nothing of size Nq x Nk is stored. Forward: one

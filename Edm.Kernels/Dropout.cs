@@ -6,7 +6,7 @@
 // Layout: any shape, elementwise over the flat index.
 //
 // Variants:
-//   1. float64 reference (Edm.Bench/Reference/DropoutReference.cs) with the host Philox.
+//   1. float64 reference (Edm.Verification/References/DropoutReference.cs) with the host Philox.
 //   2. CPU fast path: CpuParallel.For over chunks, the same Philox function in plain C#.
 //   3. ILGPU kernel: grid-stride loop, one Philox block per element (implicitly grouped).
 using ILGPU;

@@ -10,7 +10,7 @@
 // Saved by the forward: mean and rstd, each (N, G).
 //
 // Variants:
-//   1. float64 loops (Edm.Bench/Reference/GroupNormReference.cs).
+//   1. float64 loops (Edm.Verification/References/GroupNormReference.cs).
 //   2. CPU fast path: Parallel.For over (n, g) blocks; two passes (mean, then centred sum of
 //      squares: stable for large HW, unlike E[x^2] - E[x]^2), Vector<float> lanes and TensorPrimitives.
 //   3. ILGPU kernels: one group of GroupReduction.GroupSize threads per (n, g) block (grid-stride

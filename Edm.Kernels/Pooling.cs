@@ -8,7 +8,7 @@
 // Reduce2x (sum each 2x2 block, times a scale). Pooling needs even H and W (no implicit cropping).
 //
 // Variants:
-//   1. float64 loops (Edm.Bench/Reference/PoolingReference.cs).
+//   1. float64 loops (Edm.Verification/References/PoolingReference.cs).
 //   2. CPU fast path: Parallel.For over chunks of output rows, plain loops.
 //   3. ILGPU kernels: grid-stride over output elements (implicitly grouped, elementwise).
 using ILGPU;

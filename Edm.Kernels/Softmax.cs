@@ -4,7 +4,7 @@
 // Layout: any rank >= 1, rows = product of the leading dimensions, cols = the last dimension.
 //
 // Variants:
-//   1. float64 loops (Edm.Bench/Reference/SoftmaxReference.cs): max, exp, sum, divide.
+//   1. float64 loops (Edm.Verification/References/SoftmaxReference.cs): max, exp, sum, divide.
 //   2. CPU fast path: Parallel.For over row chunks, TensorPrimitives (max, subtract, exp, sum).
 //   3. ILGPU kernel: one group of GroupReduction.GroupSize threads per row (grid-stride over rows);
 //      each thread keeps a running (max, sum) over its strided elements ("online softmax": when a

@@ -1,5 +1,5 @@
 // What a sampler run is: solver, discretization, formulation, churn. Shared by the device samplers
-// (Samplers.cs) and the float64 host reference (Reference/HostSamplers.cs), which both consume the
+// (Samplers.cs) and the float64 host reference (Edm.Verification/References/SamplerReference.cs), which both consume the
 // same SamplingPlan: the time steps are computed once, in double, here. Names as the CLI and
 // summary.json spell them.
 namespace Edm.Sampling;
@@ -53,6 +53,19 @@ public static class Solvers
 /// </summary>
 public sealed record SamplerSettings
 {
+    /// <summary>The names <see cref="Named"/> accepts: "stochastic" and every solver.</summary>
+    public static IEnumerable<string> NamedSamplers => ["stochastic", .. Solvers.Names];
+
+    /// <summary>
+    /// Settings for a sampler name and step count: "stochastic" is Algorithm 2 (Heun) with the
+    /// churn NVlabs/edm uses for ImageNet-64 (S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003);
+    /// any solver name is that solver without churn. Throws <see cref="ArgumentException"/> for an
+    /// unknown name.
+    /// </summary>
+    public static SamplerSettings Named(string sampler, int steps) => sampler == "stochastic"
+        ? new SamplerSettings { Steps = steps, Solver = Solver.Heun, SChurn = 40, STmin = 0.05, STmax = 50, SNoise = 1.003 }
+        : new SamplerSettings { Steps = steps, Solver = Solvers.Parse(sampler) };
+
     /// <summary>Number of steps N (N noise levels, then 0).</summary>
     public int Steps { get; init; } = 18;                                // CIFAR-10 EDM setting: 35 NFE
     /// <summary>The solver.</summary>

@@ -12,13 +12,7 @@ namespace Edm.Bench.Cli;
 /// <summary>The generate command.</summary>
 public sealed class GenerateCommand : IBenchCommand
 {
-    /// <summary>Sampler names: "stochastic" (Algorithm 2 with NVlabs/edm's ImageNet-64 churn) and every solver.</summary>
-    public static string SamplerNames => "stochastic, " + string.Join(", ", Solvers.Names);
-
-    /// <summary>Sampler settings for a sampler name and step count.</summary>
-    public static SamplerSettings Settings(string sampler, int steps) => sampler == "stochastic"
-        ? new SamplerSettings { Steps = steps, Solver = Solver.Heun, SChurn = 40, STmin = 0.05, STmax = 50, SNoise = 1.003 }
-        : new SamplerSettings { Steps = steps, Solver = Solvers.Parse(sampler) };
+    static string SamplerNames => string.Join(", ", SamplerSettings.NamedSamplers);
 
     /// <inheritdoc/>
     public Command Build()
@@ -36,11 +30,13 @@ public sealed class GenerateCommand : IBenchCommand
         foreach (var o in new Option[] { device, network, seeds, steps, sampler, cls, batch, outdir, grid }) cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
         {
-            var seedList = SeedList.Parse(p.GetValue(seeds));
+            ulong[] seedList;
+            try { seedList = SeedList.Parse(p.GetValue(seeds), "--seeds"); }
+            catch (FormatException e) { throw new UsageException(e.Message); }
             SamplerSettings settings;
             try
             {
-                settings = Settings(p.GetValue(sampler)!, p.GetValue(steps));
+                settings = SamplerSettings.Named(p.GetValue(sampler)!, p.GetValue(steps));
                 settings.Validate();
             }
             catch (ArgumentException e) { throw new UsageException($"--sampler/--steps: {e.Message}"); }

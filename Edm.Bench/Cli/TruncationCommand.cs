@@ -6,7 +6,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using Edm.Bench.Truncation;
+using Edm.Verification;
 using Edm.Kernels;
 using Edm.Sampling;
 
@@ -15,9 +15,6 @@ namespace Edm.Bench.Cli;
 /// <summary>The `truncation` subcommand.</summary>
 public sealed class TruncationCommand : IBenchCommand
 {
-    /// <summary>Folder of the committed reference curves, relative to the repository root.</summary>
-    public const string ReferenceFolder = "docs/reference-curves";
-
     /// <summary>Runs the bench with <paramref name="args"/> (options of `truncation`, no command name): the default job of Edm.Bench.</summary>
     public static int RunDefault(string[] args)
     {
@@ -52,7 +49,7 @@ public sealed class TruncationCommand : IBenchCommand
         var floor = new Option<double>("--floor-factor") { Description = "Comparison floor in units of the float32 resolution of the data", DefaultValueFactory = _ => 100.0 };
         var device = CommonOptions.Device();
         var output = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => "out/truncation" };
-        var reference = new Option<string>("--reference") { Description = $"Folder of the reference curves (default: {ReferenceFolder} found from the current folder upward)", DefaultValueFactory = _ => "" };
+        var reference = new Option<string>("--reference") { Description = $"Folder of the reference curves (default: {TruncationConfig.ReferenceFolder} found from the current folder upward)", DefaultValueFactory = _ => "" };
         var referenceOnly = new Option<bool>("--reference-only") { Description = "Compute the float64 host reference curves (no device) and write them to --out" };
         var noPlots = new Option<bool>("--no-plots") { Description = "Skip the PNG plots" };
 
@@ -159,7 +156,7 @@ public sealed class TruncationCommand : IBenchCommand
     {
         string? dir = string.IsNullOrWhiteSpace(referenceDir) ? FindReferenceFolder() : referenceDir;
         if (dir is null || !Directory.Exists(dir))
-            return (null, $"no reference folder found ({(string.IsNullOrWhiteSpace(referenceDir) ? ReferenceFolder + " above the current folder" : referenceDir)}); not compared");
+            return (null, $"no reference folder found ({(string.IsNullOrWhiteSpace(referenceDir) ? TruncationConfig.ReferenceFolder + " above the current folder" : referenceDir)}); not compared");
         string sigFile = Path.Combine(dir, "config.txt");
         string sig = File.Exists(sigFile) ? File.ReadAllText(sigFile).Trim() : "";
         if (sig != cfg.Signature())
@@ -174,7 +171,7 @@ public sealed class TruncationCommand : IBenchCommand
         {
             for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
             {
-                string candidate = Path.Combine(d.FullName, ReferenceFolder);
+                string candidate = Path.Combine(d.FullName, TruncationConfig.ReferenceFolder);
                 if (Directory.Exists(candidate)) return candidate;
             }
         }

@@ -1,7 +1,7 @@
 // `verify`: every kernel of the engine on the selected device against a float64 reference.
 using System.CommandLine;
 using System.Text.Json;
-using Edm.Bench.Verify;
+using Edm.Verification;
 using Edm.Kernels;
 
 namespace Edm.Bench.Cli;
@@ -9,12 +9,6 @@ namespace Edm.Bench.Cli;
 /// <summary>The verify command.</summary>
 public sealed class VerifyCommand : IBenchCommand
 {
-    /// <summary>Every IVerifySuite in this assembly, ordered by family.</summary>
-    public static IReadOnlyList<IVerifySuite> Suites() => typeof(VerifyCommand).Assembly.GetTypes()
-        .Where(t => typeof(IVerifySuite).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
-        .Select(t => (IVerifySuite)Activator.CreateInstance(t)!)
-        .OrderBy(s => s.Family == "elementwise" ? "" : s.Family).ToList();
-
     /// <inheritdoc/>
     public Command Build()
     {
@@ -36,7 +30,7 @@ public sealed class VerifyCommand : IBenchCommand
         Console.WriteLine($"verify on {dev}{(dev.IsCpu ? (dev.CpuFastPaths ? " (CPU fast paths)" : " (ILGPU kernels)") : "")}");
         Console.WriteLine($"{"kernel",-24} {"shapes",-40} {"max abs err",12} {"max rel err",12} {"tol",9}  result");
         var rows = new List<VerifyRow>();
-        foreach (var suite in Suites())
+        foreach (var suite in VerifySuites.All())
         {
             IEnumerable<VerifyRow> results;
             try { results = suite.Run(dev).ToList(); }

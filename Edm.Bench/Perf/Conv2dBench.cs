@@ -28,10 +28,10 @@ public sealed class Conv2dBench : IKernelBench
             var dy = Tensor.Empty(d, batch, c, hw, hw);
             var dw = Tensor.Empty(d, c, c, k, k);
             var db = Tensor.Empty(d, c);
-            x.CopyFrom(Verify.Compare.Random(x.Length, 1));
-            w.CopyFrom(Verify.Compare.Random(w.Length, 2, -0.05, 0.05));
-            bias.CopyFrom(Verify.Compare.Random(c, 3));
-            dy.CopyFrom(Verify.Compare.Random(dy.Length, 4));
+            x.CopyFrom(Edm.Verification.Compare.Random(x.Length, 1));
+            w.CopyFrom(Edm.Verification.Compare.Random(w.Length, 2, -0.05, 0.05));
+            bias.CopyFrom(Edm.Verification.Compare.Random(c, 3));
+            dy.CopyFrom(Edm.Verification.Compare.Random(dy.Length, 4));
             bool bwd = op == "conv2d-bwd";
             double fwdFlops = 2.0 * batch * c * c * k * k * hw * hw;
             double flops = bwd ? 2 * fwdFlops : fwdFlops;

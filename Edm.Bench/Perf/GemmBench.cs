@@ -25,8 +25,8 @@ public sealed class GemmBench : IKernelBench
             var a = Tensor.Empty(d, n, n);
             var b = Tensor.Empty(d, n, n);
             var c = Tensor.Empty(d, n, n);
-            a.CopyFrom(Verify.Compare.Random(n * n, 1));
-            b.CopyFrom(Verify.Compare.Random(n * n, 2));
+            a.CopyFrom(Edm.Verification.Compare.Random(n * n, 1));
+            b.CopyFrom(Edm.Verification.Compare.Random(n * n, 2));
             double flops = 2.0 * n * n * n, bytes = 3.0 * 4 * n * n;
             Action ours = () => Kernels.Ops.MatMulInto(a, b, c);
             string shape = $"({n}, {n}, {n})";
@@ -67,8 +67,8 @@ public sealed class GemmBench : IKernelBench
         var a = Tensor.Empty(d, m, k);
         var b = Tensor.Empty(d, k, n);
         var c = Tensor.Empty(d, m, n);
-        a.CopyFrom(Verify.Compare.Random(m * k, 3));
-        b.CopyFrom(Verify.Compare.Random(k * n, 4));
+        a.CopyFrom(Edm.Verification.Compare.Random(m * k, 3));
+        b.CopyFrom(Edm.Verification.Compare.Random(k * n, 4));
         if (d.Accelerator is CudaAccelerator cuda)
         {
             try

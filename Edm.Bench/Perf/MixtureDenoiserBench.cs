@@ -4,7 +4,7 @@
 // reference (HostMixtureDenoiser) in a Parallel.For over samples.
 using Edm.Kernels;
 using Edm.Sampling;
-using Edm.Sampling.Reference;
+using Edm.Verification;
 
 namespace Edm.Bench.Perf;
 

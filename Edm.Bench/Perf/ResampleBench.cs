@@ -22,7 +22,7 @@ public sealed class ResampleBench : IKernelBench
         bool down = op == "fir-down";
         int h = down ? 32 : 16, ho = down ? h / 2 : 2 * h;
         var x = Tensor.Empty(d, batch, c, h, h);
-        x.CopyFrom(Verify.Compare.Random(x.Length, 1));
+        x.CopyFrom(Edm.Verification.Compare.Random(x.Length, 1));
         int outLen = batch * c * ho * ho;
         double bytes = 4.0 * (x.Length + outLen);
         // Taps per output: 16 for down; 4 live taps (of 16) for up.

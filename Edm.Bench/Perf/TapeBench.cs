@@ -23,9 +23,9 @@ public sealed class TapeBench : IKernelBench
     public IEnumerable<BenchCase> Cases(EdmDevice device, string op, bool quick)
     {
         if (op != "tape") yield break;
-        var data = Edm.Bench.Verify.Compare.Random(Size, 1, 0.9, 1.1);
+        var data = Edm.Verification.Compare.Random(Size, 1, 0.9, 1.1);
         var x = Variable.Parameter(Tensor.FromArray(device, data, Size));
-        var consts = Enumerable.Range(0, ChainOps).Select(k => new Variable(Tensor.FromArray(device, Edm.Bench.Verify.Compare.Random(Size, 10 + k, 0.9, 1.1), Size))).ToArray();
+        var consts = Enumerable.Range(0, ChainOps).Select(k => new Variable(Tensor.FromArray(device, Edm.Verification.Compare.Random(Size, 10 + k, 0.9, 1.1), Size))).ToArray();
         var seed = Tensor.FromArray(device, Enumerable.Repeat(1f, Size).ToArray(), Size);
 
         void Taped()

@@ -2,11 +2,11 @@
 // against the float64 reference, and AugmentPipe (Edm.Model/Augment.cs): identity at p = 0, each
 // transform alone rebuilt from its labels alone (so the labels describe the transform), the full
 // EDM composition, inverses, determinism.
-using Edm.Bench.Reference;
+using Edm.Verification;
 using Edm.Kernels;
 using Edm.Model;
 using Xunit;
-using R = Edm.Bench.Reference.AugmentReference;
+using R = Edm.Verification.AugmentReference;
 
 namespace Edm.Tests.Augment;
 

@@ -1,12 +1,12 @@
 // Gradient check of every differentiable op (Edm.Autograd/Ops/; the cases live in
-// Edm.Bench/Verify/AutogradVerify.cs) on random shapes, odd sizes and broadcasting included:
+// Edm.Verification/Verify/AutogradVerify.cs) on random shapes, odd sizes and broadcasting included:
 // float64 reference gradients against finite differences, and the float32 tape gradients (CPU
 // fast path and ILGPU kernels) against the float64 reference gradients.
 using Edm.Autograd;
-using Edm.Bench.Verify;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
-using R = Edm.Bench.Reference.AutogradReference;
+using R = Edm.Verification.AutogradReference;
 
 namespace Edm.Tests.Autograd;
 

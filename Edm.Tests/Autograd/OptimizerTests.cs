@@ -1,7 +1,6 @@
 // Optimizer kernels (Edm.Kernels/Optimizers.cs) and the Adam/Training helpers, on both CPU paths.
 using Edm.Autograd;
-using Edm.Bench.Reference;
-using Edm.Bench.Verify;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
 

@@ -2,7 +2,7 @@
 // accumulation, keepGraph and released graphs, NoGrad, Detach, bad input, training with Adam,
 // and device memory over 1,000 training iterations.
 using Edm.Autograd;
-using Edm.Bench.Verify;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
 using Xunit.Abstractions;
@@ -58,7 +58,7 @@ public sealed class TapeTests(CpuDevice cpu, ITestOutputHelper output) : IClassF
                         double s = B1[j];
                         for (int i = 0; i < D; i++) s += X[b * D + i] * W1[i * H + j];
                         pre[b * H + j] = s;
-                        hid[b * H + j] = Edm.Bench.Reference.AutogradReference.Gelu(s);
+                        hid[b * H + j] = Edm.Verification.AutogradReference.Gelu(s);
                     }
                 double lossRef = 0;
                 for (int b = 0; b < B; b++)
@@ -81,7 +81,7 @@ public sealed class TapeTests(CpuDevice cpu, ITestOutputHelper output) : IClassF
                     }
                     for (int j = 0; j < H; j++)
                     {
-                        double gp = gh[j] * Edm.Bench.Reference.AutogradReference.GeluGrad(pre[b * H + j]);
+                        double gp = gh[j] * Edm.Verification.AutogradReference.GeluGrad(pre[b * H + j]);
                         gB1[j] += gp;
                         for (int i = 0; i < D; i++) gW1[i * H + j] += X[b * D + i] * gp;
                     }

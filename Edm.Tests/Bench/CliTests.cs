@@ -1,21 +1,14 @@
-using Edm.Bench;
 using Xunit;
 
 namespace Edm.Tests.Bench;
 
 // Bad input at the CLI boundary: one line, exit code 2, no stack trace.
-[Collection("console")]
 public sealed class CliTests
 {
     static (int Code, string Err) Run(params string[] args)
     {
-        var err = new StringWriter();
-        var oldErr = Console.Error;
-        var oldOut = Console.Out;
-        Console.SetError(err);
-        Console.SetOut(TextWriter.Null);
-        try { return (Program.Main(args), err.ToString()); }
-        finally { Console.SetError(oldErr); Console.SetOut(oldOut); }
+        var (code, _, err) = CliProcess.Run(args);
+        return (code, err);
     }
 
     [Fact]

@@ -1,11 +1,8 @@
-using Edm.Bench;
-using Edm.Bench.Cli;
 using Xunit;
 
 namespace Edm.Tests.Bench;
 
 // `compare A.json B.json`: the join, the ratio B/A, and bad files as exit code 2.
-[Collection("console")]
 public sealed class CompareTests : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("edm-compare-").FullName;
@@ -29,9 +26,9 @@ public sealed class CompareTests : IDisposable
     {
         var a = Write("a.json", Rows(("softmax", "(4, 8)", 2.0), ("groupnorm", "(1, 2)", 1.0), ("only_a", "(1)", 1.0)));
         var b = Write("b.json", Rows(("groupnorm", "(1, 2)", 3.0), ("softmax", "(4, 8)", 1.0), ("softmax", "(4, 9)", 5.0)));
-        var output = new StringWriter();
-        Assert.Equal(0, CompareCommand.Run(a, b, output));
-        var lines = output.ToString().Split('\n');
+        var (code, output, err) = CliProcess.Run("compare", a, b);
+        Assert.True(code == 0, err);
+        var lines = output.Split('\n');
         Assert.Contains(lines, l => l.StartsWith("softmax") && l.Contains("(4, 8)") && l.TrimEnd().EndsWith("0.50"));
         Assert.Contains(lines, l => l.StartsWith("groupnorm") && l.TrimEnd().EndsWith("3.00"));
         Assert.Contains(lines, l => l.StartsWith("only in A: only_a"));
@@ -67,12 +64,7 @@ public sealed class CompareTests : IDisposable
 
     static (int Code, string Err) Run(params string[] args)
     {
-        var err = new StringWriter();
-        var oldErr = Console.Error;
-        var oldOut = Console.Out;
-        Console.SetError(err);
-        Console.SetOut(TextWriter.Null);
-        try { return (Program.Main(args), err.ToString()); }
-        finally { Console.SetError(oldErr); Console.SetOut(oldOut); }
+        var (code, _, err) = CliProcess.Run(args);
+        return (code, err);
     }
 }

@@ -1,7 +1,6 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
-using Edm.Bench;
 using Edm.Kernels;
 using Edm.Model.Data;
 using SixLabors.ImageSharp;
@@ -306,16 +305,11 @@ public sealed class ImageDatasetTests(CpuDevice cpu) : IClassFixture<CpuDevice>,
     [Fact]
     public void Cli_reports_mistakes_as_exit_code_2()
     {
-        var err = Console.Error;
-        var sw = new StringWriter();
-        Console.SetError(sw);
-        try
-        {
-            Assert.Equal(2, Program.Main(["dataset", "convert", "--source", _dir["missing"], "--dest", _dir["x.zip"]]));
-            Assert.Equal(2, Program.Main(["dataset", "convert", "--source", _dir.Path, "--dest", _dir["x.zip"], "--transform", "zoom"]));
-        }
-        finally { Console.SetError(err); }
-        var lines = sw.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var missing = CliProcess.Run(["dataset", "convert", "--source", _dir["missing"], "--dest", _dir["x.zip"]]);
+        var zoom = CliProcess.Run(["dataset", "convert", "--source", _dir.Path, "--dest", _dir["x.zip"], "--transform", "zoom"]);
+        Assert.Equal(2, missing.Code);
+        Assert.Equal(2, zoom.Code);
+        var lines = (missing.Err + zoom.Err).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, lines.Length);
         Assert.Contains("does not exist", lines[0]);
         Assert.Contains("center-crop", lines[1]);

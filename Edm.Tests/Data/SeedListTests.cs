@@ -1,4 +1,4 @@
-using Edm.Bench.Cli;
+using Edm.Sampling;
 using Xunit;
 
 namespace Edm.Tests.Data;
@@ -29,7 +29,7 @@ public sealed class SeedListTests
     [InlineData("99999999999999999999", "not a seed")]
     public void Rejects_bad_lists_naming_the_part(string text, string expected)
     {
-        var e = Assert.Throws<UsageException>(() => SeedList.Parse(text));
+        var e = Assert.Throws<FormatException>(() => SeedList.Parse(text, "--seeds"));
         Assert.Contains(expected, e.Message);
         Assert.Contains("--seeds", e.Message);
     }

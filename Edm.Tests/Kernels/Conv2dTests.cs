@@ -2,7 +2,7 @@
 // CPU fast path at odd sizes (channels not multiples of 32, 1x1 images, batch 1, 1x1 and 5x5
 // kernels, explicit padding), the ILGPU kernels (im2col/col2im + tiled GEMM) at tiny sizes,
 // finite differences on the reference, and bad input.
-using Edm.Bench.Reference;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
 using static Edm.Tests.Kernels.NnTestUtil;

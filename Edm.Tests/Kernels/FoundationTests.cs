@@ -1,4 +1,4 @@
-using Edm.Bench.Verify;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
 

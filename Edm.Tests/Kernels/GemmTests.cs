@@ -1,7 +1,7 @@
 // Gemm and Linear against float64 references: the CPU fast path at odd sizes, the ILGPU kernels
 // (tiled and naive) on the CPU accelerator at tiny sizes, backward pieces, finite differences on
 // the reference path, and bad input.
-using Edm.Bench.Reference;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
 using static Edm.Tests.Kernels.NnTestUtil;

@@ -7,7 +7,7 @@ namespace Edm.Tests.Kernels;
 
 internal static class Nn
 {
-    public static float[] Random(int n, int seed, double lo = -1, double hi = 1) => Edm.Bench.Verify.Compare.Random(n, seed, lo, hi);
+    public static float[] Random(int n, int seed, double lo = -1, double hi = 1) => Edm.Verification.Compare.Random(n, seed, lo, hi);
 
     public static double[] D(float[] a) => Array.ConvertAll(a, v => (double)v);
 

@@ -1,4 +1,4 @@
-using Edm.Bench.Reference;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
 

@@ -2,7 +2,7 @@
 // PyTorch definitions (grouped conv2d gather for down, conv_transpose2d scatter for up): forward
 // and backward on both paths, filters [1, 1] and [1, 3, 3, 1], odd sizes, the composite layer
 // (sequential and fused, 3x3 / 1x1 / no kernel) with finite differences, and bad input.
-using Edm.Bench.Reference;
+using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
 using static Edm.Tests.Kernels.NnTestUtil;

@@ -11,7 +11,7 @@ public sealed class ImageV1Tests(CpuDevice cpu) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _d = cpu.Device;
 
-    static float[] Rand(int n, int seed, double lo = -1, double hi = 1) => Edm.Bench.Verify.Compare.Random(n, seed, lo, hi);
+    static float[] Rand(int n, int seed, double lo = -1, double hi = 1) => Edm.Verification.Compare.Random(n, seed, lo, hi);
 
     /// <summary>k-diffusion zero-initialises AdaGN mappers, the last conv of each block, out_proj and proj_out;
     /// give those small random values so outputs and gradients are non-trivial.</summary>

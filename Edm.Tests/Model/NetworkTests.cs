@@ -10,7 +10,7 @@ public sealed class NetworkTests(CpuDevice cpu) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _d = cpu.Device;
 
-    static float[] Rand(int n, int seed) => Edm.Bench.Verify.Compare.Random(n, seed);
+    static float[] Rand(int n, int seed) => Edm.Verification.Compare.Random(n, seed);
 
     [Theory]
     [InlineData("ddpmpp-tiny", 16, 1, 10, 9)]

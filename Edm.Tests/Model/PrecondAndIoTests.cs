@@ -54,7 +54,7 @@ public sealed class PrecondAndIoTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         Assert.Equal(999, c.CNoise); // u_0 is the largest level: index 0 -> M - 1 - 0
         Assert.Equal(p.SigmaMax, p.RoundSigma(p.SigmaMax * 1.0001), 9);
         using var scope = new TensorScope();
-        var d = p.Denoise(Tensor.FromArray(_d, Edm.Bench.Verify.Compare.Random(2 * 64, 1), 2, 1, 8, 8), [0.5, 2.0]);
+        var d = p.Denoise(Tensor.FromArray(_d, Edm.Verification.Compare.Random(2 * 64, 1), 2, 1, 8, 8), [0.5, 2.0]);
         Assert.Equal(new[] { 2, 1, 8, 8 }, d.Shape);
     }
 

@@ -1,6 +1,6 @@
 using Edm.Kernels;
 using Edm.Sampling;
-using Edm.Sampling.Reference;
+using Edm.Verification;
 using Xunit;
 
 namespace Edm.Tests.Sampling;
@@ -89,7 +89,7 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
         for (int b = 0; b < batch; b++)
         {
             ulong seed = seeds[b];
-            var r = HostSamplers.Sample(plan, host, z.AsSpan(b * data.Dim, data.Dim), out int nfe,
+            var r = SamplerReference.Sample(plan, host, z.AsSpan(b * data.Dim, data.Dim), out int nfe,
                 (i, e) => Philox.Normal(seed, (ulong)i + 1, (uint)e));
             Assert.Equal(s.Nfe, nfe);
             double scale = r.Max(Math.Abs) + 1;
@@ -243,7 +243,7 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
         for (int i = 3; i < 6; i++)
             for (int j = 0; j < 4; j++)
             {
-                double a = Samplers.LmsCoefficient(t, i, j, 4), b = HostSamplers.LagrangeIntegral(t, i, j, 4);
+                double a = Samplers.LmsCoefficient(t, i, j, 4), b = SamplerReference.LagrangeIntegral(t, i, j, 4);
                 Assert.True(Math.Abs(a - b) <= 1e-12 * (1 + Math.Abs(b)), $"i {i} j {j}: {a} vs {b}");
             }
     }

@@ -1,5 +1,5 @@
 using Edm.Sampling;
-using Edm.Sampling.Reference;
+using Edm.Verification;
 using Xunit;
 
 namespace Edm.Tests.Sampling;
@@ -73,7 +73,7 @@ public class HostReferenceTests
         for (int b = 0; b < batch; b++)
         {
             var z = data.Latents([(ulong)(b + 1)]);
-            var x = HostSamplers.Sample(plan, den, z, out int nfe);
+            var x = SamplerReference.Sample(plan, den, z, out int nfe);
             Assert.Equal(s.Nfe, nfe);
             var x0 = z.Select(v => v * plan.Sigma[0]).ToArray();
             var xr = new double[4];
@@ -125,8 +125,8 @@ public class HostReferenceTests
         var data = AnalyticDataset.Create(DatasetKind.Gaussian, 4, 1);
         var den = new HostGaussianDenoiser(data);
         var z = data.Latents([7]);
-        var det = HostSamplers.Sample(SamplingPlan.Create(new SamplerSettings { Steps = 12 }), den, z, out _);
-        var churn0 = HostSamplers.Sample(SamplingPlan.Create(new SamplerSettings { Steps = 12, SChurn = 0, STmin = 0.05, STmax = 50, SNoise = 1.003 }), den, z, out _,
+        var det = SamplerReference.Sample(SamplingPlan.Create(new SamplerSettings { Steps = 12 }), den, z, out _);
+        var churn0 = SamplerReference.Sample(SamplingPlan.Create(new SamplerSettings { Steps = 12, SChurn = 0, STmin = 0.05, STmax = 50, SNoise = 1.003 }), den, z, out _,
             (i, e) => DetRandom.Normal(99, (ulong)i + 1, e));
         Assert.Equal(det, churn0);
     }
@@ -139,7 +139,7 @@ public class HostReferenceTests
         int i = 3;
         Func<double, double> p = x => 2 * x * x * x - x + 0.5;
         double sum = 0;
-        for (int j = 0; j < 4; j++) sum += HostSamplers.LagrangeIntegral(t, i, j, 4) * p(t[i - j]);
+        for (int j = 0; j < 4; j++) sum += SamplerReference.LagrangeIntegral(t, i, j, 4) * p(t[i - j]);
         double exact = (0.5 * Math.Pow(1.1, 4) - 0.5 * 1.1 * 1.1 + 0.5 * 1.1) - (0.5 * Math.Pow(1.5, 4) - 0.5 * 1.5 * 1.5 + 0.5 * 1.5);
         Assert.Equal(exact, sum, 12);
     }

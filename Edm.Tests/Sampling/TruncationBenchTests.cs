@@ -1,6 +1,5 @@
 using System.Text.Json;
-using Edm.Bench.Cli;
-using Edm.Bench.Truncation;
+using Edm.Verification;
 using Xunit;
 
 namespace Edm.Tests.Sampling;
@@ -8,20 +7,9 @@ namespace Edm.Tests.Sampling;
 // The `truncation` command: bad input is exit code 2 with the allowed values, a small run writes
 // the summary.json schema of issue 5, and the committed reference curves are what the host
 // reference computes today.
-[Collection("console")]
 public sealed class TruncationBenchTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var err = new StringWriter();
-        var output = new StringWriter();
-        var oldErr = Console.Error;
-        var oldOut = Console.Out;
-        Console.SetError(err);
-        Console.SetOut(output);
-        try { return (TruncationCommand.RunDefault(args), output.ToString(), err.ToString()); }
-        finally { Console.SetError(oldErr); Console.SetOut(oldOut); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => CliProcess.Run(["truncation", .. args]);
 
     [Theory]
     [InlineData("--steps", "0", "N >= 1")]
@@ -76,7 +64,7 @@ public sealed class TruncationBenchTests
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
-            string c = Path.Combine(d.FullName, TruncationCommand.ReferenceFolder);
+            string c = Path.Combine(d.FullName, TruncationConfig.ReferenceFolder);
             if (Directory.Exists(c)) return c;
         }
         return null;

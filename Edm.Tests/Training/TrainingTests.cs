@@ -1,4 +1,3 @@
-using Edm.Bench;
 using Edm.Kernels;
 using Edm.Model;
 using Edm.Model.Data;
@@ -155,12 +154,12 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         Assert.Throws<CheckpointException>(() => Checkpoints.CheckState(_d, newer));
 
         // The CLI refuses in one line (exit 2), names the previous state, and touches neither file.
-        int rc = Program.Main(["train", "--data", data, "--out", dir, "--resume", dir, "--device", "cpu"]);
+        int rc = CliProcess.Code(["train", "--data", data, "--out", dir, "--resume", dir, "--device", "cpu"]);
         Assert.Equal(2, rc);
         Assert.Equal(goodBytes, File.ReadAllBytes(good));
         Assert.Equal(garbled, File.ReadAllBytes(newer));
         // A fresh run into a folder that holds a run is refused rather than overwriting it.
-        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", dir, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", dir, "--device", "cpu"]));
         Assert.Equal(goodBytes, File.ReadAllBytes(good));
         // Resuming from the good state works.
         using var r = Trainer.Resume(_d, ds, good);
@@ -176,12 +175,12 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         // nearly independent of sigma and class; give them weights so images depend on the whole network.
         int k = 0;
         foreach (var p in net.Network.Module.Parameters())
-            if (p.Value.ToArray().All(v => Math.Abs(v) < 1e-3f)) p.Value.CopyFrom(Edm.Bench.Verify.Compare.Random(p.Value.Length, 50 + k++).Select(v => 0.1f * v).ToArray());
+            if (p.Value.ToArray().All(v => Math.Abs(v) < 1e-3f)) p.Value.CopyFrom(Edm.Verification.Compare.Random(p.Value.Length, 50 + k++).Select(v => 0.1f * v).ToArray());
         Assert.True(k > 0);
         ulong[] seeds = [3, 7, 11];
         foreach (var sampler in new[] { "euler", "stochastic" })
         {
-            var settings = Edm.Bench.Cli.GenerateCommand.Settings(sampler, 3);
+            var settings = Edm.Sampling.SamplerSettings.Named(sampler, 3);
             var one = Generator.Generate(net, seeds, settings, batch: 1);
             var three = Generator.Generate(net, seeds, settings, batch: 3);
             Assert.Equal(one, three);
@@ -204,28 +203,28 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         using var tmp = new TempDir();
         var data = MakeDataset(tmp);
         var outDir = tmp["never"];
-        Assert.Equal(2, Program.Main(["train", "--data", tmp["missing"], "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["train", "--data", tmp["missing"], "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
         Directory.CreateDirectory(tmp["empty"]);
-        Assert.Equal(2, Program.Main(["train", "--data", tmp["empty"], "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["train", "--data", tmp["empty"], "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
         var odd = tmp["odd"];
         TempDir.WritePng(Path.Combine(odd, "a.png"), 12, 12, 1, TempDir.RandomBytes(144, 1));
-        Assert.Equal(2, Program.Main(["train", "--data", odd, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
-        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--augment", "1.5", "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["train", "--data", odd, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", outDir, "--augment", "1.5", "--device", "cpu"]));
         Assert.False(Directory.Exists(outDir));
         var file = tmp["file"];
         File.WriteAllText(file, "x");
-        Assert.Equal(2, Program.Main(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", file, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", file, "--device", "cpu"]));
 
         var gen = tmp["gen"];
-        Assert.Equal(2, Program.Main(["generate", "--network", tmp["nope.safetensors"], "--seeds", "0-1", "--outdir", gen, "--device", "cpu"]));
-        Assert.Equal(2, Program.Main(["generate", "--network", file, "--seeds", "0-1", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["generate", "--network", tmp["nope.safetensors"], "--seeds", "0-1", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["generate", "--network", file, "--seeds", "0-1", "--outdir", gen, "--device", "cpu"]));
         var snap = tmp["snap.safetensors"];
         var spec = new NetworkSpec("ddpmpp-tiny", 8, 1, 3, 0, null, PrecondKind.Edm, 0.5);
         using (var net = spec.CreateNetwork(_d)) Checkpoints.SaveSnapshot(snap, net, spec, null);
-        Assert.Equal(2, Program.Main(["generate", "--network", snap, "--seeds", "5-2", "--outdir", gen, "--device", "cpu"]));
-        Assert.Equal(2, Program.Main(["generate", "--network", snap, "--seeds", "0", "--class", "3", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["generate", "--network", snap, "--seeds", "5-2", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(2, CliProcess.Code(["generate", "--network", snap, "--seeds", "0", "--class", "3", "--outdir", gen, "--device", "cpu"]));
         Assert.Empty(Directory.Exists(gen) ? Directory.GetFiles(gen, "*.png") : []);
-        Assert.Equal(0, Program.Main(["generate", "--network", snap, "--seeds", "0-2", "--steps", "2", "--sampler", "euler", "--outdir", gen, "--device", "cpu"]));
+        Assert.Equal(0, CliProcess.Code(["generate", "--network", snap, "--seeds", "0-2", "--steps", "2", "--sampler", "euler", "--outdir", gen, "--device", "cpu"]));
         Assert.Equal(new[] { "grid.png", "seed0000.png", "seed0001.png", "seed0002.png" }, Directory.GetFiles(gen).Select(Path.GetFileName).Order());
     }
 }

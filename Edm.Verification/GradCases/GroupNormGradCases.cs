@@ -1,0 +1,29 @@
+// Gradient-check cases of group norm (Edm.Autograd/Ops/GroupNormFn.cs) against
+// References/GroupNormReference.cs.
+using Edm.Autograd;
+
+namespace Edm.Verification;
+
+/// <summary>Cases of group norm.</summary>
+public sealed class GroupNormGradCases : IGradCases
+{
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, GradCase> Cases()
+    {
+        var c = new Dictionary<string, GradCase>();
+        foreach (var (b, ch, h, w, groups) in new[] { (1, 6, 5, 1, 3), (2, 4, 2, 3, 1) })  // few (B, G) groups: the ILGPU CPU accelerator runs barrier kernels slowly
+        {
+            const float eps = 1e-5f;
+            int hw = h * w;
+            // x (B, C, H, W), weight and bias (C)
+            c[$"group_norm ({b},{ch},{h},{w}) G{groups}"] = new([[b, ch, h, w], [ch], [ch]], v => Fn.GroupNorm(v[0], groups, v[1], v[2], eps),
+                x => new RefTensor(GroupNormReference.Forward(x[0].Data, b, ch, hw, groups, x[1].Data, x[2].Data, eps).Y, [b, ch, h, w]),
+                (x, g) =>
+                {
+                    var (dx, dwt, dbs) = GroupNormReference.Backward(x[0].Data, g.Data, b, ch, hw, groups, x[1].Data, eps);
+                    return [new(dx, [b, ch, h, w]), new(dwt, [ch]), new(dbs, [ch])];
+                });
+        }
+        return c;
+    }
+}
