@@ -15,6 +15,10 @@ namespace Edm.Kernels;
 /// <summary>Scalar math usable inside kernels and on the host.</summary>
 public static class KMath
 {
+    /// <summary>GELU (erf form): x Phi(x) = x (1 + erf(x / sqrt 2)) / 2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Gelu(float x) => 0.5f * x * (1f + Erf(x * InvSqrt2));
+
     /// <summary>
     /// erf(x) by Abramowitz and Stegun 7.1.26 (|error| &lt;= 1.5e-7, below float32 resolution
     /// of the results it feeds), odd extension for x &lt; 0.
@@ -78,7 +82,7 @@ public static class KMath
 #pragma warning disable CS1591
 public readonly struct GeluOp : IUnaryOp, IVectorUnaryOp
 {
-    public float Apply(float x) => 0.5f * x * (1f + KMath.Erf(x * KMath.InvSqrt2));
+    public float Apply(float x) => KMath.Gelu(x);
     public Vector<float> Apply(Vector<float> x) => new Vector<float>(0.5f) * x * (Vector<float>.One + KMath.Erf(x * new Vector<float>(KMath.InvSqrt2)));
 }
 public readonly struct GeluGradOp : IBinaryOp, IVectorBinaryOp

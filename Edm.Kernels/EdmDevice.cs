@@ -75,8 +75,15 @@ public sealed class EdmDevice : IDisposable
             : Math.Max(1, accelerator.NumMultiprocessors) * Math.Max(256, accelerator.MaxNumThreadsPerMultiprocessor);
     }
 
+    /// <summary>
+    /// ILGPU's optimisation level for every kernel the engine compiles (O2: loop unrolling and
+    /// address simplification in the PTX/OpenCL code; the CPU accelerator runs the IL as it is). The
+    /// PTX-compile tests compile at this level, so they test the code that runs.
+    /// </summary>
+    public const OptimizationLevel KernelOptimization = OptimizationLevel.O2;
+
     static Context CreateContext() =>
-        Context.Create(b => b.Cuda().OpenCL().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms());
+        Context.Create(b => b.Cuda().OpenCL().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms().Optimize(KernelOptimization));
 
     /// <summary>
     /// Opens a device. <paramref name="spec"/>: null or "" (use EDM_DEVICE, else the best present),

@@ -49,24 +49,38 @@ public readonly struct DivOp : IBinaryOp { public float Apply(float a, float b) 
 #pragma warning restore CS1591
 
 /// <summary>Elementwise kernels (grid-stride loops).</summary>
-public static class ElementwiseKernels
+public sealed class ElementwiseKernels : IKernelFamily<ElementwiseKernels>
 {
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, StridedIndex> Where;
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, float> Axpy;
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, float> Fill;
+
+    ElementwiseKernels(Accelerator acc)
+    {
+        Where = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, StridedIndex>(ElementwiseKernels.WhereKernel);
+        Axpy = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, float>(ElementwiseKernels.AxpyKernel);
+        Fill = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, float>(ElementwiseKernels.FillKernel);
+    }
+
+    /// <inheritdoc/>
+    public static ElementwiseKernels Load(EdmDevice device) => new(device.Accelerator);
+
     /// <summary>y[i] = op(x[i]).</summary>
-    public static void Unary<TOp>(Index1D tid, ArrayView<float> x, ArrayView<float> y, int n, int stride, TOp op)
+    public static void UnaryKernel<TOp>(Index1D tid, ArrayView<float> x, ArrayView<float> y, int n, int stride, TOp op)
         where TOp : struct, IUnaryOp
     {
         for (int i = tid; i < n; i += stride) y[i] = op.Apply(x[i]);
     }
 
     /// <summary>y[i] = op(a[i], b[i]) for equal shapes.</summary>
-    public static void BinarySame<TOp>(Index1D tid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n, int stride, TOp op)
+    public static void BinarySameKernel<TOp>(Index1D tid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n, int stride, TOp op)
         where TOp : struct, IBinaryOp
     {
         for (int i = tid; i < n; i += stride) y[i] = op.Apply(a[i], b[i]);
     }
 
     /// <summary>y[i] = op(a[ia(i)], b[ib(i)]) with broadcasting.</summary>
-    public static void BinaryBroadcast<TOp>(Index1D tid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n, int stride,
+    public static void BinaryBroadcastKernel<TOp>(Index1D tid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n, int stride,
         StridedIndex ia, StridedIndex ib, TOp op)
         where TOp : struct, IBinaryOp
     {
@@ -74,42 +88,25 @@ public static class ElementwiseKernels
     }
 
     /// <summary>y[i] = c[ic(i)] != 0 ? a[ia(i)] : b[ib(i)].</summary>
-    public static void Where(Index1D tid, ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n, int stride,
+    public static void WhereKernel(Index1D tid, ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n, int stride,
         StridedIndex ic, StridedIndex ia, StridedIndex ib)
     {
         for (int i = tid; i < n; i += stride) y[i] = c[ic.Offset(i)] != 0f ? a[ia.Offset(i)] : b[ib.Offset(i)];
     }
 
     /// <summary>y[i] += alpha * x[i].</summary>
-    public static void Axpy(Index1D tid, ArrayView<float> x, ArrayView<float> y, int n, int stride, float alpha)
+    public static void AxpyKernel(Index1D tid, ArrayView<float> x, ArrayView<float> y, int n, int stride, float alpha)
     {
         for (int i = tid; i < n; i += stride) y[i] += alpha * x[i];
     }
 
     /// <summary>y[i] = value.</summary>
-    public static void Fill(Index1D tid, ArrayView<float> y, int n, int stride, float value)
+    public static void FillKernel(Index1D tid, ArrayView<float> y, int n, int stride, float value)
     {
         for (int i = tid; i < n; i += stride) y[i] = value;
     }
 }
 
-/// <summary>The non-generic elementwise kernels, loaded once per device.</summary>
-public sealed class ElementwiseFamily : IKernelFamily<ElementwiseFamily>
-{
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, StridedIndex> Where;
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, float> Axpy;
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, float> Fill;
-
-    ElementwiseFamily(Accelerator acc)
-    {
-        Where = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, StridedIndex>(ElementwiseKernels.Where);
-        Axpy = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, float>(ElementwiseKernels.Axpy);
-        Fill = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, float>(ElementwiseKernels.Fill);
-    }
-
-    /// <inheritdoc/>
-    public static ElementwiseFamily Load(EdmDevice device) => new(device.Accelerator);
-}
 
 /// <summary>Launchers for elementwise work. Inputs are never disposed; results are new tensors.</summary>
 public static partial class Ops
@@ -138,7 +135,7 @@ public static partial class Ops
             return;
         }
         var k = dev.Kernel(UnaryKey<TOp>.Instance, acc =>
-            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, TOp>(ElementwiseKernels.Unary<TOp>));
+            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, TOp>(ElementwiseKernels.UnaryKernel<TOp>));
         int t = dev.LaunchThreads(n);
         k(dev.Accelerator.DefaultStream, t, x.View, y.View, n, t, op);
     }
@@ -176,7 +173,7 @@ public static partial class Ops
                 return;
             }
             var k = dev.Kernel(BinarySameKey<TOp>.Instance, acc =>
-                acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, TOp>(ElementwiseKernels.BinarySame<TOp>));
+                acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, TOp>(ElementwiseKernels.BinarySameKernel<TOp>));
             int t = dev.LaunchThreads(n);
             k(dev.Accelerator.DefaultStream, t, a.View, b.View, y.View, n, t, op);
             return;
@@ -195,7 +192,7 @@ public static partial class Ops
             return;
         }
         var kb = dev.Kernel(BinaryBroadcastKey<TOp>.Instance, acc =>
-            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, TOp>(ElementwiseKernels.BinaryBroadcast<TOp>));
+            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, TOp>(ElementwiseKernels.BinaryBroadcastKernel<TOp>));
         int tb = dev.LaunchThreads(n);
         kb(dev.Accelerator.DefaultStream, tb, a.View, b.View, y.View, n, tb, ia, ib, op);
     }
@@ -292,7 +289,7 @@ public static partial class Ops
             return y;
         }
         int t = dev.LaunchThreads(n);
-        dev.Kernels<ElementwiseFamily>().Where(dev.Accelerator.DefaultStream, t, cond.View, a.View, b.View, y.View, n, t, ic, ia, ib);
+        dev.Kernels<ElementwiseKernels>().Where(dev.Accelerator.DefaultStream, t, cond.View, a.View, b.View, y.View, n, t, ic, ia, ib);
         return y;
     }
 
@@ -313,7 +310,7 @@ public static partial class Ops
             return;
         }
         int t = dev.LaunchThreads(n);
-        dev.Kernels<ElementwiseFamily>().Axpy(dev.Accelerator.DefaultStream, t, x.View, y.View, n, t, a);
+        dev.Kernels<ElementwiseKernels>().Axpy(dev.Accelerator.DefaultStream, t, x.View, y.View, n, t, a);
     }
 
     /// <summary>Sets every element to <paramref name="value"/> in place.</summary>
@@ -327,7 +324,7 @@ public static partial class Ops
             return;
         }
         int t = dev.LaunchThreads(n);
-        dev.Kernels<ElementwiseFamily>().Fill(dev.Accelerator.DefaultStream, t, x.View, n, t, value);
+        dev.Kernels<ElementwiseKernels>().Fill(dev.Accelerator.DefaultStream, t, x.View, n, t, value);
     }
 
     /// <summary>A new tensor with the same shape and contents.</summary>

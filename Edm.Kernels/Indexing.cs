@@ -68,25 +68,3 @@ public readonly struct StridedIndex
     /// <summary>Product of the dimensions.</summary>
     public int Count => D0 * D1 * D2 * D3 * D4 * D5;
 }
-
-/// <summary>Splits CPU fast-path work into a few chunks run with Parallel.For.</summary>
-public static class CpuParallel
-{
-    /// <summary>Smallest chunk worth a task.</summary>
-    public const int MinChunk = 1 << 15;
-
-    /// <summary>Runs body(start, count) over [0, n) in at most 4 x cores chunks.</summary>
-    public static void For(int n, Action<int, int> body, int minChunk = MinChunk)
-    {
-        if (n <= 0) return;
-        int chunks = Math.Clamp(n / Math.Max(1, minChunk), 1, 4 * Environment.ProcessorCount);
-        if (chunks == 1) { body(0, n); return; }
-        int size = (n + chunks - 1) / chunks;
-        Parallel.For(0, chunks, c =>
-        {
-            int start = c * size;
-            int count = Math.Min(size, n - start);
-            if (count > 0) body(start, count);
-        });
-    }
-}

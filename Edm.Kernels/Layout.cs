@@ -13,16 +13,26 @@ namespace Edm.Kernels;
 public readonly record struct AxisCopy(int Outer, int Inner, int SrcAxis, int SrcStart, int DstAxis, int DstStart, int Count);
 
 /// <summary>Layout kernels.</summary>
-public static class LayoutKernels
+public sealed class LayoutKernels : IKernelFamily<LayoutKernels>
 {
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, AxisCopy> CopyAxis;
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, StridedIndex> Gather;
+    LayoutKernels(Accelerator acc)
+    {
+        CopyAxis = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, AxisCopy>(LayoutKernels.CopyAxisKernel);
+        Gather = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, StridedIndex>(LayoutKernels.GatherKernel);
+    }
+    /// <inheritdoc/>
+    public static LayoutKernels Load(EdmDevice device) => new(device.Accelerator);
+
     /// <summary>y[i] = x[src.Offset(i)]: a strided gather (permutes, transposes).</summary>
-    public static void Gather(Index1D tid, ArrayView<float> x, ArrayView<float> y, int n, int stride, StridedIndex src)
+    public static void GatherKernel(Index1D tid, ArrayView<float> x, ArrayView<float> y, int n, int stride, StridedIndex src)
     {
         for (int i = tid; i < n; i += stride) y[i] = x[src.Offset(i)];
     }
 
     /// <summary>dst[o, dstStart + a, i] = src[o, srcStart + a, i] for a in [0, count).</summary>
-    public static void CopyAxis(Index1D tid, ArrayView<float> src, ArrayView<float> dst, int n, int stride, AxisCopy g)
+    public static void CopyAxisKernel(Index1D tid, ArrayView<float> src, ArrayView<float> dst, int n, int stride, AxisCopy g)
     {
         for (int t = tid; t < n; t += stride)
         {
@@ -35,19 +45,6 @@ public static class LayoutKernels
     }
 }
 
-/// <summary>Layout kernels loaded once per device.</summary>
-public sealed class LayoutFamily : IKernelFamily<LayoutFamily>
-{
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, AxisCopy> CopyAxis;
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, StridedIndex> Gather;
-    LayoutFamily(Accelerator acc)
-    {
-        CopyAxis = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, AxisCopy>(LayoutKernels.CopyAxis);
-        Gather = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, StridedIndex>(LayoutKernels.Gather);
-    }
-    /// <inheritdoc/>
-    public static LayoutFamily Load(EdmDevice device) => new(device.Accelerator);
-}
 
 public static partial class Ops
 {
@@ -75,7 +72,7 @@ public static partial class Ops
             return y;
         }
         int t = dev.LaunchThreads(n);
-        dev.Kernels<LayoutFamily>().Gather(dev.Accelerator.DefaultStream, t, x.View, y.View, n, t, src);
+        dev.Kernels<LayoutKernels>().Gather(dev.Accelerator.DefaultStream, t, x.View, y.View, n, t, src);
         return y;
     }
 
@@ -96,7 +93,7 @@ public static partial class Ops
             return;
         }
         int t = dev.LaunchThreads(n);
-        dev.Kernels<LayoutFamily>().CopyAxis(dev.Accelerator.DefaultStream, t, src.View, dst.View, n, t, g);
+        dev.Kernels<LayoutKernels>().CopyAxis(dev.Accelerator.DefaultStream, t, src.View, dst.View, n, t, g);
     }
 
     static (int Outer, int Inner) OuterInner(int[] shape, int axis)

@@ -20,10 +20,24 @@ using ILGPU.Runtime;
 namespace Edm.Kernels;
 
 /// <summary>Kernels of the mixture / point-set denoiser.</summary>
-public static class MixtureDenoiserKernels
+public sealed class MixtureDenoiserKernels : IKernelFamily<MixtureDenoiserKernels>
 {
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> Logits;
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> Softmax;
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> Combine;
+
+    MixtureDenoiserKernels(Accelerator acc)
+    {
+        Logits = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(MixtureDenoiserKernels.LogitsKernel);
+        Softmax = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(MixtureDenoiserKernels.SoftmaxKernel);
+        Combine = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(MixtureDenoiserKernels.CombineKernel);
+    }
+
+    /// <inheritdoc/>
+    public static MixtureDenoiserKernels Load(EdmDevice device) => new(device.Accelerator);
+
     /// <summary>logits[b, k] = l_bk (see file header).</summary>
-    public static void Logits(Index1D tid, ArrayView<float> x, ArrayView<float> means, ArrayView<float> variances, ArrayView<float> logWeights,
+    public static void LogitsKernel(Index1D tid, ArrayView<float> x, ArrayView<float> means, ArrayView<float> variances, ArrayView<float> logWeights,
         ArrayView<float> sigma, ArrayView<float> logits, int batch, int k, int d, int stride)
     {
         int n = batch * k;
@@ -45,7 +59,7 @@ public static class MixtureDenoiserKernels
     /// <summary>
     /// Row softmax in place, then w[b, k] = r_bk (1 - c_bk) and xCoef[b] = sum_k r_bk c_bk.
     /// </summary>
-    public static void Softmax(Index1D tid, ArrayView<float> w, ArrayView<float> variances, ArrayView<float> sigma, ArrayView<float> xCoef,
+    public static void SoftmaxKernel(Index1D tid, ArrayView<float> w, ArrayView<float> variances, ArrayView<float> sigma, ArrayView<float> xCoef,
         int batch, int k, int stride)
     {
         for (int b = tid; b < batch; b += stride)
@@ -72,7 +86,7 @@ public static class MixtureDenoiserKernels
     }
 
     /// <summary>y[b, e] = xCoef[b] x[b, e] + sum_k w[b, k] mu[k, e].</summary>
-    public static void Combine(Index1D tid, ArrayView<float> x, ArrayView<float> means, ArrayView<float> w, ArrayView<float> xCoef,
+    public static void CombineKernel(Index1D tid, ArrayView<float> x, ArrayView<float> means, ArrayView<float> w, ArrayView<float> xCoef,
         ArrayView<float> y, int batch, int k, int d, int stride)
     {
         int n = batch * d;
@@ -86,23 +100,6 @@ public static class MixtureDenoiserKernels
     }
 }
 
-/// <summary>The mixture denoiser's kernels, loaded once per device.</summary>
-public sealed class MixtureDenoiserFamily : IKernelFamily<MixtureDenoiserFamily>
-{
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> Logits;
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> Softmax;
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> Combine;
-
-    MixtureDenoiserFamily(Accelerator acc)
-    {
-        Logits = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(MixtureDenoiserKernels.Logits);
-        Softmax = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(MixtureDenoiserKernels.Softmax);
-        Combine = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(MixtureDenoiserKernels.Combine);
-    }
-
-    /// <inheritdoc/>
-    public static MixtureDenoiserFamily Load(EdmDevice device) => new(device.Accelerator);
-}
 
 public static partial class Ops
 {
@@ -130,7 +127,7 @@ public static partial class Ops
         }
         using var w = Tensor.Empty(dev, batch, k);
         using var xCoef = Tensor.Empty(dev, batch);
-        var f = dev.Kernels<MixtureDenoiserFamily>();
+        var f = dev.Kernels<MixtureDenoiserKernels>();
         var stream = dev.Accelerator.DefaultStream;
         int t1 = dev.LaunchThreads((long)batch * k);
         f.Logits(stream, t1, x.View, means.View, variances.View, logWeights.View, sigma.View, w.View, batch, k, d, t1);

@@ -54,6 +54,20 @@ public readonly struct AdamArgs
         InvBias1 = (float)(1.0 / (1.0 - Math.Pow(beta1, step)));
         InvBias2 = (float)(1.0 / (1.0 - Math.Pow(beta2, step)));
     }
+
+    /// <summary>
+    /// One element's Adam update, the one arithmetic the kernel, the CPU fast path and the bench
+    /// baseline share: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2, and
+    /// p -= lr m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t).
+    /// </summary>
+    public void Update(ref float p, ref float m, ref float v, float g)
+    {
+        float mi = Beta1 * m + (1f - Beta1) * g;
+        float vi = Beta2 * v + (1f - Beta2) * g * g;
+        m = mi;
+        v = vi;
+        p -= Lr * (mi * InvBias1) / (MathF.Sqrt(vi * InvBias2) + Eps);
+    }
 }
 
 /// <summary>Replacement values of <see cref="Ops.NanToNumInPlace"/>.</summary>
@@ -67,36 +81,44 @@ public readonly struct NanToNumArgs(float nan, float posInf, float negInf)
     public readonly float NegInf = negInf;
 }
 
-/// <summary>Kernel bodies of the optimizer family.</summary>
-static class OptimizerKernelBodies
+/// <summary>The optimizer kernels (Adam, EMA, nan_to_num, sum of squares), loaded once per device.</summary>
+public sealed class OptimizerKernels : IKernelFamily<OptimizerKernels>
 {
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs, int, int> Adam;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, float, int, int> Ema;
+    internal readonly Action<Index1D, ArrayView<float>, NanToNumArgs, int, int> NanToNum;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<double>, int> SumSquares;
+
+    OptimizerKernels(Accelerator acc)
+    {
+        Adam = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs, int, int>(OptimizerKernels.AdamKernel);
+        Ema = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float, int, int>(OptimizerKernels.EmaKernel);
+        NanToNum = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, NanToNumArgs, int, int>(OptimizerKernels.NanToNumKernel);
+        SumSquares = acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, int>(OptimizerKernels.SumSquaresKernel);
+    }
+
+    /// <inheritdoc/>
+    public static OptimizerKernels Load(EdmDevice device) => new(device.Accelerator);
+
     /// <summary>Threads per group of the sum-of-squares reduction (a power of two).</summary>
     public const int ReduceGroup = 256;
 
     /// <summary>One fused Adam step over n elements (grid-stride).</summary>
-    public static void Adam(Index1D first, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
+    public static void AdamKernel(Index1D first, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
         AdamArgs a, int n, int stride)
     {
-        for (int i = first; i < n; i += stride)
-        {
-            float gi = g[i];
-            float mi = a.Beta1 * m[i] + (1f - a.Beta1) * gi;
-            float vi = a.Beta2 * v[i] + (1f - a.Beta2) * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            p[i] -= a.Lr * (mi * a.InvBias1) / (XMath.Sqrt(vi * a.InvBias2) + a.Eps);
-        }
+        for (int i = first; i < n; i += stride) a.Update(ref p[i], ref m[i], ref v[i], g[i]);
     }
 
     /// <summary>ema = beta ema + (1-beta) p (grid-stride).</summary>
-    public static void Ema(Index1D first, ArrayView<float> ema, ArrayView<float> p, float beta, int n, int stride)
+    public static void EmaKernel(Index1D first, ArrayView<float> ema, ArrayView<float> p, float beta, int n, int stride)
     {
         for (int i = first; i < n; i += stride)
             ema[i] = beta * ema[i] + (1f - beta) * p[i];
     }
 
     /// <summary>Replaces non-finite values in place (grid-stride).</summary>
-    public static void NanToNum(Index1D first, ArrayView<float> x, NanToNumArgs a, int n, int stride)
+    public static void NanToNumKernel(Index1D first, ArrayView<float> x, NanToNumArgs a, int n, int stride)
     {
         for (int i = first; i < n; i += stride)
         {
@@ -107,7 +129,7 @@ static class OptimizerKernelBodies
     }
 
     /// <summary>acc[0] += sum x^2 (explicitly grouped, ReduceGroup threads per group).</summary>
-    public static void SumSquares(ArrayView<float> x, ArrayView<double> acc, int n)
+    public static void SumSquaresKernel(ArrayView<float> x, ArrayView<double> acc, int n)
     {
         var partial = SharedMemory.Allocate<double>(ReduceGroup);
         int t = Group.IdxX;
@@ -129,25 +151,6 @@ static class OptimizerKernelBodies
     }
 }
 
-/// <summary>The optimizer kernels, loaded once per device.</summary>
-public sealed class OptimizerKernels : IKernelFamily<OptimizerKernels>
-{
-    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs, int, int> Adam;
-    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, float, int, int> Ema;
-    internal readonly Action<Index1D, ArrayView<float>, NanToNumArgs, int, int> NanToNum;
-    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<double>, int> SumSquares;
-
-    OptimizerKernels(Accelerator acc)
-    {
-        Adam = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs, int, int>(OptimizerKernelBodies.Adam);
-        Ema = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float, int, int>(OptimizerKernelBodies.Ema);
-        NanToNum = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, NanToNumArgs, int, int>(OptimizerKernelBodies.NanToNum);
-        SumSquares = acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, int>(OptimizerKernelBodies.SumSquares);
-    }
-
-    /// <inheritdoc/>
-    public static OptimizerKernels Load(EdmDevice device) => new(device.Accelerator);
-}
 
 public static partial class Ops
 {
@@ -176,15 +179,7 @@ public static partial class Ops
                 var gs = grad.CpuSpan().Slice(start, count);
                 var ms = m.CpuSpan().Slice(start, count);
                 var vs = v.CpuSpan().Slice(start, count);
-                for (int i = 0; i < ps.Length; i++)
-                {
-                    float gi = gs[i];
-                    float mi = a.Beta1 * ms[i] + (1f - a.Beta1) * gi;
-                    float vi = a.Beta2 * vs[i] + (1f - a.Beta2) * gi * gi;
-                    ms[i] = mi;
-                    vs[i] = vi;
-                    ps[i] -= a.Lr * (mi * a.InvBias1) / (MathF.Sqrt(vi * a.InvBias2) + a.Eps);
-                }
+                for (int i = 0; i < ps.Length; i++) a.Update(ref ps[i], ref ms[i], ref vs[i], gs[i]);
             });
             return;
         }
@@ -276,7 +271,7 @@ public static partial class Ops
             return Math.Sqrt(total);
         }
         var kernels = device.Kernels<OptimizerKernels>();
-        const int G = OptimizerKernelBodies.ReduceGroup;
+        const int G = OptimizerKernels.ReduceGroup;
         int maxGroups = Math.Max(1, device.GridThreads / G);
         using var acc = device.Accelerator.Allocate1D<double>(1);
         acc.MemSetToZero();

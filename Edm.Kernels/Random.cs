@@ -53,17 +53,27 @@ public static class Philox
 }
 
 /// <summary>Random-fill kernels.</summary>
-public static class RandomKernels
+public sealed class RandomKernels : IKernelFamily<RandomKernels>
 {
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, ulong, ulong, int> Fill;
+    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<ulong>, int, int, int, ulong> NormalPerRow;
+    RandomKernels(Accelerator acc)
+    {
+        Fill = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, ulong, ulong, int>(RandomKernels.FillKernel);
+        NormalPerRow = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<ulong>, int, int, int, ulong>(RandomKernels.NormalPerRowKernel);
+    }
+    /// <inheritdoc/>
+    public static RandomKernels Load(EdmDevice device) => new(device.Accelerator);
+
     /// <summary>x[i] = normal ? Normal(seed, stream, i) : Uniform(seed, stream, i).</summary>
-    public static void Fill(Index1D tid, ArrayView<float> x, int n, int stride, ulong seed, ulong stream, int normal)
+    public static void FillKernel(Index1D tid, ArrayView<float> x, int n, int stride, ulong seed, ulong stream, int normal)
     {
         for (int i = tid; i < n; i += stride)
             x[i] = normal != 0 ? Philox.Normal(seed, stream, (uint)i) : Philox.Uniform(seed, stream, (uint)i);
     }
 
     /// <summary>x[b, j] = Normal(seeds[b], stream, j) for rows of length rowLength.</summary>
-    public static void NormalPerRow(Index1D tid, ArrayView<float> x, ArrayView<ulong> seeds, int n, int rowLength, int stride, ulong stream)
+    public static void NormalPerRowKernel(Index1D tid, ArrayView<float> x, ArrayView<ulong> seeds, int n, int rowLength, int stride, ulong stream)
     {
         for (int i = tid; i < n; i += stride)
         {
@@ -73,19 +83,6 @@ public static class RandomKernels
     }
 }
 
-/// <summary>Random kernels loaded once per device.</summary>
-public sealed class RandomFamily : IKernelFamily<RandomFamily>
-{
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, ulong, ulong, int> Fill;
-    internal readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<ulong>, int, int, int, ulong> NormalPerRow;
-    RandomFamily(Accelerator acc)
-    {
-        Fill = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, ulong, ulong, int>(RandomKernels.Fill);
-        NormalPerRow = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<ulong>, int, int, int, ulong>(RandomKernels.NormalPerRow);
-    }
-    /// <inheritdoc/>
-    public static RandomFamily Load(EdmDevice device) => new(device.Accelerator);
-}
 
 public static partial class Ops
 {
@@ -110,7 +107,7 @@ public static partial class Ops
             return;
         }
         int t = dev.LaunchThreads(n);
-        dev.Kernels<RandomFamily>().Fill(dev.Accelerator.DefaultStream, t, x.View, n, t, seed, stream, normal ? 1 : 0);
+        dev.Kernels<RandomKernels>().Fill(dev.Accelerator.DefaultStream, t, x.View, n, t, seed, stream, normal ? 1 : 0);
     }
 
     /// <summary>
@@ -138,7 +135,7 @@ public static partial class Ops
         }
         using var seedBuf = dev.Accelerator.Allocate1D(seeds);
         int t = dev.LaunchThreads(n);
-        dev.Kernels<RandomFamily>().NormalPerRow(dev.Accelerator.DefaultStream, t, x.View, seedBuf.View, n, row, t, stream);
+        dev.Kernels<RandomKernels>().NormalPerRow(dev.Accelerator.DefaultStream, t, x.View, seedBuf.View, n, row, t, stream);
         dev.Synchronize(); // seedBuf is freed on return
     }
 }

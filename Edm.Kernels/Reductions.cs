@@ -51,7 +51,7 @@ public readonly struct MaxReduce : IReduceOp
 public static class ReductionKernels
 {
     /// <summary>Pass 1: partial[o * P + p] = reduce over r = p, p+P, ... of Map(x[kept(o) + red(r)]).</summary>
-    public static void Partial<TOp>(Index1D tid, ArrayView<float> x, ArrayView<float> partial, int outputs, int lanes, int reduceCount,
+    public static void PartialKernel<TOp>(Index1D tid, ArrayView<float> x, ArrayView<float> partial, int outputs, int lanes, int reduceCount,
         int stride, StridedIndex kept, StridedIndex red, TOp op) where TOp : struct, IReduceOp
     {
         int total = outputs * lanes;
@@ -67,7 +67,7 @@ public static class ReductionKernels
     }
 
     /// <summary>Pass 2: y[o] = scale * combine of partial[o * P .. o * P + P).</summary>
-    public static void Final<TOp>(Index1D tid, ArrayView<float> partial, ArrayView<float> y, int outputs, int lanes, int stride, float scale, TOp op)
+    public static void FinalKernel<TOp>(Index1D tid, ArrayView<float> partial, ArrayView<float> y, int outputs, int lanes, int stride, float scale, TOp op)
         where TOp : struct, IReduceOp
     {
         for (int o = tid; o < outputs; o += stride)
@@ -155,9 +155,9 @@ public static partial class Ops
         int lanes = (int)Math.Clamp((long)dev.GridThreads / Math.Max(1, outputs), 1, Math.Min(1024, reduceCount));
         using var partial = Tensor.Empty(dev, outputs * lanes);
         var k1 = dev.Kernel(ReduceKey<TOp>.Partial, acc =>
-            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, StridedIndex, StridedIndex, TOp>(ReductionKernels.Partial<TOp>));
+            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, StridedIndex, StridedIndex, TOp>(ReductionKernels.PartialKernel<TOp>));
         var k2 = dev.Kernel(ReduceKey<TOp>.Final, acc =>
-            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, float, TOp>(ReductionKernels.Final<TOp>));
+            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, float, TOp>(ReductionKernels.FinalKernel<TOp>));
         int t1 = dev.LaunchThreads((long)outputs * lanes);
         k1(dev.Accelerator.DefaultStream, t1, x.View, partial.View, outputs, lanes, reduceCount, t1, kept, red, op);
         int t2 = dev.LaunchThreads(outputs);

@@ -144,14 +144,3 @@ public static partial class Ops
         return dx;
     }
 }
-
-/// <summary>Row loops of the NN CPU fast paths, in parallel chunks of whole rows.</summary>
-internal static class RowChunks
-{
-    /// <summary>
-    /// Runs body(r0, r1) over [0, rows) in contiguous chunks (CpuParallel.For) of at least ~32K
-    /// elements, so that small tensors run on the calling thread.
-    /// </summary>
-    public static void Run(int rows, int cols, Action<int, int> body) =>
-        CpuParallel.For(rows, (start, count) => body(start, start + count), minChunk: Math.Max(1, CpuParallel.MinChunk / Math.Max(1, cols)));
-}

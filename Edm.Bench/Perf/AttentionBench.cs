@@ -19,7 +19,7 @@ public sealed class AttentionBench : IKernelBench
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
     {
-        int bh = NnBenchShapes.BatchFor(quick);
+        int bh = BenchShapes.BatchFor(quick);
         foreach (var (n, hd) in new[] { (256, 256), (1024, 64) })
             yield return Case(d, op, bh, n, hd, quick);
     }
@@ -62,7 +62,7 @@ public sealed class AttentionBench : IKernelBench
             baseline = Baselines.Copy;
             resources = new Baselines.Disposables(q, k, v, g, bufs);
         }
-        return new BenchCase(op, Shapes.Format([bh, n, d]), bytes, flops, ours, baseline, runBaseline, resources, NnBenchShapes.Note(quick));
+        return new BenchCase(op, Shapes.Format([bh, n, d]), bytes, flops, ours, baseline, runBaseline, resources, BenchShapes.Note(quick));
     }
 
     /// Scalar C# attention, forward (and backward) over (bh, n, d) self-attention inputs.
@@ -71,7 +71,7 @@ public sealed class AttentionBench : IKernelBench
         float scale = 1f / MathF.Sqrt(d);
         var o = new float[bh * n * d];
         var lse = new float[bh * n];
-        NnBenchShapes.Par(bh * n, (r0, r1) =>
+        BenchShapes.Par(bh * n, (r0, r1) =>
         {
             var p = new float[n];
             for (int row = r0; row < r1; row++)
@@ -97,7 +97,7 @@ public sealed class AttentionBench : IKernelBench
         var pm = new float[n * n]; var dsm = new float[n * n];
         for (int h = 0; h < bh; h++)
         {
-            NnBenchShapes.Par(n, (i0, i1) =>
+            BenchShapes.Par(n, (i0, i1) =>
             {
                 for (int i = i0; i < i1; i++)
                 {
@@ -115,7 +115,7 @@ public sealed class AttentionBench : IKernelBench
                     }
                 }
             });
-            NnBenchShapes.Par(n, (j0, j1) =>
+            BenchShapes.Par(n, (j0, j1) =>
             {
                 for (int i = 0; i < n; i++)
                     for (int j = j0; j < j1; j++)

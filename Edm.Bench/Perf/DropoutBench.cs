@@ -16,7 +16,7 @@ public sealed class DropoutBench : IKernelBench
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
     {
-        int b = NnBenchShapes.BatchFor(quick);
+        int b = BenchShapes.BatchFor(quick);
         const float p = 0.13f;
         var x = Tensor.Empty(d, b, 256, 16, 16);
         Kernels.Ops.Normal(x, 1);
@@ -29,7 +29,7 @@ public sealed class DropoutBench : IKernelBench
         {
             var hx = x.ToArray();
             var hy = new float[n];
-            runBaseline = () => NnBenchShapes.Par(n, (s, e) =>
+            runBaseline = () => BenchShapes.Par(n, (s, e) =>
             {
                 for (int i = s; i < e; i++) hy[i] = Philox.Uniform(7, 1, (uint)i) >= p ? hx[i] / (1f - p) : 0f;
             });
@@ -44,6 +44,6 @@ public sealed class DropoutBench : IKernelBench
             resources = new Baselines.Disposables(x, bufs);
         }
         yield return new BenchCase(op, $"{Shapes.Format(x.Shape)} p=0.13", bytes, n, () => Kernels.Ops.Dropout(x, p, 7, 1).Dispose(),
-            baseline, runBaseline, resources, NnBenchShapes.Note(quick));
+            baseline, runBaseline, resources, BenchShapes.Note(quick));
     }
 }

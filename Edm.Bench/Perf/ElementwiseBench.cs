@@ -32,7 +32,7 @@ public sealed class ElementwiseBench : IKernelBench
         (Action ours, Action cs, double bytes, double flops) = op switch
         {
             "gelu" => ((Action)(() => Kernels.Ops.Gelu(x).Dispose()),
-                (Action)(() => Par((s, e) => { for (int i = s; i < e; i++) { float v = hx[i]; hout[i] = 0.5f * v * (1f + KMath.Erf(v * KMath.InvSqrt2)); } })),
+                (Action)(() => Par((s, e) => { for (int i = s; i < e; i++) hout[i] = KMath.Gelu(hx[i]); })),
                 8.0 * n, 20.0 * n),
             "silu" => (() => Kernels.Ops.Silu(x).Dispose(),
                 () => Par((s, e) => { for (int i = s; i < e; i++) { float v = hx[i]; hout[i] = v / (1f + MathF.Exp(-v)); } }),

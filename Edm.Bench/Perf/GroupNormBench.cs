@@ -16,7 +16,7 @@ public sealed class GroupNormBench : IKernelBench
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
     {
-        int b = NnBenchShapes.BatchFor(quick);
+        int b = BenchShapes.BatchFor(quick);
         foreach (var (c, hw) in new[] { (128, 32), (256, 16) })
             yield return Case(d, op, b, c, hw, hw, 32, quick);
     }
@@ -55,7 +55,7 @@ public sealed class GroupNormBench : IKernelBench
             var dw = new float[c]; var db = new float[c];
             runBaseline = () =>
             {
-                NnBenchShapes.Par(n * g, (s, e) =>
+                BenchShapes.Par(n * g, (s, e) =>
                 {
                     for (int blk = s; blk < e; blk++)
                     {
@@ -71,7 +71,7 @@ public sealed class GroupNormBench : IKernelBench
                     }
                 });
                 if (!backward) return;
-                NnBenchShapes.Par(n * g, (s, e) =>
+                BenchShapes.Par(n * g, (s, e) =>
                 {
                     for (int blk = s; blk < e; blk++)
                     {
@@ -109,6 +109,6 @@ public sealed class GroupNormBench : IKernelBench
             baseline = Baselines.Copy;
             resources = new Baselines.Disposables(x, gy, wt, bs, bufs);
         }
-        return new BenchCase(op, $"{Shapes.Format([n, c, h, w])} G={g}", bytes, flops, ours, baseline, runBaseline, resources, NnBenchShapes.Note(quick));
+        return new BenchCase(op, $"{Shapes.Format([n, c, h, w])} G={g}", bytes, flops, ours, baseline, runBaseline, resources, BenchShapes.Note(quick));
     }
 }

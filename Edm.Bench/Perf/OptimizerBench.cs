@@ -52,15 +52,7 @@ public sealed class OptimizerBench : IKernelBench
             Parallel.For(0, chunks, c =>
             {
                 int end = (int)((long)n * (c + 1) / chunks);
-                for (int i = (int)((long)n * c / chunks); i < end; i++)
-                {
-                    float gi = bg[i];
-                    float mi = a.Beta1 * bm[i] + (1f - a.Beta1) * gi;
-                    float vi = a.Beta2 * bv[i] + (1f - a.Beta2) * gi * gi;
-                    bm[i] = mi;
-                    bv[i] = vi;
-                    bp[i] -= a.Lr * (mi * a.InvBias1) / (MathF.Sqrt(vi * a.InvBias2) + a.Eps);
-                }
+                for (int i = (int)((long)n * c / chunks); i < end; i++) a.Update(ref bp[i], ref bm[i], ref bv[i], bg[i]);
             });
         }
         return new BenchCase("adam", $"({n})", bytes, 10.0 * n, Run, Baselines.CSharp, Baseline, new Baselines.Disposables(p, g, m, v));

@@ -15,7 +15,7 @@ public sealed class PoolingBench : IKernelBench
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
     {
-        int b = NnBenchShapes.BatchFor(quick);
+        int b = BenchShapes.BatchFor(quick);
         bool up = op == "upsample2x";
         int h = up ? 16 : 32, w = h, c = 128;
         var x = Tensor.Empty(d, b, c, h, w);
@@ -31,7 +31,7 @@ public sealed class PoolingBench : IKernelBench
             var hy = new float[outN];
             int planes = b * c;
             runBaseline = up
-                ? () => NnBenchShapes.Par(planes * 2 * h, (r0, r1) =>
+                ? () => BenchShapes.Par(planes * 2 * h, (r0, r1) =>
                 {
                     for (int r = r0; r < r1; r++)
                     {
@@ -39,7 +39,7 @@ public sealed class PoolingBench : IKernelBench
                         for (int j = 0; j < 2 * w; j++) hy[r * 2 * w + j] = hx[(p * h + i / 2) * w + j / 2];
                     }
                 })
-                : () => NnBenchShapes.Par(planes * h / 2, (r0, r1) =>
+                : () => BenchShapes.Par(planes * h / 2, (r0, r1) =>
                 {
                     int wo = w / 2;
                     for (int r = r0; r < r1; r++)
@@ -60,6 +60,6 @@ public sealed class PoolingBench : IKernelBench
             resources = new Baselines.Disposables(x, bufs);
         }
         Action ours = up ? () => Kernels.Ops.UpsampleNearest2x(x).Dispose() : () => Kernels.Ops.AvgPool2x(x).Dispose();
-        yield return new BenchCase(op, Shapes.Format(x.Shape), bytes, up ? 0 : n, ours, baseline, runBaseline, resources, NnBenchShapes.Note(quick));
+        yield return new BenchCase(op, Shapes.Format(x.Shape), bytes, up ? 0 : n, ours, baseline, runBaseline, resources, BenchShapes.Note(quick));
     }
 }

@@ -15,7 +15,7 @@ public sealed class SoftmaxBench : IKernelBench
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
     {
-        int b = NnBenchShapes.BatchFor(quick);
+        int b = BenchShapes.BatchFor(quick);
         foreach (var (rows, cols) in new[] { (b * 256, 256), (b * 64, 1024) })
         {
             var x = Tensor.Empty(d, rows, cols);
@@ -28,7 +28,7 @@ public sealed class SoftmaxBench : IKernelBench
             {
                 var hx = x.ToArray();
                 var hy = new float[hx.Length];
-                runBaseline = () => NnBenchShapes.Par(rows, (r0, r1) =>
+                runBaseline = () => BenchShapes.Par(rows, (r0, r1) =>
                 {
                     for (int r = r0; r < r1; r++)
                     {
@@ -50,7 +50,7 @@ public sealed class SoftmaxBench : IKernelBench
                 resources = new Baselines.Disposables(x, bufs);
             }
             yield return new BenchCase(op, Shapes.Format([rows, cols]), bytes, 5.0 * rows * cols,
-                () => Kernels.Ops.Softmax(x).Dispose(), baseline, runBaseline, resources, NnBenchShapes.Note(quick));
+                () => Kernels.Ops.Softmax(x).Dispose(), baseline, runBaseline, resources, BenchShapes.Note(quick));
         }
     }
 }

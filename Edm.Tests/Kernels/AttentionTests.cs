@@ -10,10 +10,10 @@ public sealed class AttentionTests(CpuDevice fx) : IClassFixture<CpuDevice>
 
     void Check(int bh, int nq, int nk, int d, double logitScale, int seed)
     {
-        var q = Nn.Random(bh * nq * d, seed, -logitScale, logitScale);
-        var k = Nn.Random(bh * nk * d, seed + 1);
-        var v = Nn.Random(bh * nk * d, seed + 2);
-        var g = Nn.Random(bh * nq * d, seed + 3);
+        var q = TestData.Random(bh * nq * d, seed, -logitScale, logitScale);
+        var k = TestData.Random(bh * nk * d, seed + 1);
+        var v = TestData.Random(bh * nk * d, seed + 2);
+        var g = TestData.Random(bh * nq * d, seed + 3);
         using var tq = Tensor.FromArray(_device, q, bh, nq, d);
         using var tk = Tensor.FromArray(_device, k, bh, nk, d);
         using var tv = Tensor.FromArray(_device, v, bh, nk, d);
@@ -23,14 +23,14 @@ public sealed class AttentionTests(CpuDevice fx) : IClassFixture<CpuDevice>
         try
         {
             double scale = 1 / Math.Sqrt(d);
-            var (oRef, lseRef) = AttentionReference.Forward(Nn.D(q), Nn.D(k), Nn.D(v), bh, nq, nk, d, scale);
-            Nn.Close("attention o", o.O.ToArray(), oRef, 1e-5, 1e-4);
-            Nn.Close("attention lse", o.Lse.ToArray(), lseRef, 1e-5, 1e-5);
-            var (dq, dk, dv) = AttentionReference.Backward(Nn.D(q), Nn.D(k), Nn.D(v), Nn.D(g), bh, nq, nk, d, scale);
+            var (oRef, lseRef) = AttentionReference.Forward(TestData.D(q), TestData.D(k), TestData.D(v), bh, nq, nk, d, scale);
+            TestData.Close("attention o", o.O.ToArray(), oRef, 1e-5, 1e-4);
+            TestData.Close("attention lse", o.Lse.ToArray(), lseRef, 1e-5, 1e-5);
+            var (dq, dk, dv) = AttentionReference.Backward(TestData.D(q), TestData.D(k), TestData.D(v), TestData.D(g), bh, nq, nk, d, scale);
             double tol = 1e-4 * Math.Max(1, logitScale);
-            Nn.Close("attention dq", grads.DQ.ToArray(), dq, tol, 1e-3);
-            Nn.Close("attention dk", grads.DK.ToArray(), dk, tol, 1e-3);
-            Nn.Close("attention dv", grads.DV.ToArray(), dv, 1e-5, 1e-4);
+            TestData.Close("attention dq", grads.DQ.ToArray(), dq, tol, 1e-3);
+            TestData.Close("attention dk", grads.DK.ToArray(), dk, tol, 1e-3);
+            TestData.Close("attention dv", grads.DV.ToArray(), dv, 1e-5, 1e-4);
         }
         finally
         {
@@ -74,12 +74,12 @@ public sealed class AttentionTests(CpuDevice fx) : IClassFixture<CpuDevice>
     public void FourDimensionalHeadsAreFlattened()
     {
         _device.CpuFastPaths = true;
-        var q = Nn.Random(2 * 3 * 5 * 4, 1);
+        var q = TestData.Random(2 * 3 * 5 * 4, 1);
         using var tq = Tensor.FromArray(_device, q, 2, 3, 5, 4);
         using var o = Ops.Attention(tq, tq, tq);
         Assert.Equal(new[] { 2, 3, 5, 4 }, o.Shape);
-        var (oRef, _) = AttentionReference.Forward(Nn.D(q), Nn.D(q), Nn.D(q), 6, 5, 5, 4, 0.5);
-        Nn.Close("attention 4-d", o.ToArray(), oRef, 1e-5, 1e-4);
+        var (oRef, _) = AttentionReference.Forward(TestData.D(q), TestData.D(q), TestData.D(q), 6, 5, 5, 4, 0.5);
+        TestData.Close("attention 4-d", o.ToArray(), oRef, 1e-5, 1e-4);
     }
 
     [Fact]
@@ -87,30 +87,30 @@ public sealed class AttentionTests(CpuDevice fx) : IClassFixture<CpuDevice>
     {
         int bh = 2, nq = 3, nk = 4, d = 2;
         double scale = 0.7;
-        var q = Nn.D(Nn.Random(bh * nq * d, 1, -2, 2));
-        var k = Nn.D(Nn.Random(bh * nk * d, 2, -2, 2));
-        var v = Nn.D(Nn.Random(bh * nk * d, 3));
-        var r = Nn.D(Nn.Random(bh * nq * d, 4));
+        var q = TestData.D(TestData.Random(bh * nq * d, 1, -2, 2));
+        var k = TestData.D(TestData.Random(bh * nk * d, 2, -2, 2));
+        var v = TestData.D(TestData.Random(bh * nk * d, 3));
+        var r = TestData.D(TestData.Random(bh * nq * d, 4));
         var (dq, dk, dv) = AttentionReference.Backward(q, k, v, r, bh, nq, nk, d, scale);
-        Nn.FiniteDifference("attention q", q, x => AttentionReference.Forward(x, k, v, bh, nq, nk, d, scale).O, r, dq);
-        Nn.FiniteDifference("attention k", k, x => AttentionReference.Forward(q, x, v, bh, nq, nk, d, scale).O, r, dk);
-        Nn.FiniteDifference("attention v", v, x => AttentionReference.Forward(q, k, x, bh, nq, nk, d, scale).O, r, dv);
+        TestData.FiniteDifference("attention q", q, x => AttentionReference.Forward(x, k, v, bh, nq, nk, d, scale).O, r, dq);
+        TestData.FiniteDifference("attention k", k, x => AttentionReference.Forward(q, x, v, bh, nq, nk, d, scale).O, r, dk);
+        TestData.FiniteDifference("attention v", v, x => AttentionReference.Forward(q, k, x, bh, nq, nk, d, scale).O, r, dv);
     }
 
     [Fact]
     public void MismatchedShapesAreRejected()
     {
-        using var q = Tensor.FromArray(_device, Nn.Random(2 * 5 * 4, 1), 2, 5, 4);
-        using var k = Tensor.FromArray(_device, Nn.Random(2 * 6 * 3, 1), 2, 6, 3);
-        using var k4 = Tensor.FromArray(_device, Nn.Random(2 * 6 * 4, 1), 2, 6, 4);
-        using var v = Tensor.FromArray(_device, Nn.Random(2 * 7 * 4, 1), 2, 7, 4);
+        using var q = Tensor.FromArray(_device, TestData.Random(2 * 5 * 4, 1), 2, 5, 4);
+        using var k = Tensor.FromArray(_device, TestData.Random(2 * 6 * 3, 1), 2, 6, 3);
+        using var k4 = Tensor.FromArray(_device, TestData.Random(2 * 6 * 4, 1), 2, 6, 4);
+        using var v = Tensor.FromArray(_device, TestData.Random(2 * 7 * 4, 1), 2, 7, 4);
         var e = Assert.Throws<ArgumentException>(() => Ops.Attention(q, k, k));
         Assert.Contains("Attention", e.Message);
         Assert.Contains("(2, 6, 3)", e.Message);
         Assert.Contains("(2, 5, 4)", e.Message);
         e = Assert.Throws<ArgumentException>(() => Ops.Attention(q, k4, v));
         Assert.Contains("v has shape (2, 7, 4), expected (2, 6, 4)", e.Message);
-        using var big = Tensor.FromArray(_device, Nn.Random(257, 1), 1, 1, 257);
+        using var big = Tensor.FromArray(_device, TestData.Random(257, 1), 1, 1, 257);
         e = Assert.Throws<ArgumentException>(() => Ops.Attention(big, big, big));
         Assert.Contains("1..256", e.Message);
     }

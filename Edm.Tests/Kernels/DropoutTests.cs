@@ -16,20 +16,20 @@ public sealed class DropoutTests(CpuDevice fx) : IClassFixture<CpuDevice>
     public void ForwardAndBackwardMatchReference(bool fastPath, float p, int n)
     {
         _device.CpuFastPaths = fastPath;
-        var x = Nn.Random(n, 1);
-        var g = Nn.Random(n, 2);
+        var x = TestData.Random(n, 1);
+        var g = TestData.Random(n, 2);
         using var tx = Tensor.FromArray(_device, x, n);
         using var tg = Tensor.FromArray(_device, g, n);
         using var y = Ops.Dropout(tx, p, 42, 3);
         using var dx = Ops.DropoutBackward(tg, p, 42, 3);
-        Nn.Close("dropout y", y.ToArray(), DropoutReference.Apply(Nn.D(x), p, 42, 3), 1e-7, 1e-6);
-        Nn.Close("dropout dx", dx.ToArray(), DropoutReference.Apply(Nn.D(g), p, 42, 3), 1e-7, 1e-6);
+        TestData.Close("dropout y", y.ToArray(), DropoutReference.Apply(TestData.D(x), p, 42, 3), 1e-7, 1e-6);
+        TestData.Close("dropout dx", dx.ToArray(), DropoutReference.Apply(TestData.D(g), p, 42, 3), 1e-7, 1e-6);
     }
 
     [Fact]
     public void MaskIsReproducibleAndMatchesBetweenPaths()
     {
-        var x = Nn.Random(4099, 3, 0.5, 1.5); // never zero: a zero output means dropped
+        var x = TestData.Random(4099, 3, 0.5, 1.5); // never zero: a zero output means dropped
         using var tx = Tensor.FromArray(_device, x, 4099);
         _device.CpuFastPaths = true;
         using var a = Ops.Dropout(tx, 0.3f, 5, 1);
@@ -53,7 +53,7 @@ public sealed class DropoutTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(float.NaN)]
     public void BadProbabilityIsRejected(float p)
     {
-        using var x = Tensor.FromArray(_device, Nn.Random(6, 1), 2, 3);
+        using var x = Tensor.FromArray(_device, TestData.Random(6, 1), 2, 3);
         var e = Assert.Throws<ArgumentException>(() => Ops.Dropout(x, p, 1));
         Assert.Contains("Dropout", e.Message);
         Assert.Contains("0 <= p < 1", e.Message);

@@ -4,7 +4,7 @@
 using Edm.Verification;
 using Edm.Kernels;
 using Xunit;
-using static Edm.Tests.Kernels.NnTestUtil;
+using static Edm.Tests.TestData;
 
 namespace Edm.Tests.Kernels;
 

@@ -23,10 +23,10 @@ public sealed class GroupNormTests(CpuDevice fx) : IClassFixture<CpuDevice>
         int hw = h * w;
         const float eps = 1e-5f;
         // A large common offset: a one-pass E[x^2] - E[x]^2 variance would lose most digits.
-        var x = Nn.Random(n * c * hw, 1, 99, 101);
-        var gy = Nn.Random(n * c * hw, 2);
-        var wt = affine ? Nn.Random(c, 3, 0.5, 1.5) : null;
-        var bs = affine ? Nn.Random(c, 4) : null;
+        var x = TestData.Random(n * c * hw, 1, 99, 101);
+        var gy = TestData.Random(n * c * hw, 2);
+        var wt = affine ? TestData.Random(c, 3, 0.5, 1.5) : null;
+        var bs = affine ? TestData.Random(c, 4) : null;
         using var tx = Tensor.FromArray(_device, x, n, c, h, w);
         using var tg = Tensor.FromArray(_device, gy, n, c, h, w);
         using var tw = wt is null ? null : Tensor.FromArray(_device, wt, c);
@@ -35,16 +35,16 @@ public sealed class GroupNormTests(CpuDevice fx) : IClassFixture<CpuDevice>
         var grads = Ops.GroupNormBackward(tx, tg, o.Mean, o.Rstd, g, tw);
         try
         {
-            var (y, mean, rstd) = GroupNormReference.Forward(Nn.D(x), n, c, hw, g, wt is null ? null : Nn.D(wt), bs is null ? null : Nn.D(bs), eps);
+            var (y, mean, rstd) = GroupNormReference.Forward(TestData.D(x), n, c, hw, g, wt is null ? null : TestData.D(wt), bs is null ? null : TestData.D(bs), eps);
             // With 1 element per group (1x1, Cg = 1), y = bias exactly and rstd = 1/sqrt(eps).
-            Nn.Close("groupnorm y", o.Y.ToArray(), y, 1e-4, 1e-4);
-            Nn.Close("groupnorm mean", o.Mean.ToArray(), mean, 1e-5, 1e-6);
-            Nn.Close("groupnorm rstd", o.Rstd.ToArray(), rstd, 1e-5, 1e-3);
-            var (dx, dw, db) = GroupNormReference.Backward(Nn.D(x), Nn.D(gy), n, c, hw, g, wt is null ? null : Nn.D(wt), eps);
+            TestData.Close("groupnorm y", o.Y.ToArray(), y, 1e-4, 1e-4);
+            TestData.Close("groupnorm mean", o.Mean.ToArray(), mean, 1e-5, 1e-6);
+            TestData.Close("groupnorm rstd", o.Rstd.ToArray(), rstd, 1e-5, 1e-3);
+            var (dx, dw, db) = GroupNormReference.Backward(TestData.D(x), TestData.D(gy), n, c, hw, g, wt is null ? null : TestData.D(wt), eps);
             // dx scales with rstd (up to 1/sqrt(eps) ~ 316 for constant groups).
-            Nn.Close("groupnorm dx", grads.Dx.ToArray(), dx, 2e-3, 2e-3);
-            Nn.Close("groupnorm dweight", grads.DWeight.ToArray(), dw, 1e-3, 1e-3);
-            Nn.Close("groupnorm dbias", grads.DBias.ToArray(), db, 1e-4, 1e-4);
+            TestData.Close("groupnorm dx", grads.Dx.ToArray(), dx, 2e-3, 2e-3);
+            TestData.Close("groupnorm dweight", grads.DWeight.ToArray(), dw, 1e-3, 1e-3);
+            TestData.Close("groupnorm dbias", grads.DBias.ToArray(), db, 1e-4, 1e-4);
         }
         finally
         {
@@ -58,20 +58,20 @@ public sealed class GroupNormTests(CpuDevice fx) : IClassFixture<CpuDevice>
     {
         int n = 2, c = 4, g = 2, hw = 3;
         const double eps = 1e-5;
-        var x = Nn.D(Nn.Random(n * c * hw, 5, -2, 2));
-        var wt = Nn.D(Nn.Random(c, 6, 0.5, 1.5));
-        var bs = Nn.D(Nn.Random(c, 7));
-        var r = Nn.D(Nn.Random(n * c * hw, 8));
+        var x = TestData.D(TestData.Random(n * c * hw, 5, -2, 2));
+        var wt = TestData.D(TestData.Random(c, 6, 0.5, 1.5));
+        var bs = TestData.D(TestData.Random(c, 7));
+        var r = TestData.D(TestData.Random(n * c * hw, 8));
         var (dx, dw, db) = GroupNormReference.Backward(x, r, n, c, hw, g, wt, eps);
-        Nn.FiniteDifference("groupnorm x", x, xx => GroupNormReference.Forward(xx, n, c, hw, g, wt, bs, eps).Y, r, dx);
-        Nn.FiniteDifference("groupnorm weight", wt, ww => GroupNormReference.Forward(x, n, c, hw, g, ww, bs, eps).Y, r, dw);
-        Nn.FiniteDifference("groupnorm bias", bs, bb => GroupNormReference.Forward(x, n, c, hw, g, wt, bb, eps).Y, r, db);
+        TestData.FiniteDifference("groupnorm x", x, xx => GroupNormReference.Forward(xx, n, c, hw, g, wt, bs, eps).Y, r, dx);
+        TestData.FiniteDifference("groupnorm weight", wt, ww => GroupNormReference.Forward(x, n, c, hw, g, ww, bs, eps).Y, r, dw);
+        TestData.FiniteDifference("groupnorm bias", bs, bb => GroupNormReference.Forward(x, n, c, hw, g, wt, bb, eps).Y, r, db);
     }
 
     [Fact]
     public void ChannelsNotDivisibleByGroupsIsRejected()
     {
-        using var x = Tensor.FromArray(_device, Nn.Random(2 * 6 * 4, 1), 2, 6, 2, 2);
+        using var x = Tensor.FromArray(_device, TestData.Random(2 * 6 * 4, 1), 2, 6, 2, 2);
         var e = Assert.Throws<ArgumentException>(() => Ops.GroupNorm(x, 4, null, null));
         Assert.Contains("GroupNorm", e.Message);
         Assert.Contains("(2, 6, 2, 2)", e.Message);
@@ -81,9 +81,9 @@ public sealed class GroupNormTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [Fact]
     public void WrongWeightShapeIsRejected()
     {
-        using var x = Tensor.FromArray(_device, Nn.Random(2 * 6 * 4, 1), 2, 6, 2, 2);
-        using var w = Tensor.FromArray(_device, Nn.Random(5, 1), 5);
-        using var b = Tensor.FromArray(_device, Nn.Random(6, 1), 6);
+        using var x = Tensor.FromArray(_device, TestData.Random(2 * 6 * 4, 1), 2, 6, 2, 2);
+        using var w = Tensor.FromArray(_device, TestData.Random(5, 1), 5);
+        using var b = Tensor.FromArray(_device, TestData.Random(6, 1), 6);
         var e = Assert.Throws<ArgumentException>(() => Ops.GroupNorm(x, 3, w, b));
         Assert.Contains("weight has shape (5), expected (6)", e.Message);
     }

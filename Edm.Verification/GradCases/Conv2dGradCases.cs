@@ -1,4 +1,4 @@
-// Gradient-check cases of conv2d (Edm.Autograd/Ops/ConvFn.cs; stride 1, same padding) against
+// Gradient-check cases of conv2d (Edm.Autograd/Ops/Conv2dFn.cs; stride 1, same padding) against
 // References/Conv2dReference.cs. The FIR-resampling convolutions are in ResampleGradCases.cs.
 using Edm.Autograd;
 

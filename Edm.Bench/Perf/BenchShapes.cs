@@ -5,7 +5,7 @@
 namespace Edm.Bench.Perf;
 
 /// <summary>Batch sizes and notes for the NN bench cases.</summary>
-public static class NnBenchShapes
+public static class BenchShapes
 {
     /// <summary>Full batch (B, or B*heads for attention).</summary>
     public const int Batch = 64;
