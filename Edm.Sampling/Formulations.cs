@@ -92,6 +92,17 @@ public sealed class LinearSchedule : NoiseSchedule
     public override double SigmaInv(double sigma) => sigma;
 }
 
+/// <summary>The noise schedule sigma(t) of a formulation (Table 1), in <see cref="SamplerSettings.ScheduleNames"/> order.</summary>
+public enum ScheduleKind
+{
+    /// <summary>VP: sigma(t) = sqrt(exp(beta_d t^2 / 2 + beta_min t) - 1).</summary>
+    Vp,
+    /// <summary>VE: sigma(t) = sqrt(t).</summary>
+    Ve,
+    /// <summary>sigma(t) = t (iDDPM and EDM).</summary>
+    Linear,
+}
+
 /// <summary>The signal scaling s(t) of a formulation.</summary>
 public enum ScalingKind
 {

@@ -80,10 +80,10 @@ public sealed record SamplerSettings
     public double? SigmaMax { get; init; }
     /// <summary>EDM discretization exponent rho (Eq. 5).</summary>
     public double Rho { get; init; } = TimeSteps.DefaultRho;
-    /// <summary>Noise schedule: "vp", "ve" or "linear" (sigma(t) = t).</summary>
-    public string Schedule { get; init; } = "linear";
-    /// <summary>Scaling: "vp" or "none".</summary>
-    public string Scaling { get; init; } = "none";
+    /// <summary>Noise schedule sigma(t) (Table 1): VP, VE or linear (sigma(t) = t, EDM's).</summary>
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.Linear;
+    /// <summary>Scaling s(t) (Table 1): VP or none.</summary>
+    public ScalingKind Scaling { get; init; } = ScalingKind.None;
     /// <summary>Algorithm 2 S_churn (0: deterministic).</summary>
     public double SChurn { get; init; }
     /// <summary>Algorithm 2 S_tmin.</summary>
@@ -120,12 +120,11 @@ public sealed record SamplerSettings
         if (double.IsNaN(STmin) || double.IsNaN(STmax) || STmin > STmax) throw new ArgumentException($"S_tmin = {STmin}, S_tmax = {STmax} are invalid; allowed: S_tmin <= S_tmax");
         if (!(Eta >= 0) || double.IsInfinity(Eta)) throw new ArgumentException($"eta = {Eta} is invalid; allowed: eta >= 0");
         if (LmsOrder < 1 || LmsOrder > 8) throw new ArgumentException($"lms order = {LmsOrder} is invalid; allowed: 1..8");
-        ParseSchedule(Schedule);
-        ParseScaling(Scaling);
+        if (!Enum.IsDefined(Schedule) || !Enum.IsDefined(Scaling)) throw new ArgumentException($"schedule {Schedule}, scaling {Scaling}: not a defined kind");
         if (!Solver.IsRungeKutta())
         {
-            if (Schedule != "linear" || Scaling != "none")
-                throw new ArgumentException($"solver {Solver.Name()} runs in sigma (schedule linear, scaling none); got schedule {Schedule}, scaling {Scaling}");
+            if (Schedule != ScheduleKind.Linear || Scaling != ScalingKind.None)
+                throw new ArgumentException($"solver {Solver.Name()} runs in sigma (schedule linear, scaling none); got schedule {Name(Schedule)}, scaling {Name(Scaling)}");
             if (SChurn != 0)
                 throw new ArgumentException($"solver {Solver.Name()} takes no churn; S_churn applies to: euler, heun, midpoint, ralston");
         }
@@ -136,13 +135,23 @@ public sealed record SamplerSettings
     /// <summary>Names of the scalings.</summary>
     public static readonly string[] ScalingNames = ["vp", "none"];
 
-    /// <summary>Parses a schedule name.</summary>
-    public static string ParseSchedule(string name) => ScheduleNames.Contains(name)
-        ? name : throw new ArgumentException($"unknown schedule '{name}'; allowed: {string.Join(", ", ScheduleNames)}");
+    /// <summary>Parses a schedule name (<see cref="ScheduleNames"/>).</summary>
+    public static ScheduleKind ParseSchedule(string name) => Array.IndexOf(ScheduleNames, name) is int i and >= 0
+        ? (ScheduleKind)i : throw new ArgumentException($"unknown schedule '{name}'; allowed: {string.Join(", ", ScheduleNames)}");
 
-    /// <summary>Parses a scaling name.</summary>
-    public static string ParseScaling(string name) => ScalingNames.Contains(name)
-        ? name : throw new ArgumentException($"unknown scaling '{name}'; allowed: {string.Join(", ", ScalingNames)}");
+    /// <summary>Parses a scaling name (<see cref="ScalingNames"/>).</summary>
+    public static ScalingKind ParseScaling(string name) => name switch
+    {
+        "vp" => ScalingKind.Vp,
+        "none" => ScalingKind.None,
+        _ => throw new ArgumentException($"unknown scaling '{name}'; allowed: {string.Join(", ", ScalingNames)}"),
+    };
+
+    /// <summary>Lower-case name of a schedule.</summary>
+    public static string Name(ScheduleKind k) => ScheduleNames[(int)k];
+
+    /// <summary>Lower-case name of a scaling.</summary>
+    public static string Name(ScalingKind k) => k == ScalingKind.Vp ? "vp" : "none";
 }
 
 /// <summary>
@@ -193,11 +202,11 @@ public sealed class SamplingPlan
         var sigmaSteps = TimeSteps.SigmaSteps(s.Discretization, s.Steps, sigmaMin, sigmaMax, s.Rho);
         NoiseSchedule schedule = s.Schedule switch
         {
-            "vp" => VpSchedule.Refit(sigmaMin, sigmaMax),
-            "ve" => new VeSchedule(),
+            ScheduleKind.Vp => VpSchedule.Refit(sigmaMin, sigmaMax),
+            ScheduleKind.Ve => new VeSchedule(),
             _ => new LinearSchedule(),
         };
-        var f = new Formulation(schedule, s.Scaling == "vp" ? ScalingKind.Vp : ScalingKind.None);
+        var f = new Formulation(schedule, s.Scaling);
         return new SamplingPlan(s, f, TimeSteps.TimeStepsFor(f, sigmaSteps, roundSigma), sigmaMin, sigmaMax);
     }
 

@@ -2,6 +2,10 @@
 // and exit code 2.
 using System.CommandLine;
 using Edm.Kernels;
+using Edm.Model;
+using Edm.Model.Data;
+using Edm.Model.IO;
+using Edm.Model.Training;
 
 namespace Edm.Bench.Cli;
 
@@ -56,16 +60,57 @@ public static class CommonOptions
     }
 }
 
-/// <summary>The CLI's error boundary.</summary>
+/// <summary>
+/// The CLI's error boundary. A user's mistake (a bad flag value, a missing or corrupt file, an
+/// absent device, out of memory, an unwritable disk) prints one line "error: ..." and exits with 2.
+/// Anything else is a bug of this program: it prints the exception with its stack trace and a
+/// request to report it, and exits with 70 (EX_SOFTWARE).
+/// </summary>
 public static class CliErrors
 {
-    /// <summary>Runs an action; a user mistake prints one line and returns 2.</summary>
+    /// <summary>Exit code of a user's mistake.</summary>
+    public const int UsageExit = 2;
+    /// <summary>Exit code of an internal error (a bug).</summary>
+    public const int BugExit = 70;
+
+    /// <summary>The CLI flag of a library option name (TrainingOptions properties, Generator parameters).</summary>
+    static readonly Dictionary<string, string> Flags = new(StringComparer.Ordinal)
+    {
+        ["Preset"] = "--preset", ["Batch"] = "--batch", ["batch"] = "--batch", ["BatchGpu"] = "--batch-gpu", ["Kimg"] = "--kimg",
+        ["SnapKimg"] = "--snap", ["TickKimg"] = "--tick", ["Lr"] = "--lr", ["LrRampupKimg"] = "--lr-rampup",
+        ["EmaHalflifeKimg"] = "--ema", ["EmaRampupRatio"] = "--ema-rampup", ["Dropout"] = "--dropout", ["Augment"] = "--augment",
+        ["Seed"] = "--seed", ["Loss"] = "--loss", ["Precond"] = "--precond", ["Cond"] = "--cond", ["Resolution"] = "--resolution",
+        ["fixedClass"] = "--class", ["Channels"] = "--channels", ["LabelDim"] = "--label-dim", ["AugmentDim"] = "--augment-dim",
+    };
+
+    /// <summary>The flag that sets a library option, or the option's own name when no flag does.</summary>
+    public static string FlagOf(string option) => Flags.TryGetValue(option, out var f) ? f : option;
+
+    /// <summary>The message of a user's mistake, or null when <paramref name="e"/> is a bug.</summary>
+    public static string? UserMessage(Exception e) => e switch
+    {
+        UsageException or DeviceSelectionException or DeviceOutOfMemoryException => e.Message,
+        InvalidOptionException o => $"{FlagOf(o.Option)} {o.Problem}",
+        DatasetException or CheckpointException or SafeTensorsException => e.Message,
+        FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or PathTooLongException => e.Message,
+        IOException => $"i/o error: {e.Message}",
+        _ => null,
+    };
+
+    /// <summary>Runs an action; a user mistake prints one line and returns 2, a bug its stack trace and 70.</summary>
     public static int Guard(Func<int> action)
     {
         try { return action(); }
-        catch (UsageException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
-        catch (DeviceSelectionException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
-        catch (DeviceOutOfMemoryException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
-        catch (ArgumentException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
+        catch (Exception e)
+        {
+            if (UserMessage(e) is { } message)
+            {
+                Console.Error.WriteLine($"error: {message}");
+                return UsageExit;
+            }
+            Console.Error.WriteLine($"internal error: {e}");
+            Console.Error.WriteLine("This is a bug in EdmKernels, not a mistake in your input. Please report it with the command line and this output.");
+            return BugExit;
+        }
     }
 }

@@ -64,6 +64,35 @@ public sealed class ModuleDict(EdmDevice device) : Module(device)
     public IReadOnlyList<(string Name, Module Module)> Items => _items;
 }
 
+/// <summary>SongUNet's noise-level embedding (NVlabs/edm embedding_type).</summary>
+public enum EmbeddingType
+{
+    /// <summary>Transformer-style sinusoidal embedding of c_noise (DDPM++).</summary>
+    Positional,
+    /// <summary>Random Fourier features of c_noise (NCSN++).</summary>
+    Fourier,
+}
+
+/// <summary>SongUNet's encoder architecture (NVlabs/edm encoder_type).</summary>
+public enum EncoderType
+{
+    /// <summary>Plain residual blocks (DDPM++).</summary>
+    Standard,
+    /// <summary>Adds a downsampled copy of the input image at each level.</summary>
+    Skip,
+    /// <summary>Adds a residual branch from the input image at each level (NCSN++).</summary>
+    Residual,
+}
+
+/// <summary>SongUNet's decoder architecture (NVlabs/edm decoder_type).</summary>
+public enum DecoderType
+{
+    /// <summary>Plain residual blocks; the output from the last level only.</summary>
+    Standard,
+    /// <summary>Accumulates an image-space output across levels.</summary>
+    Skip,
+}
+
 /// <summary>Hyper-parameters of SongUNet (NVlabs/edm defaults in comments).</summary>
 public sealed record SongUNetOptions
 {
@@ -78,10 +107,10 @@ public sealed record SongUNetOptions
     public int NumBlocks { get; init; } = 4;
     public int[] AttnResolutions { get; init; } = [16];
     public double Dropout { get; init; } = 0.10;
-    public string EmbeddingType { get; init; } = "positional"; // or "fourier" (NCSN++)
+    public EmbeddingType EmbeddingType { get; init; } = EmbeddingType.Positional; // Fourier for NCSN++
     public int ChannelMultNoise { get; init; } = 1;           // 2 for NCSN++
-    public string EncoderType { get; init; } = "standard";    // "residual" for NCSN++, or "skip"
-    public string DecoderType { get; init; } = "standard";    // or "skip"
+    public EncoderType EncoderType { get; init; } = EncoderType.Standard;       // Residual for NCSN++, or Skip
+    public DecoderType DecoderType { get; init; } = DecoderType.Standard;       // or Skip
     public float[] ResampleFilter { get; init; } = [1, 1];    // [1, 3, 3, 1] for NCSN++
 }
 
@@ -97,9 +126,8 @@ public sealed class SongUNet : NetworkBase
     public SongUNet(InitContext ctx, SongUNetOptions o)
         : base(ctx.Device, o.ImgResolution, o.InChannels, o.OutChannels, o.LabelDim, o.AugmentDim)
     {
-        if (o.EmbeddingType is not ("positional" or "fourier")) throw new ArgumentException($"SongUNet: embedding type '{o.EmbeddingType}'; allowed: positional, fourier");
-        if (o.EncoderType is not ("standard" or "skip" or "residual")) throw new ArgumentException($"SongUNet: encoder type '{o.EncoderType}'; allowed: standard, skip, residual");
-        if (o.DecoderType is not ("standard" or "skip")) throw new ArgumentException($"SongUNet: decoder type '{o.DecoderType}'; allowed: standard, skip");
+        if (!Enum.IsDefined(o.EmbeddingType) || !Enum.IsDefined(o.EncoderType) || !Enum.IsDefined(o.DecoderType))
+            throw new ArgumentException($"SongUNet: embedding {o.EmbeddingType}, encoder {o.EncoderType}, decoder {o.DecoderType}: not a defined type");
         if (o.ImgResolution % (1 << (o.ChannelMult.Length - 1)) != 0)
             throw new ArgumentException($"SongUNet: image resolution {o.ImgResolution} must be divisible by {1 << (o.ChannelMult.Length - 1)} for {o.ChannelMult.Length} levels");
         int embChannels = o.ModelChannels * o.ChannelMultEmb;
@@ -111,7 +139,7 @@ public sealed class SongUNet : NetworkBase
             ResampleFilter: o.ResampleFilter, ResampleProj: true, AdaptiveScale: false, Init: init, InitZero: initZero, InitAttn: initAttn);
 
         // Mapping.
-        _mapNoise = o.EmbeddingType == "positional"
+        _mapNoise = o.EmbeddingType == EmbeddingType.Positional
             ? RegisterModule("map_noise", new PositionalEmbedding(ctx, noiseChannels, endpoint: true))
             : RegisterModule("map_noise", new FourierEmbedding(ctx, noiseChannels));
         if (o.LabelDim > 0) _mapLabel = RegisterModule("map_label", new Linear(ctx, o.LabelDim, noiseChannels, init: init));
@@ -134,12 +162,12 @@ public sealed class SongUNet : NetworkBase
             else
             {
                 _enc.Add($"{res}x{res}_down", new UNetBlock(ctx, Rng, cout, cout, bk, down: true));
-                if (o.EncoderType == "skip")
+                if (o.EncoderType == EncoderType.Skip)
                 {
                     _enc.Add($"{res}x{res}_aux_down", new Conv2d(ctx, caux, caux, 0, down: true, resampleFilter: o.ResampleFilter));
                     _enc.Add($"{res}x{res}_aux_skip", new Conv2d(ctx, caux, cout, 1, init: init));
                 }
-                if (o.EncoderType == "residual")
+                if (o.EncoderType == EncoderType.Residual)
                 {
                     _enc.Add($"{res}x{res}_aux_residual", new Conv2d(ctx, caux, cout, 3, down: true, resampleFilter: o.ResampleFilter, fusedResample: true, init: init));
                     caux = cout;
@@ -173,9 +201,9 @@ public sealed class SongUNet : NetworkBase
                 bool attn = idx == o.NumBlocks && o.AttnResolutions.Contains(res);
                 _dec.Add($"{res}x{res}_block{idx}", new UNetBlock(ctx, Rng, cin, cout, bk, attention: attn));
             }
-            if (o.DecoderType == "skip" || level == 0)
+            if (o.DecoderType == DecoderType.Skip || level == 0)
             {
-                if (o.DecoderType == "skip" && level < o.ChannelMult.Length - 1)
+                if (o.DecoderType == DecoderType.Skip && level < o.ChannelMult.Length - 1)
                     _dec.Add($"{res}x{res}_aux_up", new Conv2d(ctx, o.OutChannels, o.OutChannels, 0, up: true, resampleFilter: o.ResampleFilter));
                 _dec.Add($"{res}x{res}_aux_norm", new GroupNorm(ctx, cout, eps: 1e-6));
                 _dec.Add($"{res}x{res}_aux_conv", new Conv2d(ctx, cout, o.OutChannels, 3, init: initZero));

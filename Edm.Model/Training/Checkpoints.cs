@@ -197,19 +197,18 @@ public static class Checkpoints
         catch (ArgumentException e) { throw new CheckpointException($"training state '{path}' describes a network that cannot be built: {e.Message}", e); }
         using (net)
         {
+            var named = net.Module.NamedParameters().ToList();
+            var names = named.Select(n => n.Name).ToArray();
+            var weights = named.Select(n => n.Param.Value).ToArray();  // every group has the weights' shapes
             var expected = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var (name, p) in net.Module.NamedParameters())
-                foreach (var group in new[] { "net.", "ema.", "adam_m.", "adam_v." })
-                {
-                    Fill(path, f, group + name, p.Value);
-                    expected.Add(group + name);
-                }
-            foreach (var (name, b) in net.Module.NamedBuffers()) { Fill(path, f, "buffer." + name, b); expected.Add("buffer." + name); }
+            foreach (var (name, t) in TrainingState.Tensors(names, weights, weights, weights, weights, net.Module.NamedBuffers()))
+            {
+                Fill(path, f, name, t);
+                expected.Add(name);
+            }
             RequireNoExtra(path, f, expected);
         }
-        foreach (var key in new[] { "step", "cur_nimg", "adam_step", "dropout_counter", "sampler_epoch", "sampler_position", "dataset_count", "tick_steps" })
-            if (!f.Metadata.TryGetValue(key, out var v) || !long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
-                throw new CheckpointException($"training state '{path}': metadata '{key}' is missing or not an integer");
+        TrainingCounters.Read(f.Metadata, path);
         long nimg = long.Parse(f.Metadata["cur_nimg"], CultureInfo.InvariantCulture);
         return $"step {f.Metadata["step"]}, kimg {nimg / 1000.0:F3}";
     }

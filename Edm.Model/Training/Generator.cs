@@ -25,10 +25,10 @@ public static class Generator
     public static float[] Generate(Precond net, ulong[] seeds, SamplerSettings settings, int batch, int? fixedClass = null,
         Action<ulong[], float[]>? onBatch = null)
     {
-        if (batch < 1) throw new ArgumentException($"--batch {batch} must be >= 1");
+        if (batch < 1) throw new InvalidOptionException(nameof(batch), $"{batch} must be >= 1");
         int labelDim = net.Network.LabelDim;
-        if (fixedClass is not null && labelDim == 0) throw new ArgumentException($"--class {fixedClass}: the network is unconditional (label_dim 0)");
-        if (fixedClass is { } fc && (fc < 0 || fc >= labelDim)) throw new ArgumentException($"--class {fc} is out of range; the network has classes 0..{labelDim - 1}");
+        if (fixedClass is not null && labelDim == 0) throw new InvalidOptionException(nameof(fixedClass), $"{fixedClass}: the network is unconditional (label_dim 0)");
+        if (fixedClass is { } fc && (fc < 0 || fc >= labelDim)) throw new InvalidOptionException(nameof(fixedClass), $"{fc} is out of range; the network has classes 0..{labelDim - 1}");
         settings.Validate();
         int c = net.ImgChannels, r = net.Network.ImgResolution, size = c * r * r;
         var dev = net.Network.Module.Device;

@@ -80,31 +80,35 @@ public sealed record TrainingOptions
     public static TrainingOptions FromJson(string json) =>
         JsonSerializer.Deserialize<TrainingOptions>(json, Json) ?? throw new JsonException("training options are null");
 
-    /// <summary>Checks the options against a dataset; messages name the option and the allowed values.</summary>
+    /// <summary>
+    /// Checks the options against a dataset. A bad value is an <see cref="InvalidOptionException"/>
+    /// naming the property (e.g. "Batch") and what is allowed.
+    /// </summary>
     public void Validate(ImageDataset data)
     {
+        static InvalidOptionException Bad(string option, string problem) => new(option, problem);
         var p = Presets.Get(Preset);
-        if (Batch < 1) throw new ArgumentException($"--batch {Batch} must be >= 1");
+        if (Batch < 1) throw Bad(nameof(Batch), $"{Batch} must be >= 1");
         if (RoundBatch < 1 || RoundBatch > Batch || Batch % RoundBatch != 0)
-            throw new ArgumentException($"--batch-gpu {RoundBatch} must divide --batch {Batch}");
-        if (!(Kimg > 0) || double.IsInfinity(Kimg)) throw new ArgumentException($"--kimg {Kimg} must be > 0");
-        if (!(SnapKimg > 0)) throw new ArgumentException($"--snap {SnapKimg} must be > 0");
-        if (TickKimg < 0) throw new ArgumentException($"--tick {TickKimg} must be >= 0");
-        if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ArgumentException($"--lr {Lr} must be > 0");
-        if (!(LrRampupKimg >= 0)) throw new ArgumentException($"--lr-rampup {LrRampupKimg} must be >= 0");
-        if (!(EmaHalflifeKimg >= 0)) throw new ArgumentException($"--ema {EmaHalflifeKimg} must be >= 0");
-        if (!(EmaRampupRatio >= 0)) throw new ArgumentException($"--ema-rampup {EmaRampupRatio} must be >= 0");
-        if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout {Dropout} must lie in [0, 1)");
-        if (!(Augment >= 0 && Augment <= 1)) throw new ArgumentException($"--augment {Augment} must lie in [0, 1]");
-        if (Loss is not (LossKind.Edm or LossKind.Vp or LossKind.Ve)) throw new ArgumentException($"--loss {Loss} is not supported; allowed: edm, vp, ve");
-        if (Precond is not (PrecondKind.Edm or PrecondKind.Vp or PrecondKind.Ve)) throw new ArgumentException($"--precond {Precond} is not supported; allowed: edm, vp, ve");
-        if (Cond && data.LabelDim == 0) throw new ArgumentException($"--cond needs a labelled dataset; '{data.Path}' has no dataset.json labels");
+            throw Bad(nameof(BatchGpu), $"{RoundBatch} must divide the batch size {Batch}");
+        if (!(Kimg > 0) || double.IsInfinity(Kimg)) throw Bad(nameof(Kimg), $"{Kimg} must be > 0");
+        if (!(SnapKimg > 0)) throw Bad(nameof(SnapKimg), $"{SnapKimg} must be > 0");
+        if (TickKimg < 0) throw Bad(nameof(TickKimg), $"{TickKimg} must be >= 0");
+        if (!(Lr > 0) || double.IsInfinity(Lr)) throw Bad(nameof(Lr), $"{Lr} must be > 0");
+        if (!(LrRampupKimg >= 0)) throw Bad(nameof(LrRampupKimg), $"{LrRampupKimg} must be >= 0");
+        if (!(EmaHalflifeKimg >= 0)) throw Bad(nameof(EmaHalflifeKimg), $"{EmaHalflifeKimg} must be >= 0");
+        if (!(EmaRampupRatio >= 0)) throw Bad(nameof(EmaRampupRatio), $"{EmaRampupRatio} must be >= 0");
+        if (Dropout is < 0 or >= 1) throw Bad(nameof(Dropout), $"{Dropout} must lie in [0, 1)");
+        if (!(Augment >= 0 && Augment <= 1)) throw Bad(nameof(Augment), $"{Augment} must lie in [0, 1]");
+        if (Loss is not (LossKind.Edm or LossKind.Vp or LossKind.Ve)) throw Bad(nameof(Loss), $"{Loss} is not supported in training; allowed: edm, vp, ve");
+        if (Precond is not (PrecondKind.Edm or PrecondKind.Vp or PrecondKind.Ve)) throw Bad(nameof(Precond), $"{Precond} is not supported in training; allowed: edm, vp, ve");
+        if (Cond && data.LabelDim == 0) throw Bad(nameof(Cond), $"needs a labelled dataset; '{data.Path}' has no dataset.json labels");
         int res = Resolution ?? data.Resolution;
         if (res < 1 || res > data.Resolution || data.Resolution % res != 0)
-            throw new ArgumentException($"--resolution {res} must divide the dataset's resolution {data.Resolution}");
+            throw Bad(nameof(Resolution), $"{res} must divide the dataset's resolution {data.Resolution}");
         if (!p.Resolutions.Contains(res))
-            throw new ArgumentException($"preset '{Preset}' does not support resolution {res} (dataset '{data.Path}' is {data.Resolution}x{data.Resolution}); " +
-                $"allowed: {string.Join(", ", p.Resolutions)} (convert with `dataset convert --resolution R` or pass --resolution)");
+            throw Bad(nameof(Preset), $"'{Preset}' does not support resolution {res} (dataset '{data.Path}' is {data.Resolution}x{data.Resolution}); " +
+                $"allowed: {string.Join(", ", p.Resolutions)} (convert the dataset to one of them, or train at a divisor of its resolution)");
     }
 }
 
@@ -182,11 +186,15 @@ public sealed class Trainer : IDisposable
         var f = Checkpoints.Read(statePath, Checkpoints.StateFormat);
         var m = f.Metadata;
         TrainingOptions saved;
-        try { saved = TrainingOptions.FromJson(Meta(m, "options", statePath)); }
+        try { saved = TrainingOptions.FromJson(TrainingCounters.Value(m, TrainingState.OptionsKey, statePath)); }
         catch (JsonException e) { throw new CheckpointException($"training state '{statePath}': its options are not valid JSON ({e.Message})", e); }
         var o = adjust?.Invoke(saved) ?? saved;
-        if (o with { Kimg = saved.Kimg, SnapKimg = saved.SnapKimg, TickKimg = saved.TickKimg } != saved)
-            throw new ArgumentException("resume: only --kimg, --snap and --tick may differ from the saved run's options");
+        if (o with { Kimg = saved.Kimg, SnapKimg = saved.SnapKimg, TickKimg = saved.TickKimg } is var fixedPart && fixedPart != saved)
+        {
+            var changed = typeof(TrainingOptions).GetProperties().First(q => q.CanWrite && !Equals(q.GetValue(fixedPart), q.GetValue(saved)));
+            throw new InvalidOptionException(changed.Name, $"{changed.GetValue(fixedPart) ?? "(default)"} differs from the resumed run's {changed.GetValue(saved) ?? "(default)"}; " +
+                "only the training length, the snapshot and the tick intervals may change on resume");
+        }
         var t = new Trainer(device, data, o);
         try
         {
@@ -194,25 +202,22 @@ public sealed class Trainer : IDisposable
             if (spec != t.Spec)
                 throw new CheckpointException($"training state '{statePath}' is for {spec}, but this dataset gives {t.Spec}");
             var expected = new HashSet<string>(StringComparer.Ordinal);
-            void Load(string name, Tensor dst) { Checkpoints.Fill(statePath, f, name, dst); expected.Add(name); }
-            for (int i = 0; i < t._params.Length; i++)
+            foreach (var (name, dst) in t.StateTensors())
             {
-                Load("net." + t._names[i], t._params[i].Value);
-                Load("ema." + t._names[i], t._ema[i]);
-                Load("adam_m." + t._names[i], t._adam.FirstMoments[i]);
-                Load("adam_v." + t._names[i], t._adam.SecondMoments[i]);
+                Checkpoints.Fill(statePath, f, name, dst);
+                expected.Add(name);
             }
-            foreach (var (name, b) in t._net.Module.NamedBuffers()) Load("buffer." + name, b);
             Checkpoints.RequireNoExtra(statePath, f, expected);
-            t.Step = MetaLong(m, "step", statePath);
-            t.CurNimg = MetaLong(m, "cur_nimg", statePath);
-            t._adam.RestoreStepCount(MetaLong(m, "adam_step", statePath));
-            t._net.Rng.Counter = (ulong)MetaLong(m, "dropout_counter", statePath);
-            t._tickSteps = MetaLong(m, "tick_steps", statePath);
-            t._tickLossSum = double.Parse(Meta(m, "tick_loss_sum", statePath), CultureInfo.InvariantCulture);
-            var state = new SamplerState(MetaLong(m, "sampler_epoch", statePath), (int)MetaLong(m, "sampler_position", statePath));
-            if (MetaLong(m, "dataset_count", statePath) != data.Count)
-                throw new CheckpointException($"training state '{statePath}' was trained on {MetaLong(m, "dataset_count", statePath)} images, the dataset '{data.Path}' has {data.Count}");
+            var c = TrainingCounters.Read(m, statePath);
+            if (c.DatasetCount != data.Count)
+                throw new CheckpointException($"training state '{statePath}' was trained on {c.DatasetCount} images, the dataset '{data.Path}' has {data.Count}");
+            t.Step = c.Step;
+            t.CurNimg = c.CurNimg;
+            t._adam.RestoreStepCount(c.AdamStep);
+            t._net.Rng.Counter = c.DropoutCounter;
+            t._tickSteps = c.TickSteps;
+            t._tickLossSum = c.TickLossSum;
+            var state = new SamplerState(c.SamplerEpoch, c.SamplerPosition);
             t._order.Restore(state);
         }
         catch (FormatException e)
@@ -228,12 +233,9 @@ public sealed class Trainer : IDisposable
         return t;
     }
 
-    static string Meta(IReadOnlyDictionary<string, string> m, string key, string path) =>
-        m.TryGetValue(key, out var v) ? v : throw new CheckpointException($"training state '{path}' has no '{key}' in its metadata");
-
-    static long MetaLong(IReadOnlyDictionary<string, string> m, string key, string path) =>
-        long.TryParse(Meta(m, key, path), NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v >= 0 ? v
-            : throw new CheckpointException($"training state '{path}': metadata '{key}' = '{m[key]}' is not a count");
+    /// <summary>Every tensor of this run's training state, by its name in the state file.</summary>
+    IEnumerable<(string Name, Tensor Tensor)> StateTensors() =>
+        TrainingState.Tensors(_names, _params.Select(p => p.Value).ToArray(), _ema, _adam.FirstMoments, _adam.SecondMoments, _net.Module.NamedBuffers());
 
     /// <summary>Images of the given dataset indices at the training resolution, (B, C, R, R) on the host.</summary>
     float[] LoadImages(int[] idx)
@@ -319,28 +321,12 @@ public sealed class Trainer : IDisposable
     {
         var path = Path.Combine(dir, Checkpoints.StateName(CurNimg));
         static HostTensor H(Tensor t) => new((int[])t.Shape.Clone(), t.ToArray());
-        var tensors = new List<KeyValuePair<string, HostTensor>>();
-        for (int i = 0; i < _params.Length; i++)
-        {
-            tensors.Add(new("net." + _names[i], H(_params[i].Value)));
-            tensors.Add(new("ema." + _names[i], H(_ema[i])));
-            tensors.Add(new("adam_m." + _names[i], H(_adam.FirstMoments[i])));
-            tensors.Add(new("adam_v." + _names[i], H(_adam.SecondMoments[i])));
-        }
-        foreach (var (name, b) in _net.Module.NamedBuffers()) tensors.Add(new("buffer." + name, H(b)));
+        var tensors = StateTensors().Select(t => new KeyValuePair<string, HostTensor>(t.Name, H(t.Tensor))).ToList();
         var meta = Spec.ToMetadata();
-        var inv = CultureInfo.InvariantCulture;
         meta["format"] = Checkpoints.StateFormat;
-        meta["options"] = Options.ToJson();
-        meta["step"] = Step.ToString(inv);
-        meta["cur_nimg"] = CurNimg.ToString(inv);
-        meta["adam_step"] = _adam.StepCount.ToString(inv);
-        meta["dropout_counter"] = _net.Rng.Counter.ToString(inv);
-        meta["sampler_epoch"] = _order.State.Epoch.ToString(inv);
-        meta["sampler_position"] = _order.State.Position.ToString(inv);
-        meta["dataset_count"] = _data.Count.ToString(inv);
-        meta["tick_steps"] = _tickSteps.ToString(inv);
-        meta["tick_loss_sum"] = _tickLossSum.ToString("R", inv);
+        meta[TrainingState.OptionsKey] = Options.ToJson();
+        new TrainingCounters(Step, CurNimg, _adam.StepCount, _net.Rng.Counter, _order.State.Epoch, _order.State.Position, _data.Count, _tickSteps, _tickLossSum)
+            .WriteTo(meta);
         SafeTensors.Write(path, tensors, meta);
         return path;
     }

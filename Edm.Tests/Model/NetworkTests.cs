@@ -1,5 +1,6 @@
 using Edm.Autograd;
 using Edm.Kernels;
+using Edm.Model;
 using Edm.Model.Networks;
 using Edm.Model.Nn;
 using Xunit;
@@ -61,10 +62,13 @@ public sealed class NetworkTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     [Fact]
     public void Bad_preset_input_names_the_allowed_values()
     {
-        var e = Assert.Throws<ArgumentException>(() => Presets.Create("nosuch", new InitContext(_d)));
-        Assert.Contains("ddpmpp-tiny", e.Message);
-        e = Assert.Throws<ArgumentException>(() => Presets.Create("ddpmpp-tiny", new InitContext(_d), resolution: 12));
-        Assert.Contains("16", e.Message);
+        var bad = Assert.Throws<InvalidOptionException>(() => Presets.Create("nosuch", new InitContext(_d)));
+        Assert.Equal("Preset", bad.Option);
+        Assert.Contains("ddpmpp-tiny", bad.Message);
+        bad = Assert.Throws<InvalidOptionException>(() => Presets.Create("ddpmpp-tiny", new InitContext(_d), resolution: 12));
+        Assert.Equal("Resolution", bad.Option);
+        Assert.Contains("16", bad.Message);
+        ArgumentException e;
         using var net = Presets.Create("ddpmpp-tiny", new InitContext(_d), 16, 1, labelDim: 10);
         using var scope = new TensorScope();
         var x = new Variable(Tensor.Zeros(_d, 1, 1, 16, 16));

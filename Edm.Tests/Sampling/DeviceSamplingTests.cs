@@ -117,7 +117,7 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
         var s = new SamplerSettings
         {
             Solver = Solvers.Parse(solver), Discretization = TimeSteps.ParseDiscretization(disc), Steps = 7,
-            Schedule = schedule, Scaling = scaling, SChurn = churn, STmin = 0.05, STmax = 50, SNoise = 1.007,
+            Schedule = SamplerSettings.ParseSchedule(schedule), Scaling = SamplerSettings.ParseScaling(scaling), SChurn = churn, STmin = 0.05, STmax = 50, SNoise = 1.007,
         };
         foreach (var kind in new[] { DatasetKind.Gaussian, DatasetKind.Points })
         {

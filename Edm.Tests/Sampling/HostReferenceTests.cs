@@ -113,8 +113,8 @@ public class HostReferenceTests
         // second order (error ratio near 4 per doubling of N).
         foreach (var (sch, sc) in new[] { ("vp", "vp"), ("ve", "none"), ("linear", "vp") })
         {
-            var e1 = GaussianGlobalError(new SamplerSettings { Steps = 32, Schedule = sch, Scaling = sc, SigmaMin = 0.002, SigmaMax = 80 });
-            var e2 = GaussianGlobalError(new SamplerSettings { Steps = 64, Schedule = sch, Scaling = sc, SigmaMin = 0.002, SigmaMax = 80 });
+            var e1 = GaussianGlobalError(new SamplerSettings { Steps = 32, Schedule = SamplerSettings.ParseSchedule(sch), Scaling = SamplerSettings.ParseScaling(sc), SigmaMin = 0.002, SigmaMax = 80 });
+            var e2 = GaussianGlobalError(new SamplerSettings { Steps = 64, Schedule = SamplerSettings.ParseSchedule(sch), Scaling = SamplerSettings.ParseScaling(sc), SigmaMin = 0.002, SigmaMax = 80 });
             Assert.True(e2 < e1 / 3.5, $"{sch}/{sc}: {e1} -> {e2}");
         }
     }

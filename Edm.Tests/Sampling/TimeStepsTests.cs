@@ -63,12 +63,12 @@ public class TimeStepsTests
     public void PlanMapsNoiseLevelsBackToTime()
     {
         // VP schedule + VP scaling on the vp discretization: t_i = 1 + i/(N-1)(eps_s - 1) again.
-        var plan = SamplingPlan.Create(new SamplerSettings { Steps = 10, Discretization = Discretization.Vp, Schedule = "vp", Scaling = "vp" });
+        var plan = SamplingPlan.Create(new SamplerSettings { Steps = 10, Discretization = Discretization.Vp, Schedule = ScheduleKind.Vp, Scaling = ScalingKind.Vp });
         var t = TimeSteps.VpTable(10);
         for (int i = 0; i <= 10; i++) Assert.True(Math.Abs(plan.T[i] - t[i]) < 1e-9, $"t_{i} {plan.T[i]} vs {t[i]}");
         Assert.Equal(0, plan.Sigma[10]);
         // VE schedule: t = sigma^2.
-        var ve = SamplingPlan.Create(new SamplerSettings { Steps = 5, Discretization = Discretization.Edm, Schedule = "ve" });
+        var ve = SamplingPlan.Create(new SamplerSettings { Steps = 5, Discretization = Discretization.Edm, Schedule = ScheduleKind.Ve });
         Near(6400, ve.T[0], 1e-12);
     }
 

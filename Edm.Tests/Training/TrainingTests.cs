@@ -161,6 +161,12 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         // A fresh run into a folder that holds a run is refused rather than overwriting it.
         Assert.Equal(2, CliProcess.Code(["train", "--data", data, "--preset", "ddpmpp-tiny", "--kimg", "0.01", "--out", dir, "--device", "cpu"]));
         Assert.Equal(goodBytes, File.ReadAllBytes(good));
+        // Resuming with a changed option names it, in the library's terms and as the CLI's flag.
+        var changed = Assert.Throws<InvalidOptionException>(() => Trainer.Resume(_d, ds, good, o => o with { Lr = o.Lr * 2 }));
+        Assert.Equal("Lr", changed.Option);
+        var (code, _, err) = CliProcess.Run("train", "--data", data, "--out", dir, "--resume", good, "--lr", "0.5", "--device", "cpu");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: --lr 0.5 differs from the resumed run's", err);
         // Resuming from the good state works.
         using var r = Trainer.Resume(_d, ds, good);
         Assert.Equal(1, r.Step);
@@ -194,7 +200,7 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         Assert.Equal(2, Generator.ClassOf(7, 3, 2));
         var euler = new SamplerSettings { Steps = 3, Solver = Solver.Euler };
         Assert.NotEqual(Generator.Generate(net, [7], euler, 1, fixedClass: 0), Generator.Generate(net, [7], euler, 1, fixedClass: 2));
-        Assert.Throws<ArgumentException>(() => Generator.Generate(net, [7], euler, 1, fixedClass: 3));
+        Assert.Equal("fixedClass", Assert.Throws<InvalidOptionException>(() => Generator.Generate(net, [7], euler, 1, fixedClass: 3)).Option);
     }
 
     [Fact]
