@@ -79,7 +79,7 @@ public static class KMath
     public const float Sqrt2OverPi = 0.79788456080286536f;
 }
 
-#pragma warning disable CS1591
+#pragma warning disable CS1591 // operator structs: the name says it all
 public readonly struct GeluOp : IUnaryOp, IVectorUnaryOp
 {
     public float Apply(float x) => KMath.Gelu(x);

@@ -1,5 +1,5 @@
 // Multi-head scaled dot-product attention (Vaswani et al. 2017), the self-attention of the EDM
-// U-Nets (edm-reference section 7: softmax in fp32). Per head (b, h), with Q (Nq, d), K and V (Nk, d):
+// U-Nets (docs/formulas.md section 7: softmax in fp32). Per head (b, h), with Q (Nq, d), K and V (Nk, d):
 //   S = scale * Q K^T (scale = 1/sqrt(d) by default),  P = softmax_rows(S),  O = P V,
 //   lse[i] = log sum_j exp(S[i, j])  (saved: P is recomputed as exp(S - lse) in the backward).
 // Backward with Di = sum_c dO[i, c] O[i, c]:

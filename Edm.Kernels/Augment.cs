@@ -13,7 +13,7 @@
 // pixel is not repeated, period 2n - 2): refl(i, n) = n - 1 - |n - 1 - (i mod (2n - 2))|.
 // At an integer position the weights are exactly (0, 1, 0, 0), so flips and integer translations
 // are exact copies. augment.py instead upsamples 2x with the sym6 wavelet filter, samples
-// bilinearly and downsamples with sym6 (docs/augment.md lists the differences).
+// bilinearly and downsamples with sym6 (docs/model.md (Augmentation) lists the differences).
 // Variants:
 //   1. AffineBicubic: grid-stride over output pixels, one thread per pixel, 16 gathers; the
 //      matrices live on the device (B x 6 floats).

@@ -2,7 +2,7 @@
 // u = Philox.Uniform(seed, stream, i) for element i (Edm.Kernels/Random.cs), so the mask is a pure
 // function of (seed, stream, i): reproducible on every device and launch size, and the backward
 // regenerates it instead of storing it: dx = gy * keep / (1 - p), the same map applied to gy.
-// EDM's DDPM++ uses p = 0.13 inside each UNetBlock (edm-reference section 7).
+// EDM's DDPM++ uses p = 0.13 inside each UNetBlock (docs/formulas.md section 7).
 // Layout: any shape, elementwise over the flat index.
 //
 // Variants:

@@ -14,7 +14,15 @@ using ILGPU.Runtime.OpenCL;
 namespace Edm.Kernels;
 
 /// <summary>The kind of backend an <see cref="EdmDevice"/> runs on.</summary>
-public enum DeviceKind { Cpu, Cuda, OpenCL }
+public enum DeviceKind
+{
+    /// <summary>ILGPU's CPU accelerator (with the C# fast paths).</summary>
+    Cpu,
+    /// <summary>An NVIDIA GPU through CUDA.</summary>
+    Cuda,
+    /// <summary>An OpenCL device.</summary>
+    OpenCL,
+}
 
 /// <summary>Thrown when a requested device is absent or a device spec is malformed.</summary>
 public sealed class DeviceSelectionException(string message) : Exception(message);

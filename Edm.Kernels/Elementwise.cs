@@ -17,16 +17,32 @@ using ILGPU.Runtime;
 namespace Edm.Kernels;
 
 /// <summary>A scalar function applied elementwise.</summary>
-public interface IUnaryOp { float Apply(float x); }
+public interface IUnaryOp
+{
+    /// <summary>f(x).</summary>
+    float Apply(float x);
+}
 /// <summary>A scalar function of two arguments applied elementwise.</summary>
-public interface IBinaryOp { float Apply(float a, float b); }
+public interface IBinaryOp
+{
+    /// <summary>f(a, b).</summary>
+    float Apply(float a, float b);
+}
 /// <summary>
 /// Optional SIMD form of a unary operator for the CPU fast path (System.Numerics.Vector); must
 /// compute the same function as the scalar Apply within float rounding.
 /// </summary>
-public interface IVectorUnaryOp { Vector<float> Apply(Vector<float> x); }
+public interface IVectorUnaryOp
+{
+    /// <summary>f(x) lane by lane.</summary>
+    Vector<float> Apply(Vector<float> x);
+}
 /// <summary>Optional SIMD form of a binary operator for the CPU fast path.</summary>
-public interface IVectorBinaryOp { Vector<float> Apply(Vector<float> a, Vector<float> b); }
+public interface IVectorBinaryOp
+{
+    /// <summary>f(a, b) lane by lane.</summary>
+    Vector<float> Apply(Vector<float> a, Vector<float> b);
+}
 
 #pragma warning disable CS1591 // operator structs: the name says it all
 public readonly struct ExpOp : IUnaryOp { public float Apply(float x) => MathF.Exp(x); }

@@ -1,4 +1,4 @@
-// Group normalisation (Wu & He 2018), as used by every EDM network (edm-reference section 7: groups
+// Group normalisation (Wu & He 2018), as used by every EDM network (docs/formulas.md section 7: groups
 // = min(32, C/4), eps 1e-6 for DDPM++/NCSN++, 1e-5 for ADM).
 //   x: (N, C, *spatial) contiguous, C = G * Cg; group (n, g) = channels [g*Cg, (g+1)*Cg) of sample n,
 //   which is one contiguous block of Cg*HW floats (HW = product of the spatial dimensions).

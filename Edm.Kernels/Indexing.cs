@@ -13,9 +13,12 @@ public readonly struct StridedIndex
 {
     /// <summary>Maximum supported rank.</summary>
     public const int MaxRank = 6;
+    /// <summary>Dimensions, outermost first.</summary>
     public readonly int D0, D1, D2, D3, D4, D5;
+    /// <summary>Element strides of the dimensions (0 for a broadcast dimension).</summary>
     public readonly int S0, S1, S2, S3, S4, S5;
 
+    /// <summary>An index over dimensions d0..d5 with element strides s0..s5.</summary>
     public StridedIndex(int d0, int d1, int d2, int d3, int d4, int d5, int s0, int s1, int s2, int s3, int s4, int s5)
     {
         D0 = d0; D1 = d1; D2 = d2; D3 = d3; D4 = d4; D5 = d5;

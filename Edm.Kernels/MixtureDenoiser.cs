@@ -1,6 +1,6 @@
 // MixtureDenoiser: the ideal denoiser of an isotropic Gaussian mixture, which includes the finite
 // point set (the empirical distribution of K points: s_k = 0, equal weights) of the truncation
-// bench (edm-reference.md section 8):
+// bench (docs/formulas.md section 8):
 //   D(x; sigma)_b = sum_k r_bk (mu_k + c_bk (x_b - mu_k)),  c_bk = s_k^2 / (s_k^2 + sigma_b^2),
 //   r_bk = softmax_k(l_bk),  l_bk = ln w_k - D/2 ln(s_k^2 + sigma_b^2) - ||x_b - mu_k||^2 / (2 (s_k^2 + sigma_b^2)).
 // The squared distance is summed from the differences (not expanded as |x|^2 - 2 x.mu + |mu|^2,

@@ -26,7 +26,7 @@ public interface IReduceOp
     float Combine(float a, float b);
 }
 
-#pragma warning disable CS1591
+#pragma warning disable CS1591 // operator structs: the name says it all
 public readonly struct SumReduce : IReduceOp
 {
     public float Identity => 0f;

@@ -10,7 +10,7 @@
 // Composition, as augment.py applies its steps: pixel blits first (x-flip, y-flip, integer
 // rotation, integer translation), then the geometric chain G_inv = S^-1 R A T^-1 (isotropic
 // scale, rotation, anisotropic scale, fractional translation), so an output position p (centred)
-// reads the input at Fx Fy Rint Tint G_inv p. docs/augment.md gives the label layout and the
+// reads the input at Fx Fy Rint Tint G_inv p. docs/model.md (Augmentation) gives the label layout and the
 // differences from augment.py.
 using Edm.Kernels;
 

@@ -1,7 +1,7 @@
 // k-diffusion's DenoiserWithVariance loss (crowsonkb/k-diffusion, k_diffusion/layers.py): the network
 // (has_variance) outputs F (C channels) and one extra channel whose spatial mean is a per-image
 // log-variance lv_b. With the EDM c_* and the F-space target t = (y - c_skip (y + n)) / c_out
-// (edm-reference.md section 6), the loss of image b is
+// (docs/formulas.md section 6), the loss of image b is
 //     L_b = mean over (C, H, W) of ((F - t)^2 / exp(lv_b) + lv_b) / 2
 // (k-diffusion: losses.flatten(1).mean(1); the training script then takes the batch mean), and the
 // returned loss is the mean of L_b over the batch. Note the per-pixel mean, not the sum that

@@ -1,4 +1,4 @@
-// Training losses (Table 1 and section 6 of edm-reference.md; NVlabs/edm training/loss.py):
+// Training losses (Table 1 and section 6 of docs/formulas.md; NVlabs/edm training/loss.py):
 //   VP:  t ~ U(eps_t, 1), sigma = sigma(t), lambda = 1 / sigma^2
 //   VE:  ln sigma ~ U(ln sigma_min, ln sigma_max), lambda = 1 / sigma^2
 //   EDM: ln sigma ~ N(P_mean, P_std^2), lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2
@@ -13,7 +13,21 @@ using Edm.Kernels;
 namespace Edm.Model;
 
 /// <summary>Which loss.</summary>
-public enum LossKind { Vp, Ve, Edm, Karras, Snr, SoftMinSnr }
+public enum LossKind
+{
+    /// <summary>VP loss (Table 1): t ~ U(eps_t, 1), lambda = 1 / sigma^2.</summary>
+    Vp,
+    /// <summary>VE loss (Table 1): ln sigma ~ U(ln sigma_min, ln sigma_max), lambda = 1 / sigma^2.</summary>
+    Ve,
+    /// <summary>EDM loss (Table 1): ln sigma ~ N(P_mean, P_std^2), lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.</summary>
+    Edm,
+    /// <summary>k-diffusion's karras weighting in F space.</summary>
+    Karras,
+    /// <summary>k-diffusion's SNR weighting.</summary>
+    Snr,
+    /// <summary>k-diffusion's soft-min-SNR weighting.</summary>
+    SoftMinSnr,
+}
 
 /// <summary>Loss settings with the paper's defaults.</summary>
 public sealed record LossSettings

@@ -1,4 +1,4 @@
-// Preconditioning (Table 1 of the paper; edm-reference.md section 2): a network F wrapped as the
+// Preconditioning (Table 1 of the paper; docs/formulas.md section 2): a network F wrapped as the
 // denoiser D(x; sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x; c_noise(sigma)),
 // for the VP, VE, iDDPM and EDM formulations. All coefficients are computed per sample in double
 // and applied as (B, 1, 1, 1) factors. A preconditioned network is a Sampling IDenoiser, so every
@@ -11,7 +11,17 @@ using Edm.Sampling;
 namespace Edm.Model;
 
 /// <summary>The four formulations of Table 1.</summary>
-public enum PrecondKind { Vp, Ve, Iddpm, Edm }
+public enum PrecondKind
+{
+    /// <summary>Variance preserving.</summary>
+    Vp,
+    /// <summary>Variance exploding.</summary>
+    Ve,
+    /// <summary>Improved DDPM (Nichol and Dhariwal), with the u_j table of noise levels.</summary>
+    Iddpm,
+    /// <summary>EDM (the paper's).</summary>
+    Edm,
+}
 
 /// <summary>c_skip, c_out, c_in, c_noise of one formulation at one sigma.</summary>
 public readonly record struct PrecondCoefficients(double CSkip, double COut, double CIn, double CNoise);
@@ -109,7 +119,7 @@ public sealed class Precond : IDenoiser, IDisposable
 
     /// <summary>
     /// D(x; sigma) on the tape: x (B, C, R, R), one sigma per sample. Returns the denoised batch;
-    /// with <paramref name="fOut"/> also F's output and c_* (for F-space losses).
+    /// the F-space losses get F's output and c_* from the overload that returns them.
     /// </summary>
     public Variable Forward(Variable x, double[] sigma, Variable? classLabels = null, Variable? augmentLabels = null)
         => Forward(x, sigma, classLabels, augmentLabels, out _, out _);

@@ -1,5 +1,5 @@
 // Analytic data distributions whose ideal denoiser D(x; sigma) is known in closed form
-// (edm-reference.md section 8): an isotropic Gaussian N(mu, s^2 I), an isotropic Gaussian mixture
+// (docs/formulas.md section 8): an isotropic Gaussian N(mu, s^2 I), an isotropic Gaussian mixture
 // sum_k w_k N(mu_k, s_k^2 I), and a finite point set (the mixture with s_k = 0 and equal weights).
 // Every parameter is a float32 value held as a double, so the float32 device denoisers and the
 // float64 host reference see exactly the same distribution.

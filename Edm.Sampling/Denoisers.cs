@@ -1,5 +1,5 @@
 // The denoiser interface every sampler takes, D(x; sigma) on a batch with per-sample sigma, and
-// the analytic device denoisers of edm-reference.md section 8 (the preconditioned networks of the
+// the analytic device denoisers of docs/formulas.md section 8 (the preconditioned networks of the
 // model issue implement the same interface).
 using Edm.Kernels;
 

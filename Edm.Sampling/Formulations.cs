@@ -1,4 +1,4 @@
-// Table 1 of Karras et al. 2022 (edm-reference.md section 2): the noise level schedule sigma(t),
+// Table 1 of Karras et al. 2022 (docs/formulas.md section 2): the noise level schedule sigma(t),
 // its derivative and inverse, and the signal scaling s(t) with its derivative, for the VP, VE,
 // iDDPM/DDIM and EDM formulations. All arithmetic in double (schedules and step sizes are never
 // float32: sigma spans 0.002..80 and the step-size differences lose digits otherwise).
@@ -54,7 +54,7 @@ public sealed class VpSchedule(double betaD = VpSchedule.DefaultBetaD, double be
         (Math.Sqrt(BetaMin * BetaMin + 2 * BetaD * MathD.Log1P(sigma * sigma)) - BetaMin) / BetaD;
 
     /// <summary>
-    /// NVlabs/edm's refit (edm-reference.md section 2): beta_d, beta_min such that
+    /// NVlabs/edm's refit (docs/formulas.md section 2): beta_d, beta_min such that
     /// sigma(eps_s) = sigmaMin and sigma(1) = sigmaMax.
     /// </summary>
     public static VpSchedule Refit(double sigmaMin, double sigmaMax, double epsilonS = TimeSteps.VpEpsilonS)

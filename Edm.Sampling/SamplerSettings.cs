@@ -4,7 +4,7 @@
 // summary.json spell them.
 namespace Edm.Sampling;
 
-/// <summary>The samplers (edm-reference.md sections 3-5 and k-diffusion's).</summary>
+/// <summary>The samplers (docs/formulas.md sections 3-5 and k-diffusion's).</summary>
 public enum Solver
 {
     /// <summary>Euler (first order), 1 NFE per step.</summary>

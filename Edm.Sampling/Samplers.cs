@@ -1,4 +1,4 @@
-// Device samplers over any IDenoiser (edm-reference.md sections 3-5, k-diffusion's samplers). The
+// Device samplers over any IDenoiser (docs/formulas.md sections 3-5, k-diffusion's samplers). The
 // state x lives in float32 tensors and is updated with Ops; every schedule quantity and step
 // coefficient is computed in double on the host (SamplingPlan) and passed as a float scalar.
 //

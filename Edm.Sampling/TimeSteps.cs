@@ -1,4 +1,4 @@
-// Time step discretizations (Table 1, "time steps" row; edm-reference.md section 2) and the
+// Time step discretizations (Table 1, "time steps" row; docs/formulas.md section 2) and the
 // noise-level steps of NVlabs/edm's generalized sampler. All in double.
 //
 // Two views of the same thing:
@@ -49,7 +49,7 @@ public static class TimeSteps
             : throw new ArgumentException($"unknown discretization '{name}'; allowed: {string.Join(", ", DiscretizationNames)}");
 
     /// <summary>
-    /// NVlabs/edm's default noise range per discretization (edm-reference.md section 2):
+    /// NVlabs/edm's default noise range per discretization (docs/formulas.md section 2):
     /// vp [sigma_VP(1e-3), sigma_VP(1)] = [0.0105, 152.2], ve [0.02, 100], iddpm [0.002, 81], edm [0.002, 80].
     /// </summary>
     public static (double SigmaMin, double SigmaMax) DefaultSigmaRange(Discretization d)

@@ -206,7 +206,7 @@ def pooling(op, dev, quick):
 
 # --- step_ddpmpp (StepBench.cs): one training step of DDPM++ without the optimizer ------------------
 # A plain PyTorch DDPM++ (SongUNet "VP" architecture) written from EDM's Appendix F.4 and
-# edm-reference.md section 7, as the CIFAR-10 configuration: 128 base channels, multipliers
+# docs/formulas.md section 7, as the CIFAR-10 configuration: 128 base channels, multipliers
 # [2, 2, 2], embedding width 4 x 128, 4 blocks per resolution, attention (one head) at 16x16 and in
 # the bottleneck, group norm with min(32, C/4) groups and eps 1e-6, SiLU, skip_scale sqrt(0.5),
 # dropout 0.13, resample filter [1, 1], positional noise embedding, class conditioning by a Linear
@@ -345,7 +345,7 @@ class DdpmPP(torch.nn.Module):
 
 
 def edm_loss(net, y, labels, p_mean=-1.2, p_std=1.2, sigma_data=0.5):
-    """EDM loss (edm-reference.md section 6) through the EDM preconditioning (Table 1): sum over
+    """EDM loss (docs/formulas.md section 6) through the EDM preconditioning (Table 1): sum over
     pixels of lambda(sigma) ||D(y + n; sigma) - y||^2, averaged over the batch."""
     b = y.shape[0]
     sigma = torch.exp(p_mean + p_std * torch.randn(b, 1, 1, 1, device=y.device))

@@ -60,7 +60,7 @@ public static class Grads
         return (keep, count);
     }
 
-    /// <summary>s * g broadcast to <paramref name="shape"/>; <paramref name="like"/> has that shape (read only to shape the launch).</summary>
+    /// <summary>s * g broadcast to the shape of <paramref name="like"/> (read only to shape the launch).</summary>
     public static Tensor BroadcastTo(Tensor g, Tensor like, float s = 1f) =>
         s == 1f ? Ops.Zip(like, g, new RightOp(), "BroadcastTo") : Ops.Zip(like, g, new RightScaledOp(s), "BroadcastTo");
 }

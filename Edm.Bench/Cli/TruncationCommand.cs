@@ -1,4 +1,4 @@
-// `truncation`: the truncation-error bench (issue 5; edm-reference.md section 8), and the default
+// `truncation`: the truncation-error bench (issue 5; docs/formulas.md section 8), and the default
 // job of Edm.Bench. Runs every sampler on analytic data on the device, measures global error vs
 // NFE and local error vs sigma against exact/high-accuracy reference solutions, fits orders, and
 // compares the curves with the float64 reference curves committed under docs/reference-curves/.

@@ -20,7 +20,7 @@ public sealed class OptimizerBench : IKernelBench
     public IEnumerable<BenchCase> Cases(EdmDevice device, string op, bool quick)
     {
         if (op != "adam") yield break;
-        // 56M: the DDPM++ parameter count (edm-reference.md section 7).
+        // 56M: the DDPM++ parameter count (docs/formulas.md section 7).
         int n = device.IsCpu ? (quick ? 4_000_000 : 16_000_000) : 56_000_000;
         yield return AdamCase(device, n);
     }

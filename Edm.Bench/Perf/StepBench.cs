@@ -1,6 +1,6 @@
 // `kernels --op step_ddpmpp`: one training step of the paper's CIFAR-10 network without the
 // optimizer: the DDPM++ preset (conditional, label_dim 10, no augmentation; 55,734,147
-// parameters) under EDM preconditioning (Table 1), the EDM loss (section 6 of edm-reference.md:
+// parameters) under EDM preconditioning (Table 1), the EDM loss (section 6 of docs/formulas.md:
 // ln sigma ~ N(-1.2, 1.2^2), lambda(sigma) weighting, dropout 0.13 on) and the backward pass into
 // every parameter gradient. Batch 8 on the CPU accelerator (2 with --quick), 128 on a GPU (also with
 // --quick: there a step takes seconds, and bench/gpu-check.sh --quick should still time the real batch).

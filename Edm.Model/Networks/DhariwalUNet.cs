@@ -9,17 +9,29 @@ namespace Edm.Model.Networks;
 /// <summary>Hyper-parameters of DhariwalUNet (NVlabs/edm defaults).</summary>
 public sealed record DhariwalUNetOptions
 {
+    /// <summary>Image resolution R (images are R x R).</summary>
     public int ImgResolution { get; init; } = 64;
+    /// <summary>Input image channels.</summary>
     public int InChannels { get; init; } = 3;
+    /// <summary>Output image channels.</summary>
     public int OutChannels { get; init; } = 3;
+    /// <summary>Number of class labels (0: unconditional).</summary>
     public int LabelDim { get; init; }
+    /// <summary>Augmentation label dimension (9 with augmentation, 0 without).</summary>
     public int AugmentDim { get; init; }
+    /// <summary>Base channel count (channels of the first level).</summary>
     public int ModelChannels { get; init; } = 192;
+    /// <summary>Per-level channel multipliers.</summary>
     public int[] ChannelMult { get; init; } = [1, 2, 3, 4];
+    /// <summary>Embedding channels as a multiple of ModelChannels.</summary>
     public int ChannelMultEmb { get; init; } = 4;
+    /// <summary>Residual blocks per level.</summary>
     public int NumBlocks { get; init; } = 3;
+    /// <summary>Resolutions with self-attention.</summary>
     public int[] AttnResolutions { get; init; } = [32, 16, 8];
+    /// <summary>Dropout probability in the residual blocks.</summary>
     public double Dropout { get; init; } = 0.10;
+    /// <summary>Channels per attention head.</summary>
     public int ChannelsPerHead { get; init; } = 64;
 }
 

@@ -31,17 +31,29 @@ namespace Edm.Model.Networks;
 /// <summary>Hyper-parameters of image_v1 (k-diffusion config names in comments; defaults: configs/config_cifar10.json).</summary>
 public sealed record ImageV1Options
 {
+    /// <summary>Image resolution R (images are R x R).</summary>
     public int ImgResolution { get; init; } = 32;              // input_size
+    /// <summary>Input image channels.</summary>
     public int InChannels { get; init; } = 3;                  // input_channels
+    /// <summary>Number of class labels (0: unconditional).</summary>
     public int LabelDim { get; init; }                         // 0 = unconditional (our extension)
+    /// <summary>Augmentation label dimension (9 with augmentation, 0 without).</summary>
     public int AugmentDim { get; init; }                       // mapping_cond_dim (9 with the augment wrapper)
+    /// <summary>Width of the mapping network output (feats_in).</summary>
     public int MappingOut { get; init; } = 256;                // mapping_out (feats_in)
+    /// <summary>Residual blocks per level.</summary>
     public int[] Depths { get; init; } = [2, 4, 4];            // depths
+    /// <summary>Channels per level.</summary>
     public int[] Channels { get; init; } = [128, 256, 512];   // channels
+    /// <summary>Self-attention on or off per level.</summary>
     public bool[] SelfAttnDepths { get; init; } = [false, true, true]; // self_attn_depths
+    /// <summary>Dropout probability in the residual blocks.</summary>
     public double Dropout { get; init; } = 0.05;               // dropout_rate
+    /// <summary>Predict a per-image log-variance too.</summary>
     public bool HasVariance { get; init; }                     // has_variance
+    /// <summary>Channels per group-norm group.</summary>
     public int GroupSize { get; init; } = 32;
+    /// <summary>Channels per attention head.</summary>
     public int HeadSize { get; init; } = 64;
 }
 

@@ -96,21 +96,37 @@ public enum DecoderType
 /// <summary>Hyper-parameters of SongUNet (NVlabs/edm defaults in comments).</summary>
 public sealed record SongUNetOptions
 {
+    /// <summary>Image resolution R (images are R x R).</summary>
     public int ImgResolution { get; init; } = 32;
+    /// <summary>Input image channels.</summary>
     public int InChannels { get; init; } = 3;
+    /// <summary>Output image channels.</summary>
     public int OutChannels { get; init; } = 3;
+    /// <summary>Number of class labels (0: unconditional).</summary>
     public int LabelDim { get; init; }                       // 0 = unconditional
+    /// <summary>Augmentation label dimension (9 with augmentation, 0 without).</summary>
     public int AugmentDim { get; init; }                     // 9 with augmentation
+    /// <summary>Base channel count (channels of the first level).</summary>
     public int ModelChannels { get; init; } = 128;
+    /// <summary>Per-level channel multipliers.</summary>
     public int[] ChannelMult { get; init; } = [1, 2, 2, 2];  // EDM's CIFAR-10 config uses [2, 2, 2]
+    /// <summary>Embedding channels as a multiple of ModelChannels.</summary>
     public int ChannelMultEmb { get; init; } = 4;
+    /// <summary>Residual blocks per level.</summary>
     public int NumBlocks { get; init; } = 4;
+    /// <summary>Resolutions with self-attention.</summary>
     public int[] AttnResolutions { get; init; } = [16];
+    /// <summary>Dropout probability in the residual blocks.</summary>
     public double Dropout { get; init; } = 0.10;
+    /// <summary>Noise-level embedding.</summary>
     public EmbeddingType EmbeddingType { get; init; } = EmbeddingType.Positional; // Fourier for NCSN++
+    /// <summary>Noise-embedding channels as a multiple of ModelChannels.</summary>
     public int ChannelMultNoise { get; init; } = 1;           // 2 for NCSN++
+    /// <summary>Encoder architecture.</summary>
     public EncoderType EncoderType { get; init; } = EncoderType.Standard;       // Residual for NCSN++, or Skip
+    /// <summary>Decoder architecture.</summary>
     public DecoderType DecoderType { get; init; } = DecoderType.Standard;       // or Skip
+    /// <summary>FIR filter of the up/down-sampling (before normalisation).</summary>
     public float[] ResampleFilter { get; init; } = [1, 1];    // [1, 3, 3, 1] for NCSN++
 }
 

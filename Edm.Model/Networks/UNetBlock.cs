@@ -1,4 +1,4 @@
-// The unified U-Net block of NVlabs/edm (DDPM++, NCSN++ and ADM; edm-reference.md section 7):
+// The unified U-Net block of NVlabs/edm (DDPM++, NCSN++ and ADM; docs/formulas.md section 7):
 //   x -> norm0 -> SiLU -> conv0 (3x3, optional up/down) -> + affine(emb) (or adaptive scale/shift
 //   after norm1) -> norm1 -> SiLU -> dropout -> conv1 (3x3, init near zero);
 //   + skip(orig) (1x1 conv / resampling when channels or resolution change); times skip_scale.

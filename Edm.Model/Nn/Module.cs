@@ -130,7 +130,17 @@ public sealed class InitContext(EdmDevice device, ulong seed = 0)
 public static class Init
 {
     /// <summary>Initialisation modes.</summary>
-    public enum Mode { XavierUniform, XavierNormal, KaimingUniform, KaimingNormal }
+    public enum Mode
+    {
+        /// <summary>U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).</summary>
+        XavierUniform,
+        /// <summary>N(0, 2 / (fan_in + fan_out)).</summary>
+        XavierNormal,
+        /// <summary>U(-a, a) with a = sqrt(3 / fan_in).</summary>
+        KaimingUniform,
+        /// <summary>N(0, 1 / fan_in).</summary>
+        KaimingNormal,
+    }
 
     /// <summary>Parameters of one initialisation: mode and multipliers for weight and bias.</summary>
     public readonly record struct Spec(Mode Mode, double Weight = 1, double Bias = 0);

@@ -1,4 +1,4 @@
-// The training loop (edm-reference.md section 6; NVlabs/edm training/training_loop.py), step by step:
+// The training loop (docs/formulas.md section 6; NVlabs/edm training/training_loop.py), step by step:
 //   1. gradients accumulate over rounds of B_gpu images: loss_r * (B_gpu / B) per round, so the sum
 //      of the rounds' gradients equals the gradient of the mean loss over the full batch B;
 //   2. lr = lr_max * min(nimg / (lr_rampup_kimg * 1000), 1), with nimg counted BEFORE this step

@@ -4,7 +4,7 @@ using Xunit;
 namespace Edm.Tests.Sampling;
 
 // Table 1 cells against values computed by hand (independently, with Python's math module, from
-// the formulas in edm-reference.md section 2), plus derivative and inverse consistency.
+// the formulas in docs/formulas.md section 2), plus derivative and inverse consistency.
 public class FormulationTests
 {
     static void Near(double expected, double actual, double rtol = 1e-12) =>

@@ -4,7 +4,7 @@ using Xunit;
 namespace Edm.Tests.Sampling;
 
 // Time steps of Table 1 at i = 0 and N - 1 (N = 18) and the iDDPM u_j table, against values
-// computed by hand with Python from the formulas of edm-reference.md section 2.
+// computed by hand with Python from the formulas of docs/formulas.md section 2.
 public class TimeStepsTests
 {
     static void Near(double expected, double actual, double rtol = 1e-12) =>

@@ -11,7 +11,17 @@ namespace Edm.Verification;
 public static class AutogradReference
 {
     /// <summary>The reductions that have a differentiable op.</summary>
-    public enum Reduction { Sum, Mean, Max, SumSquares }
+    public enum Reduction
+    {
+        /// <summary>Sum.</summary>
+        Sum,
+        /// <summary>Mean.</summary>
+        Mean,
+        /// <summary>Maximum.</summary>
+        Max,
+        /// <summary>Sum of squares.</summary>
+        SumSquares,
+    }
 
     // ---- broadcasting ----
 

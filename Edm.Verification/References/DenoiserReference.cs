@@ -1,4 +1,4 @@
-// Float64 host reference of the analytic denoisers (edm-reference.md section 8): plain loops, one
+// Float64 host reference of the analytic denoisers (docs/formulas.md section 8): plain loops, one
 // sample at a time. They share no code with the device denoisers (Denoisers.cs and
 // Edm.Kernels/MixtureDenoiser.cs), which are checked against them.
 using Edm.Sampling;
@@ -85,7 +85,7 @@ public sealed class HostGaussianDenoiser : IHostDenoiser
 
     /// <summary>
     /// Exact probability-flow solution (sigma(t) = t, s = 1): x(sigma) = mu + (x0 - mu)
-    /// sqrt(s^2 + sigma^2) / sqrt(s^2 + sigma0^2) (edm-reference.md section 8).
+    /// sqrt(s^2 + sigma^2) / sqrt(s^2 + sigma0^2) (docs/formulas.md section 8).
     /// </summary>
     public void Exact(ReadOnlySpan<double> x0, double sigma0, double sigma, Span<double> result)
     {

@@ -6,7 +6,7 @@ using Edm.Sampling;
 
 namespace Edm.Verification;
 
-/// <summary>Float64 reference samplers (edm-reference.md sections 3-5; k-diffusion's samplers).</summary>
+/// <summary>Float64 reference samplers (docs/formulas.md sections 3-5; k-diffusion's samplers).</summary>
 public static class SamplerReference
 {
     /// <summary>
@@ -34,7 +34,7 @@ public static class SamplerReference
         return x;
     }
 
-    // Algorithm 1/2 generalized (edm-reference.md sections 3-5), with NVlabs/edm's churn scaling.
+    // Algorithm 1/2 generalized (docs/formulas.md sections 3-5), with NVlabs/edm's churn scaling.
     static int RungeKutta(SamplingPlan plan, IHostDenoiser den, double[] x, Func<int, int, double> noise)
     {
         var f = plan.Formulation;

@@ -1,4 +1,4 @@
-// The exact side of every truncation-error measurement (edm-reference.md section 8): the ODE
+// The exact side of every truncation-error measurement (docs/formulas.md section 8): the ODE
 // solution from the same x_0 as the sampler, exact for the Gaussian and Dormand-Prince 5(4) at
 // rtol 1e-10 otherwise, in float64 on the host. Device and host curves measure against the same
 // solutions, so they differ only by their samplers.

@@ -1,4 +1,4 @@
-// The truncation-error experiment (edm-reference.md section 8; issue 5): which datasets,
+// The truncation-error experiment (docs/formulas.md section 8; issue 5): which datasets,
 // solvers, discretizations and step counts, and the seeds of the batch. The same config drives the
 // device run and the float64 host reference, and its signature decides whether committed
 // reference curves apply to a run.
