@@ -1,7 +1,7 @@
 // `model --preset NAME`: builds a preset network and prints its layer table and parameter count.
 using System.CommandLine;
 using Edm.Model.Networks;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Bench.Cli;
 

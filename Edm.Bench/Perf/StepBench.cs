@@ -21,7 +21,7 @@ using Edm.Autograd;
 using Edm.Kernels;
 using Edm.Model;
 using Edm.Model.Networks;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Bench.Perf;
 

@@ -4,7 +4,7 @@
 // exactly the network's tensors with the right shapes, naming the first that is missing, extra or
 // mis-shaped.
 using Edm.Kernels;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.IO;
 

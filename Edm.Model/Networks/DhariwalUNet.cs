@@ -2,7 +2,7 @@
 // network with the class embedding added after it, UNetBlocks with adaptive scale/shift, attention
 // at 32, 16 and 8 with 64 channels per head, group norm eps 1e-5, output norm + conv.
 using Edm.Autograd;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.Networks;
 

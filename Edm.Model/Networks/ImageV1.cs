@@ -24,7 +24,7 @@
 // (ForwardWithVariance; see DenoiserWithVariance).
 using Edm.Autograd;
 using Edm.Kernels;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.Networks;
 

@@ -3,7 +3,7 @@
 // the step bench (Edm.Bench/Perf/StepBench.cs) and available to research code.
 using System.Text.RegularExpressions;
 using Edm.Kernels;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.Networks;
 

@@ -1,7 +1,7 @@
 // Named network presets: the paper's configurations (NVlabs/edm train.py --arch ddpmpp | ncsnpp |
 // adm at CIFAR-10 / ImageNet-64), k-diffusion's image_v1 (configs/config_cifar10.json) and tiny versions
 // of each for tests and CPU demos.
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.Networks;
 

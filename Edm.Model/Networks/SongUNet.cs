@@ -4,7 +4,7 @@
 // with skip connections, attention at the listed resolutions, and an output head.
 using Edm.Autograd;
 using Edm.Kernels;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.Networks;
 

@@ -6,7 +6,7 @@
 //   (init near zero) -> + x, times skip_scale.
 using Edm.Autograd;
 using Edm.Kernels;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.Networks;
 

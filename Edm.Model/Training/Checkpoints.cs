@@ -12,7 +12,7 @@ using System.Globalization;
 using Edm.Kernels;
 using Edm.Model.IO;
 using Edm.Model.Networks;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 
 namespace Edm.Model.Training;
 

@@ -1,6 +1,6 @@
 using Edm.Kernels;
 using Edm.Model.Networks;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 using Xunit;
 
 namespace Edm.Tests.Model;

@@ -2,7 +2,7 @@ using Edm.Autograd;
 using Edm.Kernels;
 using Edm.Model;
 using Edm.Model.Networks;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 using Xunit;
 
 namespace Edm.Tests.Model;

@@ -3,7 +3,7 @@ using Edm.Kernels;
 using Edm.Model;
 using Edm.Model.IO;
 using Edm.Model.Networks;
-using Edm.Model.Nn;
+using Edm.Model.Modules;
 using Xunit;
 
 namespace Edm.Tests.Model;

@@ -5,7 +5,7 @@
 using Edm.Autograd;
 using Edm.Kernels;
 
-namespace Edm.Model.Nn;
+namespace Edm.Model.Modules;
 
 /// <summary>A layer or network: named parameters, buffers and child modules; train/eval mode.</summary>
 public abstract class Module : IDisposable

@@ -4,7 +4,7 @@
 using Edm.Autograd;
 using Edm.Kernels;
 
-namespace Edm.Model.Nn;
+namespace Edm.Model.Modules;
 
 /// <summary>y = x W^T + b; x (N, in), W (out, in), b (out).</summary>
 public sealed class Linear : Module
