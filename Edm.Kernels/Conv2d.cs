@@ -14,7 +14,9 @@
 //      SumBatch, which keeps a GPU busier than Gemm's in-group ReduceBatch would), chunks sized so
 //      col stays under 2^26 floats. A 1x1 kernel without padding skips im2col (col is x itself).
 //   CPU fast path: per image im2col (contiguous row copies) + the CPU GEMM, Parallel.For over images
-//      (each GEMM serial) when B >= 2, else one parallel GEMM; dW partial sums per worker.
+//      (each GEMM serial) when B >= 2, else one parallel GEMM; dW summed per group of images fixed
+//      by the batch size alone (at most 8 groups) and the groups added in order, so it repeats bit
+//      for bit whatever the thread count.
 // Gradient semantics: dx is a fresh tensor; dW and db may accumulate (the *Into forms).
 using System.Buffers;
 using ILGPU;
@@ -455,7 +457,6 @@ public static partial class Ops
         fixed (float* px = x.CpuSpan(), pdy = dy.CpuSpan(), pdw = dws)
         {
             nint ax = (nint)px, ady = (nint)pdy, adw = (nint)pdw;
-            var gate = new object();
             void OneImage(int b, float* target, int threads)
             {
                 float* xb = (float*)ax + (long)b * xImg;
@@ -476,27 +477,29 @@ public static partial class Ops
                 }
                 finally { ArrayPool<float>.Shared.Return(col); }
             }
-            if (s.Batch < 2 || cores < 2)
+            // Images are cut into groups fixed by the batch size alone; each group sums its images in
+            // order into its own dW, and the groups are added in order: the same bits whatever the
+            // thread count or scheduling (a reduction partitioned by index, not by worker).
+            int groups = Math.Min(s.Batch, DeterministicChunks.MaxChunks / 2);
+            if (groups == 1)
             {
                 for (int b = 0; b < s.Batch; b++) OneImage(b, (float*)adw, cores);
                 return;
             }
-            // Each worker sums its images into a private dW, then adds it to the result once.
-            Parallel.For(0, s.Batch, new ParallelOptions { MaxDegreeOfParallelism = cores },
-                () => new float[wLen],
-                (b, _, partial) =>
-                {
-                    fixed (float* pp = partial) OneImage(b, pp, 1);
-                    return partial;
-                },
-                partial =>
-                {
-                    lock (gate)
-                    {
-                        var dst = new Span<float>((float*)adw, wLen);
-                        System.Numerics.Tensors.TensorPrimitives.Add(dst, partial, dst);
-                    }
-                });
+            var partials = DeterministicChunks.Map(s.Batch, groups, (b0, count) =>
+            {
+                var partial = ArrayPool<float>.Shared.Rent(wLen);
+                Array.Clear(partial, 0, wLen);
+                fixed (float* pp = partial)
+                    for (int b = b0; b < b0 + count; b++) OneImage(b, pp, 1);
+                return partial;
+            });
+            var dst = new Span<float>((float*)adw, wLen);
+            foreach (var partial in partials)
+            {
+                System.Numerics.Tensors.TensorPrimitives.Add(dst, partial.AsSpan(0, wLen), dst);
+                ArrayPool<float>.Shared.Return(partial);
+            }
         }
     }
 }

@@ -26,6 +26,44 @@ public static class CpuParallel
     }
 }
 
+/// <summary>
+/// Reductions on the CPU fast paths that repeat bit for bit whatever the thread count and the
+/// scheduling: the work is cut into chunks that depend on its size alone (never on the number of
+/// cores or on which worker ran what), each chunk's partial result is stored at its index, and the
+/// partials are combined in index order by the caller.
+/// </summary>
+public static class DeterministicChunks
+{
+    /// <summary>Most chunks a reduction is cut into (a constant: the partition must not follow the core count).</summary>
+    public const int MaxChunks = 16;
+
+    /// <summary>The chunk count for <paramref name="n"/> items of at least <paramref name="minChunk"/> each: a function of n alone.</summary>
+    public static int Count(int n, int minChunk = CpuParallel.MinChunk) => Math.Clamp(n / Math.Max(1, minChunk), 1, Math.Max(1, Math.Min(MaxChunks, n)));
+
+    /// <summary>Chunk c's range [start, start + count) when [0, n) is cut into <paramref name="chunks"/> near-equal chunks.</summary>
+    public static (int Start, int Count) Range(int n, int chunks, int c)
+    {
+        int start = (int)((long)n * c / chunks), end = (int)((long)n * (c + 1) / chunks);
+        return (start, end - start);
+    }
+
+    /// <summary>
+    /// partial(start, count) for each of <paramref name="chunks"/> fixed chunks of [0, n), run in
+    /// parallel; the results in chunk order.
+    /// </summary>
+    public static T[] Map<T>(int n, int chunks, Func<int, int, T> partial)
+    {
+        var results = new T[chunks];
+        if (chunks == 1) { results[0] = partial(0, n); return results; }
+        Parallel.For(0, chunks, c =>
+        {
+            var (start, count) = Range(n, chunks, c);
+            results[c] = partial(start, count);
+        });
+        return results;
+    }
+}
+
 /// <summary>Row loops of the NN CPU fast paths, in parallel chunks of whole rows.</summary>
 internal static class RowChunks
 {

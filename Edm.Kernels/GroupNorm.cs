@@ -11,10 +11,13 @@
 //
 // Variants:
 //   1. float64 loops (Edm.Verification/References/GroupNormReference.cs).
-//   2. CPU fast path: Parallel.For over (n, g) blocks; two passes (mean, then centred sum of
-//      squares: stable for large HW, unlike E[x^2] - E[x]^2), Vector<float> lanes and TensorPrimitives.
+//   2. CPU fast path: Parallel.For over (n, g) blocks; the mean from a sum corrected by the sum of
+//      the centred residuals (float32 sums of values at a large offset lose about len ulps), then
+//      the centred sum of squares (stable for large HW, unlike E[x^2] - E[x]^2); Vector<float>
+//      lanes and TensorPrimitives.
 //   3. ILGPU kernels: one group of GroupReduction.GroupSize threads per (n, g) block (grid-stride
-//      over blocks): pass 1 sum, pass 2 centred squares, pass 3 write; backward dx likewise
+//      over blocks): pass 1 sum, pass 2 residual correction of the mean, pass 3 centred squares,
+//      pass 4 write; backward dx likewise
 //      (sums of dyhat and dyhat*xhat, then write); dweight/dbias by one group per channel.
 using System.Numerics;
 using System.Numerics.Tensors;
@@ -65,7 +68,12 @@ public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
             int b = block * len;
             float acc = 0f;
             for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j];
-            float mu = GroupReduction.Sum(scratch, acc) * invLen;
+            // Mean in two passes: the float32 sum's rounding (up to about len ulps of |x| when the
+            // values sit at a large offset) is recovered from the sum of the centred residuals.
+            float mu0 = GroupReduction.Sum(scratch, acc) * invLen;
+            acc = 0f;
+            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j] - mu0;
+            float mu = mu0 + GroupReduction.Sum(scratch, acc) * invLen;
             acc = 0f;
             for (int j = t; j < len; j += GroupReduction.GroupSize) { float d = x[b + j] - mu; acc += d * d; }
             float r = XMath.Rsqrt(GroupReduction.Sum(scratch, acc) * invLen + eps);
@@ -248,7 +256,9 @@ public static partial class Ops
             for (int block = b0; block < b1; block++)
             {
                 var xb = xs.Slice(block * len, len);
-                float mu = TensorPrimitives.Sum(xb) / len;
+                // Mean in two passes (as the kernel): the centred residuals correct the float32 sum.
+                float mu0 = TensorPrimitives.Sum(xb) / len;
+                float mu = mu0 + CenteredSum(xb, mu0) / len;
                 float r = 1f / MathF.Sqrt(CenteredSquares(xb, mu) / len + eps);
                 ms[block] = mu;
                 rs[block] = r;
@@ -341,6 +351,18 @@ public static partial class Ops
     }
 
     /// <summary>sum (x - mu)^2 with Vector&lt;float&gt; lanes (each lane a separate partial sum).</summary>
+    /// <summary>sum (x - mu) with Vector&lt;float&gt; lanes: the residual of a mean estimate mu.</summary>
+    static float CenteredSum(ReadOnlySpan<float> x, float mu)
+    {
+        var acc = Vector<float>.Zero;
+        var vmu = new Vector<float>(mu);
+        int i = 0;
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count) acc += new Vector<float>(x.Slice(i)) - vmu;
+        float sum = Vector.Sum(acc);
+        for (; i < x.Length; i++) sum += x[i] - mu;
+        return sum;
+    }
+
     static float CenteredSquares(ReadOnlySpan<float> x, float mu)
     {
         var acc = Vector<float>.Zero;

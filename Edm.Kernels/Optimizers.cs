@@ -256,18 +256,16 @@ public static partial class Ops
         for (int k = 1; k < xs.Count; k++) RequireSameDevice(op, xs[0], xs[k]);
         if (device.UseCpuFastPath)
         {
+            // Fixed chunks summed in order: the same bits whatever the thread count.
             double total = 0;
             foreach (var x in xs)
-            {
-                var lockObj = new object();
-                CpuParallel.For(x.Length, (start, count) =>
+                foreach (double part in DeterministicChunks.Map(x.Length, DeterministicChunks.Count(x.Length), (start, count) =>
                 {
-                    var s = x.CpuSpan().Slice(start, count);
                     double acc = 0;
-                    foreach (float f in s) acc += (double)f * f;
-                    lock (lockObj) total += acc;
-                });
-            }
+                    foreach (float f in x.CpuSpan().Slice(start, count)) acc += (double)f * f;
+                    return acc;
+                }))
+                    total += part;
             return Math.Sqrt(total);
         }
         var kernels = device.Kernels<OptimizerKernels>();

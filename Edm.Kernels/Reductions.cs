@@ -172,15 +172,18 @@ public static partial class Ops
     {
         int outerCount = reduceCount / inner;
         // Outer reduced index space, expressed through `red` with the innermost dim stepped by `inner`.
-        int chunksPerOutput = outputs >= 4 * Environment.ProcessorCount ? 1
-            : Math.Clamp((int)((long)reduceCount / CpuParallel.MinChunk), 1, 4 * Environment.ProcessorCount);
+        // The partition depends on the shape alone (DeterministicChunks), so a sum repeats bit for bit
+        // whatever the thread count; partials are stored by task index and combined in order.
+        int chunksPerOutput = outputs >= DeterministicChunks.MaxChunks ? 1
+            : Math.Clamp((int)((long)reduceCount / CpuParallel.MinChunk), 1, DeterministicChunks.MaxChunks);
         chunksPerOutput = Math.Min(chunksPerOutput, outerCount);
         var partial = new float[outputs * chunksPerOutput];
         int tasks = outputs * chunksPerOutput;
-        Parallel.For(0, Math.Min(tasks, 4 * Environment.ProcessorCount), w =>
+        int workers = Math.Min(tasks, 4 * Environment.ProcessorCount);  // who runs a task does not change its result
+        Parallel.For(0, workers, w =>
         {
             ReadOnlySpan<float> xs = x.CpuSpan();
-            for (int task = w; task < tasks; task += 4 * Environment.ProcessorCount)
+            for (int task = w; task < tasks; task += workers)
             {
                 int o = task / chunksPerOutput, c = task % chunksPerOutput;
                 int per = (outerCount + chunksPerOutput - 1) / chunksPerOutput;

@@ -3,29 +3,41 @@ using System.Diagnostics;
 namespace Edm.Tests;
 
 // Runs the CLI (Edm.Bench) as its own process, as a user does: the tests reference no executable.
-// `dotnet test` on EdmKernels.sln builds Edm.Bench with the tests; the dll is found next to this
-// assembly's build folder (same configuration and target framework).
+// The first use builds Edm.Bench (same configuration as the tests; incremental, so a few seconds
+// when it is up to date), so the tests never run a stale CLI whichever way they were started.
 internal static class CliProcess
 {
-    static readonly Lazy<string> Dll = new(Locate);
+    static readonly Lazy<string> Dll = new(BuildAndLocate);
 
-    static string Locate()
+    static string BuildAndLocate()
     {
         var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
         string tfm = here.Name, config = here.Parent?.Name ?? "Release";
-        for (var d = here; d is not null; d = d.Parent)
+        var root = here;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "EdmKernels.sln"))) root = root.Parent;
+        if (root is null) throw new InvalidOperationException($"EdmKernels.sln not found above {here.FullName}");
+        string project = Path.Combine(root.FullName, "Edm.Bench", "Edm.Bench.csproj");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "build", project, "-c", config, "--nologo", "-v", "q" }) psi.ArgumentList.Add(a);
+        using (var p = Process.Start(psi)!)
         {
-            string candidate = Path.Combine(d.FullName, "Edm.Bench", "bin", config, tfm, "Edm.Bench.dll");
-            if (File.Exists(candidate)) return candidate;
+            var output = p.StandardOutput.ReadToEndAsync();
+            var error = p.StandardError.ReadToEndAsync();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"building {project} failed:\n{output.Result}{error.Result}");
         }
-        throw new InvalidOperationException($"Edm.Bench.dll ({config}, {tfm}) not found above {here.FullName}: " +
-            $"run `dotnet test -c {config}` on EdmKernels.sln (it builds the CLI), or `dotnet build Edm.Bench -c {config}` first");
+        string dll = Path.Combine(root.FullName, "Edm.Bench", "bin", config, tfm, "Edm.Bench.dll");
+        return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} not found after building {project}");
     }
 
     /// <summary>Runs `Edm.Bench args` and returns its exit code, standard output and standard error.</summary>
-    public static (int Code, string Out, string Err) Run(params string[] args)
+    public static (int Code, string Out, string Err) Run(params string[] args) => Run(null, args);
+
+    /// <summary>Runs `Edm.Bench args` with extra environment variables.</summary>
+    public static (int Code, string Out, string Err) Run(IReadOnlyDictionary<string, string>? env, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         psi.ArgumentList.Add(Dll.Value);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

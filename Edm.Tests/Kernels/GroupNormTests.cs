@@ -53,6 +53,36 @@ public sealed class GroupNormTests(CpuDevice fx) : IClassFixture<CpuDevice>
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void MeanAtALargeOffsetIsWithinOneUlp(bool fastPath)
+    {
+        // 8,192 values at 1000 + U(-1, 1) per group: a plain float32 sum loses about len ulps; the
+        // residual-corrected mean must be within 1 ulp of the float64 mean (PyTorch's CPU group norm
+        // accumulates in double, so this is its error too), and y within float32 rounding of it.
+        _device.CpuFastPaths = fastPath;
+        try
+        {
+            const int n = 1, c = 64, g = 2, h = 16, w = 16, hw = h * w;
+            var x = TestData.Random(n * c * hw, 7, 999, 1001);
+            using var tx = Tensor.FromArray(_device, x, n, c, h, w);
+            var o = Ops.GroupNormForward(tx, g, null, null, 1e-6f);
+            try
+            {
+                var (y, mean, _) = GroupNormReference.Forward(TestData.D(x), n, c, hw, g, null, null, 1e-6f);
+                var got = o.Mean.ToArray();
+                for (int i = 0; i < got.Length; i++)
+                    Assert.True(Math.Abs(got[i] - mean[i]) <= MathF.BitIncrement((float)mean[i]) - (float)mean[i],
+                        $"mean[{i}] {got[i]:R} vs {mean[i]:R}: more than 1 ulp");
+                // xhat = (x - mu) * rstd: |x - mu| <= 1 carries the mean's error (<= 1 ulp of 1000, 6e-5) times rstd (~1.7).
+                TestData.Close("groupnorm y at offset", o.Y.ToArray(), y, 2.5e-4, 0);
+            }
+            finally { o.Y.Dispose(); o.Mean.Dispose(); o.Rstd.Dispose(); }
+        }
+        finally { _device.CpuFastPaths = true; }
+    }
+
     [Fact]
     public void ReferenceBackwardMatchesFiniteDifferences()
     {

@@ -69,6 +69,36 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     }
 
     [Fact]
+    public void Training_repeats_bit_for_bit_whatever_the_thread_count()
+    {
+        // Two fresh runs with the same options on the default threads, and runs with the .NET
+        // runtime told it has 1 and 3 cores (DOTNET_PROCESSOR_COUNT): every CPU reduction is
+        // partitioned by index, not by scheduling, so the losses and the snapshot bytes agree.
+        // Batch 4 (>= 3 images: the conv weight gradient sums several image groups), 8 steps.
+        using var tmp = new TempDir();
+        var data = MakeDataset(tmp, count: 7);
+        (string[] Losses, byte[] Snapshot) Train(string name, string? cores)
+        {
+            var dir = tmp[name];
+            var env = cores is null ? null : new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = cores };
+            var (code, output, err) = CliProcess.Run(env, "train", "--data", data, "--out", dir, "--preset", "ddpmpp-tiny", "--batch", "4",
+                "--kimg", "0.032", "--snap", "0.032", "--tick", "0.004", "--seed", "3", "--lr", "2e-3", "--lr-rampup", "0", "--cond", "--device", "cpu");
+            Assert.True(code == 0, output + err);
+            var losses = File.ReadAllLines(Path.Combine(dir, "stats.jsonl"))
+                .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("loss").GetRawText()).ToArray();
+            return (losses, File.ReadAllBytes(Checkpoints.List(dir, Checkpoints.SnapshotPrefix)[0]));
+        }
+        var a = Train("a", null);
+        Assert.Equal(8, a.Losses.Length);
+        foreach (var (name, cores) in new[] { ("b", (string?)null), ("one", "1"), ("three", "3") })
+        {
+            var other = Train(name, cores);
+            Assert.Equal(a.Losses, other.Losses);
+            Assert.True(a.Snapshot.SequenceEqual(other.Snapshot), $"snapshot of run '{name}' differs from the first run's");
+        }
+    }
+
+    [Fact]
     public void Augmentation_and_dropout_train_with_nine_augment_labels()
     {
         // --augment > 0 conditions the network on the 9-d augment labels (map_augment) and
