@@ -51,6 +51,15 @@ internal static class CliProcess
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
+    /// <summary>Starts `Edm.Bench args` without waiting (standard output and error redirected).</summary>
+    public static Process Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Dll.Value);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
     /// <summary>The exit code of `Edm.Bench args`.</summary>
     public static int Code(params string[] args) => Run(args).Code;
 }

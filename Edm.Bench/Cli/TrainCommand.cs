@@ -3,6 +3,7 @@
 // continues exactly from the newest training state in DIR. User mistakes (dataset, options,
 // output folder, a corrupt state, device memory) print one line and exit with code 2.
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Edm.Kernels;
 using Edm.Model;
 using Edm.Model.Data;
@@ -20,10 +21,10 @@ public sealed class TrainCommand : IBenchCommand
         var device = CommonOptions.Device();
         var data = new Option<string>("--data") { Description = "Dataset folder or zip (NVlabs/edm format; see docs/data.md)", Required = true };
         var output = new Option<string>("--out") { Description = "Output folder (snapshots, states, stats.jsonl)", Required = true };
-        var preset = new Option<string?>("--preset") { Description = $"Network preset: {Presets.Names}" };
+        var preset = new Option<string?>("--preset") { Description = $"Network preset (required unless --resume): {Presets.Names}" };
         var batch = new Option<int?>("--batch") { Description = "Images per optimizer step (default 512)" };
         var batchGpu = new Option<int?>("--batch-gpu") { Description = "Images per forward/backward round; smaller than --batch = gradient accumulation" };
-        var kimg = new Option<double?>("--kimg") { Description = "Training length in thousands of images (fractions allowed, e.g. 0.5)" };
+        var kimg = new Option<double?>("--kimg") { Description = "Training length in thousands of images (required unless --resume; fractions allowed, e.g. 0.5)" };
         var snap = new Option<double?>("--snap") { Description = "Snapshot interval in kimg (default 50); a snapshot is also written at the end" };
         var tick = new Option<double?>("--tick") { Description = "Progress-line interval in kimg (default: --snap / 10)" };
         var resume = new Option<string?>("--resume") { Description = "Continue from the newest training state in this folder (or this state file)" };
@@ -38,9 +39,10 @@ public sealed class TrainCommand : IBenchCommand
         var precond = new Option<string?>("--precond") { Description = "Preconditioning: edm (default), vp or ve" };
         var cond = new Option<bool>("--cond") { Description = "Class-conditional training (labelled dataset)" };
         var resolution = new Option<int?>("--resolution") { Description = "Train at a lower resolution that divides the dataset's (box-filter downsampling)" };
+        var keepStates = new Option<int>("--keep-states") { Description = "Training states to keep (the newest K; every snapshot is kept; 0 = all)", DefaultValueFactory = _ => 3 };
         var cmd = new Command("train", "Train a preset network on an image dataset (EDM loss, Adam, EMA snapshots, exact resume)");
         foreach (var o in new Option[] { device, data, output, preset, batch, batchGpu, kimg, snap, tick, resume, lr, lrRampup, ema, emaRampup,
-                     dropout, augment, seed, loss, precond, cond, resolution })
+                     dropout, augment, seed, loss, precond, cond, resolution, keepStates })
             cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
         {
@@ -72,30 +74,46 @@ public sealed class TrainCommand : IBenchCommand
                 Resolution = p.GetValue(resolution) ?? o.Resolution,
             };
 
+            if (p.GetValue(keepStates) < 0) throw new UsageException($"--keep-states {p.GetValue(keepStates)} must be >= 0 (0 keeps every state)");
             bool created = !Directory.Exists(outDir);
             try
             {
-                if (resumeFrom is null && Checkpoints.List(outDir, Checkpoints.StatePrefix).Length > 0)
-                    throw new UsageException($"--out '{outDir}' already holds a training run; continue it with --resume '{outDir}' or choose another folder");
                 RequireWritableFolder(outDir);
+                using var runLock = LockRun(outDir);
+                int stale = RunLock.RemoveStaleTemporaries(outDir);
+                if (stale > 0) Console.WriteLine($"removed {stale} temporary file(s) left by an interrupted write in '{outDir}'");
+                if (resumeFrom is null) RequireNoRun(outDir);
                 using var ds = OpenDataset(p.GetValue(data)!);
                 using var dev = CommonOptions.OpenDevice(p.GetValue(device));
                 using var trainer = resumeFrom is null
                     ? Trainer.Start(dev, ds, Apply(new TrainingOptions { SnapKimg = 50 }))
                     : ResumeFrom(dev, ds, resumeFrom, Apply);
                 Console.WriteLine($"device: {dev}");
-                try { trainer.Run(outDir, Console.WriteLine); }
+                using var stop = new CancellationTokenSource();
+                string? signal = null;
+                void OnSignal(PosixSignalContext c)
+                {
+                    c.Cancel = true;  // finish the step and save instead of dying mid-step
+                    signal = c.Signal == PosixSignal.SIGINT ? "SIGINT" : "SIGTERM";
+                    stop.Cancel();
+                }
+                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+                bool finished;
+                try { finished = trainer.Run(outDir, Console.WriteLine, stop.Token, p.GetValue(keepStates)); }
                 catch (DeviceOutOfMemoryException e)
                 {
                     var o = trainer.Options;
                     throw new UsageException($"out of device memory with {o.RoundBatch} images per forward/backward round ({e.Message}); " +
                         $"pass --batch-gpu with a smaller divisor of --batch {o.Batch} (gradient accumulation keeps the batch)");
                 }
-                return 0;
+                if (finished) return 0;
+                Console.Error.WriteLine($"stopped by {signal}; continue with: train --data {p.GetValue(data)} --out {outDir} --resume {outDir}");
+                return 130;
             }
             catch (Exception e) when (e is not UsageException)
             {
-                if (created && Directory.Exists(outDir) && !Directory.EnumerateFileSystemEntries(outDir).Any()) Directory.Delete(outDir);
+                RemoveIfEmpty(created, outDir);
                 throw e switch
                 {
                     DatasetException or CheckpointException or IOException or UnauthorizedAccessException => new UsageException(e.Message),
@@ -105,7 +123,7 @@ public sealed class TrainCommand : IBenchCommand
             }
             catch
             {
-                if (created && Directory.Exists(outDir) && !Directory.EnumerateFileSystemEntries(outDir).Any()) Directory.Delete(outDir);
+                RemoveIfEmpty(created, outDir);
                 throw;
             }
         }));
@@ -132,7 +150,9 @@ public sealed class TrainCommand : IBenchCommand
         {
             if (File.Exists(dir)) throw new UsageException($"--out '{dir}' is a file; give a folder");
             Directory.CreateDirectory(dir);
-            var probe = Path.Combine(dir, $".edm-write-probe-{Environment.ProcessId}");
+            // As long as the longest name a run writes (a state's temporary file), so a path over the
+            // OS limit fails here and not at the first checkpoint.
+            var probe = Path.Combine(dir, $".{Checkpoints.StateName(999_999_999)}.tmp-{Environment.ProcessId}-{Guid.Empty:N}");
             File.WriteAllText(probe, "");
             File.Delete(probe);
         }
@@ -140,6 +160,34 @@ public sealed class TrainCommand : IBenchCommand
         {
             throw new UsageException($"--out '{dir}' is not writable: {e.Message}");
         }
+    }
+
+    /// <summary>Removes a folder this run created when nothing but its lock file is in it.</summary>
+    static void RemoveIfEmpty(bool created, string dir)
+    {
+        if (!created || !Directory.Exists(dir)) return;
+        if (Directory.EnumerateFileSystemEntries(dir).Any(f => Path.GetFileName(f) != RunLock.LockName)) return;
+        Directory.Delete(dir, recursive: true);
+    }
+
+    /// <summary>Takes the run folder's lock; a folder in use by another training is a usage error.</summary>
+    static RunLock LockRun(string dir)
+    {
+        try { return RunLock.Acquire(dir); }
+        catch (RunLockedException e) { throw new UsageException(e.Message); }
+    }
+
+    /// <summary>A fresh run refuses a folder that holds any part of a run (states, snapshots or statistics).</summary>
+    static void RequireNoRun(string dir)
+    {
+        bool states = Checkpoints.List(dir, Checkpoints.StatePrefix).Length > 0;
+        bool snapshots = Checkpoints.List(dir, Checkpoints.SnapshotPrefix).Length > 0;
+        bool stats = File.Exists(Path.Combine(dir, "stats.jsonl"));
+        if (states)
+            throw new UsageException($"--out '{dir}' already holds a training run; continue it with --resume '{dir}' or choose another folder");
+        if (snapshots || stats)
+            throw new UsageException($"--out '{dir}' holds {(snapshots ? "network snapshots" : "")}{(snapshots && stats ? " and " : "")}{(stats ? "stats.jsonl" : "")} " +
+                "but no training state to resume from (a snapshot has no optimizer state); choose another folder, or move those files away to start over");
     }
 
     /// <summary>Resumes from a state file, or from the newest state in a folder.</summary>

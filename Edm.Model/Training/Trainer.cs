@@ -112,6 +112,9 @@ public sealed record TrainingOptions
     }
 }
 
+/// <summary>The training loss became NaN or infinite; the run stopped without saving the step.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
 /// <summary>One tick's statistics (a line of stats.jsonl).</summary>
 public sealed record TickStats(int Tick, long Step, double Kimg, double Loss, double ImagesPerSecond, double Seconds);
 
@@ -335,8 +338,12 @@ public sealed class Trainer : IDisposable
     /// Trains until <see cref="TrainingOptions.Kimg"/>: a progress line per tick to
     /// <paramref name="log"/> and a line in stats.jsonl, a snapshot + state + training_options.json
     /// every <see cref="TrainingOptions.SnapKimg"/> and at the end, all in <paramref name="outDir"/>.
+    /// When <paramref name="cancel"/> is signalled the current step finishes, a checkpoint is written
+    /// and the method returns false (true when the run reached its length). <paramref name="keepStates"/>
+    /// &gt; 0 keeps only the newest that many training states. A NaN or infinite loss throws
+    /// <see cref="TrainingDivergedException"/> before anything of that step is saved.
     /// </summary>
-    public void Run(string outDir, Action<string> log)
+    public bool Run(string outDir, Action<string> log, CancellationToken cancel = default, int keepStates = 0)
     {
         var o = Options;
         long totalNimg = (long)Math.Ceiling(o.Kimg * 1000);
@@ -350,12 +357,21 @@ public sealed class Trainer : IDisposable
         long startNimg = CurNimg;
         double tickStart = 0;
         long tickStartNimg = CurNimg;
+        if (CurNimg >= totalNimg)
+        {
+            log($"nothing to train: the run has done kimg {CurNimg / 1000.0:F3} (step {Step}), not below the requested length {o.Kimg:F3}");
+            return true;
+        }
         log($"training {Spec.Preset} at {Spec.Resolution}x{Spec.Resolution}x{Spec.Channels} ({_net.Module.ParameterCount():N0} parameters) " +
             $"on {_data.Count} images, batch {o.Batch} ({_rounds} round(s) of {o.RoundBatch}), from kimg {CurNimg / 1000.0:F3} to {o.Kimg:F3}");
         while (CurNimg < totalNimg)
         {
-            TrainStep();
+            double loss = TrainStep();
+            if (!double.IsFinite(loss))
+                throw new TrainingDivergedException($"the loss diverged ({loss.ToString(CultureInfo.InvariantCulture)}) at step {Step} (kimg {CurNimg / 1000.0:F3}); " +
+                    $"nothing of this step was saved and the last checkpoint in '{outDir}' is intact; lower the learning rate (now {o.Lr.ToString(CultureInfo.InvariantCulture)})");
             bool done = CurNimg >= totalNimg;
+            bool stop = cancel.IsCancellationRequested;
             if (CurNimg >= nextTick || done)
             {
                 double now = clock.Elapsed.TotalSeconds;
@@ -373,21 +389,42 @@ public sealed class Trainer : IDisposable
                 tickStartNimg = CurNimg;
                 while (nextTick <= CurNimg) nextTick += tickNimg;
             }
-            if (CurNimg >= nextSnap || done)
+            if (CurNimg >= nextSnap || done || stop)
             {
-                SaveCheckpoint(outDir, log);
+                SaveCheckpoint(outDir, log, keepStates);
                 while (nextSnap <= CurNimg) nextSnap += snapNimg;
             }
+            if (stop && !done)
+            {
+                log($"interrupted after step {Step} (kimg {CurNimg / 1000.0:F3}); the training state is saved");
+                return false;
+            }
         }
+        return true;
     }
 
-    /// <summary>Writes training_options.json, the EMA snapshot and the training state (in that order).</summary>
-    public void SaveCheckpoint(string outDir, Action<string> log)
+    /// <summary>
+    /// Writes training_options.json (the options with the tick interval in use and the dataset path),
+    /// the EMA snapshot and the training state (in that order); with <paramref name="keepStates"/> &gt; 0
+    /// deletes all but the newest that many training states (snapshots are all kept).
+    /// </summary>
+    public void SaveCheckpoint(string outDir, Action<string> log, int keepStates = 0)
     {
-        AtomicFile.WriteAllText(Path.Combine(outDir, "training_options.json"), Options.ToJson() + "\n");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Options.ToJson())!.AsObject();
+        json["tick_kimg"] = Options.EffectiveTickKimg;
+        json["dataset"] = Path.GetFullPath(_data.Path);
+        AtomicFile.WriteAllText(Path.Combine(outDir, "training_options.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         var snap = SaveSnapshot(outDir);
         var state = SaveState(outDir);
-        log($"saved {Path.GetFileName(snap)} and {Path.GetFileName(state)} (kimg {CurNimg / 1000.0:F3}, step {Step})");
+        int pruned = 0;
+        if (keepStates > 0)
+            foreach (var old in Checkpoints.List(outDir, Checkpoints.StatePrefix).Skip(keepStates))
+            {
+                File.Delete(old);
+                pruned++;
+            }
+        log($"saved {Path.GetFileName(snap)} and {Path.GetFileName(state)} (kimg {CurNimg / 1000.0:F3}, step {Step})" +
+            (pruned > 0 ? $"; removed {pruned} older training state(s), keeping {keepStates}" : ""));
     }
 
     // A resumed run drops the stats lines written after its state (they will be written again).

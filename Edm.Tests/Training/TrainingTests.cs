@@ -13,7 +13,7 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     readonly EdmDevice _d = cpu.Device;
 
     // A tiny labelled dataset of random 8x8 grayscale PNGs (5 images: batches cross epochs).
-    static string MakeDataset(TempDir dir, int count = 5, int size = 8)
+    internal static string MakeDataset(TempDir dir, int count = 5, int size = 8)
     {
         var root = dir["data"];
         var labels = new List<string>();
