@@ -72,6 +72,9 @@ public sealed class EdmDevice : IDisposable
     /// <summary>High-water mark of <see cref="BytesInUse"/>.</summary>
     public long PeakBytes => Interlocked.Read(ref _peakBytes);
 
+    /// <summary>Starts a new peak measurement: <see cref="PeakBytes"/> becomes the bytes in use now.</summary>
+    public void ResetPeak() => Interlocked.Exchange(ref _peakBytes, BytesInUse);
+
     EdmDevice(Context context, Accelerator accelerator, DeviceKind kind, string spec)
     {
         _context = context;
@@ -99,9 +102,16 @@ public sealed class EdmDevice : IDisposable
     /// </summary>
     public static EdmDevice Create(string? spec = null)
     {
+        bool fromEnvironment = string.IsNullOrWhiteSpace(spec) && !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(EnvironmentVariable));
         spec = string.IsNullOrWhiteSpace(spec) ? Environment.GetEnvironmentVariable(EnvironmentVariable) : spec;
         spec = string.IsNullOrWhiteSpace(spec) ? "auto" : spec.Trim().ToLowerInvariant();
-        var (kind, index) = ParseSpec(spec);
+        DeviceKind? kind;
+        int index;
+        try { (kind, index) = ParseSpec(spec); }
+        catch (DeviceSelectionException e) when (fromEnvironment)
+        {
+            throw new DeviceSelectionException($"{EnvironmentVariable}={spec} (environment variable): {e.Message}");
+        }
         var context = CreateContext();
         try
         {
@@ -127,7 +137,7 @@ public sealed class EdmDevice : IDisposable
                     break;
             }
             throw new DeviceSelectionException(
-                $"device '{spec}' is not present; present devices: {string.Join(", ", ListPresent(context))}");
+                $"device '{spec}'{(fromEnvironment ? $" (from the environment variable {EnvironmentVariable})" : "")} is not present; present devices: {string.Join(", ", ListPresent(context))}");
         }
         catch
         {

@@ -49,6 +49,29 @@ public static class CommonOptions
         }
     }
 
+    /// <summary>
+    /// Creates the folder <paramref name="dir"/> if needed and checks that a file named
+    /// <paramref name="longestName"/> (the longest name the command will write there) can be created
+    /// in it, before long work starts: a file in the way, a read-only folder or a path over the OS
+    /// limit is a usage error naming <paramref name="option"/>.
+    /// </summary>
+    public static void RequireWritableFolder(string dir, string option, string longestName = ".edm-write-probe")
+    {
+        try
+        {
+            if (File.Exists(dir)) throw new UsageException($"{option} '{dir}' is a file; give a folder");
+            Directory.CreateDirectory(dir);
+            var probe = Path.Combine(dir, longestName);
+            File.WriteAllText(probe, "");
+            File.Delete(probe);
+        }
+        catch (UsageException) { throw; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new UsageException($"{option} '{dir}' is not writable: {e.Message}");
+        }
+    }
+
     /// <summary>Writes a file atomically: a temporary file in the same folder, then a rename.</summary>
     public static void WriteAtomic(string path, string contents)
     {

@@ -85,6 +85,8 @@ public sealed class CompareCommand : IBenchCommand
                     || !e.TryGetProperty("shape", out var shape) || shape.ValueKind != JsonValueKind.String
                     || !e.TryGetProperty("median_ms", out var ms) || !TryNumber(ms, out double median))
                     throw new UsageException($"'{path}': row {i} lacks a string \"op\", a string \"shape\" or a numeric \"median_ms\"");
+                if (!(median > 0) || double.IsInfinity(median))
+                    throw new UsageException($"'{path}': row {i} ({op.GetString()} {shape.GetString()}) has median_ms {median.ToString(CultureInfo.InvariantCulture)}; a time must be a positive finite number");
                 string device = e.TryGetProperty("device", out var dv) && dv.ValueKind == JsonValueKind.String ? dv.GetString()! : "?";
                 rows.Add(new Row(op.GetString()!, shape.GetString()!, device, median));
                 i++;

@@ -14,6 +14,9 @@ public sealed class GenerateCommand : IBenchCommand
 {
     static string SamplerNames => string.Join(", ", SamplerSettings.NamedSamplers);
 
+    /// <summary>Most sampler steps accepted (a guard against a typo that would run for hours).</summary>
+    public const int MaxSteps = 1000;
+
     /// <inheritdoc/>
     public Command Build()
     {
@@ -25,14 +28,21 @@ public sealed class GenerateCommand : IBenchCommand
         var cls = new Option<int?>("--class") { Description = "Class of every image (conditional networks; default: random per seed)" };
         var batch = new Option<int>("--batch") { Description = "Images per sampler batch", DefaultValueFactory = _ => 64 };
         var outdir = new Option<string>("--outdir") { Description = "Folder for the per-seed PNGs", DefaultValueFactory = _ => "out/generate" };
-        var grid = new Option<string?>("--grid") { Description = "Grid PNG path (default: OUTDIR/grid.png)" };
+        var grid = new Option<string?>("--grid") { Description = "Grid PNG path, ending in .png (default: OUTDIR/grid.png)" };
+        var skipExisting = new Option<bool>("--skip-existing") { Description = "Keep the PNGs already in --outdir and sample only the missing seeds (to continue an interrupted run)" };
         var cmd = new Command("generate", "Generate images with a trained network snapshot");
-        foreach (var o in new Option[] { device, network, seeds, steps, sampler, cls, batch, outdir, grid }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { device, network, seeds, steps, sampler, cls, batch, outdir, grid, skipExisting }) cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
         {
             ulong[] seedList;
             try { seedList = SeedList.Parse(p.GetValue(seeds), "--seeds"); }
             catch (FormatException e) { throw new UsageException(e.Message); }
+            // Each seed writes seedNNNN.png: a repeated seed would overwrite its own image.
+            var repeated = seedList.GroupBy(x => x).FirstOrDefault(g => g.Count() > 1);
+            if (repeated is not null)
+                throw new UsageException($"--seeds lists seed {repeated.Key} {repeated.Count()} times; each seed writes one image (seed{repeated.Key:D4}.png), so list each seed once");
+            if (p.GetValue(steps) > MaxSteps)
+                throw new UsageException($"--steps {p.GetValue(steps)} is more than {MaxSteps}; the paper's samplers saturate below 100 steps (NFE 2N-1 for heun)");
             SamplerSettings settings;
             try
             {
@@ -42,6 +52,8 @@ public sealed class GenerateCommand : IBenchCommand
             catch (ArgumentException e) { throw new UsageException($"--sampler/--steps: {e.Message}"); }
             if (p.GetValue(batch) < 1) throw new UsageException($"--batch {p.GetValue(batch)} must be >= 1");
             string dir = p.GetValue(outdir)!, gridPath = p.GetValue(grid) ?? Path.Combine(dir, "grid.png");
+            if (!gridPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                throw new UsageException($"--grid '{gridPath}': the grid is written as PNG; give a path ending in .png");
             CommonOptions.RequireWritable(Path.Combine(dir, "seed0000.png"), "--outdir");
             CommonOptions.RequireWritable(gridPath, "--grid");
             using var dev = CommonOptions.OpenDevice(p.GetValue(device));
@@ -56,16 +68,42 @@ public sealed class GenerateCommand : IBenchCommand
             {
                 int c = net.ImgChannels, r = net.Network.ImgResolution;
                 if (c is not (1 or 3)) throw new UsageException($"the network makes {c}-channel images; PNG output supports 1 or 3");
-                Console.WriteLine($"generating {seedList.Length} images {c}x{r}x{r} with {p.GetValue(sampler)} ({settings.Steps} steps, {settings.Nfe} NFE) on {dev}");
+                string PathOf(ulong seed) => Path.Combine(dir, $"seed{seed:D4}.png");
+                var todo = p.GetValue(skipExisting) ? seedList.Where(x => !File.Exists(PathOf(x))).ToArray() : seedList;
+                if (todo.Length < seedList.Length) Console.WriteLine($"--skip-existing: {seedList.Length - todo.Length} of {seedList.Length} images are already in {dir}");
+                Console.WriteLine($"generating {todo.Length} images {c}x{r}x{r} with {p.GetValue(sampler)} ({settings.Steps} steps, {settings.Nfe} NFE) on {dev}");
                 var clock = System.Diagnostics.Stopwatch.StartNew();
-                var all = Generator.Generate(net, seedList, settings, p.GetValue(batch), p.GetValue(cls), (chunk, images) =>
+                int written = 0;
+                try
                 {
-                    int size = c * r * r;
-                    for (int i = 0; i < chunk.Length; i++)
-                        ImageIO.SavePng(Path.Combine(dir, $"seed{chunk[i]:D4}.png"), images.AsSpan(i * size, size), c, r, r);
-                });
-                ImageIO.SaveGrid(gridPath, all, seedList.Length, c, r, r);
-                Console.WriteLine($"wrote {seedList.Length} PNGs to {dir} and the grid {gridPath} in {clock.Elapsed.TotalSeconds:F1} s");
+                    Generator.Generate(net, todo, settings, p.GetValue(batch), p.GetValue(cls), (chunk, images) =>
+                    {
+                        int size = c * r * r;
+                        for (int i = 0; i < chunk.Length; i++)
+                        {
+                            ImageIO.SavePng(PathOf(chunk[i]), images.AsSpan(i * size, size), c, r, r);
+                            written++;
+                        }
+                        double s = clock.Elapsed.TotalSeconds, ips = written / Math.Max(s, 1e-9);
+                        Console.WriteLine($"  {written}/{todo.Length} images  {ips:F1} img/s  eta {TimeSpan.FromSeconds(Math.Round((todo.Length - written) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
+                    });
+                    // The grid shows every requested seed, read back from the PNGs (the ones kept and the new ones).
+                    var all = new float[seedList.Length * c * r * r];
+                    for (int i = 0; i < seedList.Length; i++)
+                    {
+                        var img = ImageIO.LoadPng(PathOf(seedList[i]));
+                        if (img.Data.Length != c * r * r)
+                            throw new UsageException($"--skip-existing: '{PathOf(seedList[i])}' is {string.Join("x", img.Shape)}, not {c}x{r}x{r} (made by another network?); remove it or use another --outdir");
+                        img.Data.CopyTo(all.AsSpan(i * c * r * r));
+                    }
+                    ImageIO.SaveGrid(gridPath, all, seedList.Length, c, r, r);
+                }
+                catch (IOException e)
+                {
+                    throw new UsageException($"writing the images failed after {written} of {todo.Length} ({e.Message}); the images written are whole, " +
+                        "and the same command with --skip-existing continues from there");
+                }
+                Console.WriteLine($"wrote {written} PNGs to {dir} and the grid {gridPath} in {clock.Elapsed.TotalSeconds:F1} s");
             }
             return 0;
         }));

@@ -21,8 +21,9 @@ public sealed class InfoCommand : IBenchCommand
             var a = dev.Accelerator;
             Console.WriteLine($"selected: {dev.Spec} ({dev.Name})");
             Console.WriteLine($"  memory: {dev.MemorySize / (1024.0 * 1024 * 1024):F1} GiB, warp size {dev.WarpSize}, " +
-                              $"multiprocessors {a.NumMultiprocessors}, max group {a.MaxNumThreadsPerGroup}, " +
-                              $"shared memory per group {Math.Min(a.MaxSharedMemoryPerGroup, 1L << 30) / 1024} KiB");
+                              $"multiprocessors {a.NumMultiprocessors}, max group {a.MaxNumThreadsPerGroup}" +
+                              // The CPU accelerator's "shared memory" is host memory with no hardware limit; only a GPU's is a real figure.
+                              (dev.IsCpu ? "" : $", shared memory per group {a.MaxSharedMemoryPerGroup / 1024} KiB"));
             Console.WriteLine($"  launch policy: grid-stride kernels start {dev.GridThreads} threads" +
                               (dev.IsCpu ? $"; CPU fast paths {(dev.CpuFastPaths ? "on" : "off")} ({Environment.ProcessorCount} cores)" : ""));
             return 0;

@@ -37,6 +37,7 @@ public sealed class KernelsCommand : IBenchCommand
         var benches = Benches();
         var all = benches.SelectMany(b => b.Ops).ToList();
         var selected = opList is null ? all : opList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        if (selected.Count == 0) throw new UsageException($"--op '{opList}' names no op; give comma-separated names from: {string.Join(", ", all)}");
         var unknown = selected.Where(o => !all.Contains(o)).ToList();
         if (unknown.Count > 0) throw new UsageException($"unknown op '{string.Join(",", unknown)}' in --op; allowed: {string.Join(", ", all)}");
         CommonOptions.RequireWritable(jsonPath, "--json");

@@ -13,7 +13,7 @@ public sealed class ModelCommand : IBenchCommand
     {
         var device = CommonOptions.Device();
         var preset = new Option<string>("--preset") { Description = $"Network preset: {Presets.Names}", Required = true };
-        var labels = new Option<int>("--label-dim") { Description = "Number of classes (0 = unconditional)", DefaultValueFactory = _ => 10 };
+        var labels = new Option<int>("--label-dim") { Description = "Number of classes (default 0: unconditional)", DefaultValueFactory = _ => 0 };
         var augment = new Option<int>("--augment-dim") { Description = "Augment label dimension (0 or 9; 9 adds a bias-free Linear(9, noise channels))", DefaultValueFactory = _ => 0 };
         var res = new Option<int?>("--resolution") { Description = "Image resolution (default: the preset's)" };
         var channels = new Option<int?>("--channels") { Description = "Image channels (default: the preset's)" };

@@ -78,7 +78,9 @@ public sealed class TrainCommand : IBenchCommand
             bool created = !Directory.Exists(outDir);
             try
             {
-                RequireWritableFolder(outDir);
+                // Probed with the longest name a run writes (a state's temporary file), so a path over
+                // the OS limit fails here and not at the first checkpoint.
+                CommonOptions.RequireWritableFolder(outDir, "--out", $".{Checkpoints.StateName(999_999_999)}.tmp-{Environment.ProcessId}-{Guid.Empty:N}");
                 using var runLock = LockRun(outDir);
                 int stale = RunLock.RemoveStaleTemporaries(outDir);
                 if (stale > 0) Console.WriteLine($"removed {stale} temporary file(s) left by an interrupted write in '{outDir}'");
@@ -89,6 +91,7 @@ public sealed class TrainCommand : IBenchCommand
                     ? Trainer.Start(dev, ds, Apply(new TrainingOptions { SnapKimg = 50 }))
                     : ResumeFrom(dev, ds, resumeFrom, Apply);
                 Console.WriteLine($"device: {dev}");
+                trainer.RequireMemory();
                 using var stop = new CancellationTokenSource();
                 string? signal = null;
                 void OnSignal(PosixSignalContext c)
@@ -141,25 +144,6 @@ public sealed class TrainCommand : IBenchCommand
         try { return ImageDataset.Open(path, preload: true); }
         catch (FileNotFoundException e) { throw new UsageException(e.Message); }
         catch (DirectoryNotFoundException e) { throw new UsageException(e.Message); }
-    }
-
-    /// <summary>Creates the output folder if needed and checks a file can be created in it.</summary>
-    static void RequireWritableFolder(string dir)
-    {
-        try
-        {
-            if (File.Exists(dir)) throw new UsageException($"--out '{dir}' is a file; give a folder");
-            Directory.CreateDirectory(dir);
-            // As long as the longest name a run writes (a state's temporary file), so a path over the
-            // OS limit fails here and not at the first checkpoint.
-            var probe = Path.Combine(dir, $".{Checkpoints.StateName(999_999_999)}.tmp-{Environment.ProcessId}-{Guid.Empty:N}");
-            File.WriteAllText(probe, "");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UsageException($"--out '{dir}' is not writable: {e.Message}");
-        }
     }
 
     /// <summary>Removes a folder this run created when nothing but its lock file is in it.</summary>

@@ -106,7 +106,7 @@ public sealed class TruncationCommand : IBenchCommand
     {
         var sw = Stopwatch.StartNew();
         var progress = new Progress(sw);
-        Directory.CreateDirectory(outDir);
+        CommonOptions.RequireWritableFolder(outDir, "--out", $".global_{new string('x', 64)}.csv.tmp");
         CurveSet set;
         string deviceName;
         ReferenceComparison? cmp = null;
@@ -154,6 +154,8 @@ public sealed class TruncationCommand : IBenchCommand
 
     static (ReferenceComparison?, string?) CompareWithReference(CurveSet set, TruncationConfig cfg, string referenceDir)
     {
+        if (!string.IsNullOrWhiteSpace(referenceDir) && !Directory.Exists(referenceDir))
+            throw new UsageException($"--reference '{referenceDir}' is not a folder; give the folder of the reference curves (e.g. {TruncationConfig.ReferenceFolder})");
         string? dir = string.IsNullOrWhiteSpace(referenceDir) ? FindReferenceFolder() : referenceDir;
         if (dir is null || !Directory.Exists(dir))
             return (null, $"no reference folder found ({(string.IsNullOrWhiteSpace(referenceDir) ? TruncationConfig.ReferenceFolder + " above the current folder" : referenceDir)}); not compared");
@@ -161,7 +163,10 @@ public sealed class TruncationCommand : IBenchCommand
         string sig = File.Exists(sigFile) ? File.ReadAllText(sigFile).Trim() : "";
         if (sig != cfg.Signature())
             return (null, $"the reference curves in {dir} were made with '{sig}', this run is '{cfg.Signature()}'; not compared (regenerate with --reference-only)");
-        var cmp = ReferenceComparison.Compare(set, CurveSet.ReadCsv(dir));
+        CurveSet reference;
+        try { reference = CurveSet.ReadCsv(dir); }
+        catch (InvalidDataException e) { throw new UsageException($"--reference: {e.Message}"); }
+        var cmp = ReferenceComparison.Compare(set, reference);
         return (cmp, cmp.Missing > 0 ? $"{cmp.Missing} points of this run have no reference point" : null);
     }
 

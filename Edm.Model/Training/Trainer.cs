@@ -104,6 +104,9 @@ public sealed record TrainingOptions
         if (Precond is not (PrecondKind.Edm or PrecondKind.Vp or PrecondKind.Ve)) throw Bad(nameof(Precond), $"{Precond} is not supported in training; allowed: edm, vp, ve");
         if (Cond && data.LabelDim == 0) throw Bad(nameof(Cond), $"needs a labelled dataset; '{data.Path}' has no dataset.json labels");
         int res = Resolution ?? data.Resolution;
+        if ((long)RoundBatch * data.Channels * res * res > int.MaxValue)
+            throw Bad(BatchGpu is null ? nameof(Batch) : nameof(BatchGpu), $"{RoundBatch} images of {data.Channels}x{res}x{res} per round exceed the {int.MaxValue:N0} elements of one tensor; " +
+                "use a smaller batch, or gradient accumulation (a smaller images-per-round that divides the batch)");
         if (res < 1 || res > data.Resolution || data.Resolution % res != 0)
             throw Bad(nameof(Resolution), $"{res} must divide the dataset's resolution {data.Resolution}");
         if (!p.Resolutions.Contains(res))
@@ -260,6 +263,46 @@ public sealed class Trainer : IDisposable
                     dst[(p * r + y) * r + x] = s * inv;
                 }
         return dst;
+    }
+
+    /// <summary>
+    /// Device memory one round of <see cref="TrainingOptions.RoundBatch"/> images needs, from a probe
+    /// forward and backward pass of one zero image (peak bytes above what is in use, times the round
+    /// size). The probe leaves the run's state as it was: gradients zeroed, dropout counter restored,
+    /// no data drawn.
+    /// </summary>
+    public long EstimateRoundBytes()
+    {
+        int c = Spec.Channels, r = Spec.Resolution;
+        ulong counter = _net.Rng.Counter;
+        long before = _device.BytesInUse;
+        _device.ResetPeak();
+        using (var scope = new TensorScope())
+        {
+            var y = new Variable(Tensor.Zeros(_device, 1, c, r, r));
+            Variable? labels = Spec.LabelDim > 0 ? new Variable(Tensor.Zeros(_device, 1, Spec.LabelDim)) : null;
+            Variable? augLabels = Spec.AugmentDim > 0 ? new Variable(Tensor.Zeros(_device, 1, Spec.AugmentDim)) : null;
+            Losses.Compute(_precond, y, labels, augLabels, _loss, Options.Seed, ulong.MaxValue).Backward();
+        }
+        long perImage = Math.Max(0, _device.PeakBytes - before);
+        _adam.ZeroGrad();
+        _net.Rng.Counter = counter;
+        return perImage * Options.RoundBatch;
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidOptionException"/> when one round would not fit in the device's free
+    /// memory (<see cref="EstimateRoundBytes"/> against what the device has left), before any step.
+    /// </summary>
+    public void RequireMemory()
+    {
+        long need = EstimateRoundBytes(), free = _device.MemorySize - _device.BytesInUse;
+        if (need <= free * 0.9) return;
+        var o = Options;
+        double gib = 1024.0 * 1024 * 1024;
+        throw new InvalidOptionException(o.BatchGpu is null ? nameof(TrainingOptions.Batch) : nameof(TrainingOptions.BatchGpu),
+            $"{o.RoundBatch}: a round of {o.RoundBatch} images needs about {need / gib:F1} GiB (measured on one image), the device has {free / gib:F1} GiB free; " +
+            $"pass --batch-gpu with a smaller divisor of the batch {o.Batch} (gradient accumulation keeps the batch)");
     }
 
     /// <summary>

@@ -69,4 +69,59 @@ public sealed class CliTests
         }
         finally { File.Delete(path); }
     }
+
+    [Fact]
+    public void A_bad_EDM_DEVICE_names_the_variable()
+    {
+        var (code, _, err) = CliProcess.Run(new Dictionary<string, string> { ["EDM_DEVICE"] = "tpu" }, "info");
+        Assert.Equal(2, code);
+        Assert.Contains("EDM_DEVICE", err);
+        (code, _, err) = CliProcess.Run(new Dictionary<string, string> { ["EDM_DEVICE"] = "cuda:5" }, "info");
+        Assert.Equal(2, code);
+        Assert.Contains("EDM_DEVICE", err);
+    }
+
+    [Fact]
+    public void An_empty_op_list_is_exit_2()
+    {
+        var (code, err) = Run("kernels", "--device", "cpu", "--op", "");
+        Assert.Equal(2, code);
+        Assert.Contains("names no op", err);
+    }
+
+    [Fact]
+    public void Info_on_the_cpu_prints_no_shared_memory_figure()
+    {
+        var (code, output, _) = CliProcess.Run("info", "--device", "cpu");
+        Assert.Equal(0, code);
+        Assert.DoesNotContain("shared memory", output);
+    }
+
+    [Fact]
+    public void Truncation_reference_that_is_missing_or_malformed_is_exit_2()
+    {
+        var dir = Directory.CreateTempSubdirectory("edm-ref-").FullName;
+        try
+        {
+            string[] small = ["truncation", "--device", "cpu", "--dataset", "gaussian", "--dim", "2", "--batch", "2", "--solvers", "euler",
+                "--discretizations", "edm", "--steps", "4", "--local-rhos", "7", "--local-steps", "4", "--no-plots", "--out", Path.Combine(dir, "out")];
+            var (code, err) = Run([.. small, "--reference", Path.Combine(dir, "nonexistent")]);
+            Assert.Equal(2, code);
+            Assert.Contains("is not a folder", err);
+            // A reference folder made by the same configuration, then one row garbled.
+            var refDir = Path.Combine(dir, "ref");
+            Assert.Equal(0, Run([.. small[..^1], refDir, "--reference-only"]).Code);
+            var csv = Directory.GetFiles(refDir, "global_*.csv").First();
+            File.AppendAllText(csv, "gaussian,euler,edm,7,abc\n");
+            (code, err) = Run([.. small, "--reference", refDir]);
+            Assert.Equal(2, code);
+            Assert.Contains("line", err);
+            Assert.Contains("columns", err);
+            // --out that is a file.
+            (code, err) = Run([.. small[..^1], csv]);
+            Assert.Equal(2, code);
+            Assert.Contains("is a file", err);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

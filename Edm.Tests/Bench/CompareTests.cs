@@ -42,6 +42,7 @@ public sealed class CompareTests : IDisposable
     [InlineData("[{\"op\":\"a\"", "not valid JSON")]
     [InlineData("[{\"op\":\"a\",\"shape\":\"b\"}]", "median_ms")]
     [InlineData("[]", "no rows")]
+    [InlineData("[{\"op\":\"a\",\"shape\":\"b\",\"median_ms\":-3}]", "positive finite")]
     public void Bad_files_are_exit_2_with_one_line(string content, string expected)
     {
         var good = Write("good.json", Rows(("softmax", "(4, 8)", 2.0)));

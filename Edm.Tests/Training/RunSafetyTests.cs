@@ -111,4 +111,18 @@ public sealed class RunSafetyTests
         Assert.Equal(3, Checkpoints.List(dir, Checkpoints.SnapshotPrefix).Length);
         Assert.Equal(2, CliProcess.Code(Tiny(data, tmp["other"], "--kimg", "0.004", "--keep-states", "-1")));
     }
+
+    [Theory]
+    [InlineData("1000000000", "elements of one tensor")]
+    [InlineData("100000", "needs about")]
+    public void A_batch_too_large_for_memory_is_refused_before_training(string batch, string expected)
+    {
+        using var tmp = new TempDir();
+        var data = TrainingTests.MakeDataset(tmp);
+        var (code, _, err) = CliProcess.Run("train", "--data", data, "--out", tmp["run"], "--preset", "ddpmpp-tiny", "--batch", batch, "--kimg", "1", "--device", "cpu");
+        Assert.Equal(2, code);
+        Assert.StartsWith($"error: --batch {batch}", err);
+        Assert.Contains(expected, err);
+        Assert.False(Directory.Exists(tmp["run"]) && Directory.EnumerateFiles(tmp["run"], "*.safetensors").Any());
+    }
 }

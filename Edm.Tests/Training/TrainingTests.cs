@@ -259,8 +259,30 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         using (var net = spec.CreateNetwork(_d)) Checkpoints.SaveSnapshot(snap, net, spec, null);
         Assert.Equal(2, CliProcess.Code(["generate", "--network", snap, "--seeds", "5-2", "--outdir", gen, "--device", "cpu"]));
         Assert.Equal(2, CliProcess.Code(["generate", "--network", snap, "--seeds", "0", "--class", "3", "--outdir", gen, "--device", "cpu"]));
+        foreach (var (args, expected) in new[]
+                 {
+                     (new[] { "--seeds", "3,3,3" }, "seed 3 3 times"),
+                     (new[] { "--seeds", "0", "--grid", tmp["g.jpg"] }, "ending in .png"),
+                     (new[] { "--seeds", "0", "--steps", "100000" }, "more than 1000"),
+                 })
+        {
+            var (code, _, err) = CliProcess.Run(["generate", "--network", snap, "--outdir", gen, "--device", "cpu", .. args]);
+            Assert.Equal(2, code);
+            Assert.Contains(expected, err);
+        }
         Assert.Empty(Directory.Exists(gen) ? Directory.GetFiles(gen, "*.png") : []);
-        Assert.Equal(0, CliProcess.Code(["generate", "--network", snap, "--seeds", "0-2", "--steps", "2", "--sampler", "euler", "--outdir", gen, "--device", "cpu"]));
+        var (ok, output, _) = CliProcess.Run(["generate", "--network", snap, "--seeds", "0-2", "--steps", "2", "--sampler", "euler", "--outdir", gen, "--device", "cpu"]);
+        Assert.Equal(0, ok);
+        Assert.Contains("3/3 images", output);  // progress
         Assert.Equal(new[] { "grid.png", "seed0000.png", "seed0001.png", "seed0002.png" }, Directory.GetFiles(gen).Select(Path.GetFileName).Order());
+        // An interrupted run continues: kept images are not rewritten, missing ones are sampled, the grid shows all.
+        File.Delete(Path.Combine(gen, "seed0001.png"));
+        var kept = File.GetLastWriteTimeUtc(Path.Combine(gen, "seed0000.png"));
+        var grid = File.ReadAllBytes(Path.Combine(gen, "grid.png"));
+        (ok, output, _) = CliProcess.Run(["generate", "--network", snap, "--seeds", "0-2", "--steps", "2", "--sampler", "euler", "--outdir", gen, "--skip-existing", "--device", "cpu"]);
+        Assert.Equal(0, ok);
+        Assert.Contains("2 of 3 images are already", output);
+        Assert.Equal(kept, File.GetLastWriteTimeUtc(Path.Combine(gen, "seed0000.png")));
+        Assert.Equal(grid, File.ReadAllBytes(Path.Combine(gen, "grid.png")));
     }
 }

@@ -68,25 +68,41 @@ public sealed class CurveSet
         return paths;
     }
 
-    /// <summary>Reads every global_*.csv and local_*.csv of a folder.</summary>
+    /// <summary>
+    /// Reads every global_*.csv and local_*.csv of a folder. A malformed row is an
+    /// <see cref="InvalidDataException"/> naming the file, the line and what was expected.
+    /// </summary>
     public static CurveSet ReadCsv(string folder)
     {
         var set = new CurveSet();
-        static double D(string s) => double.Parse(s, CultureInfo.InvariantCulture);
         foreach (var file in Directory.GetFiles(folder, "global_*.csv").Order())
-            foreach (var line in File.ReadLines(file).Skip(1).Where(l => l.Length > 0))
-            {
-                var c = line.Split(',');
-                set.Global.Add(new GlobalPoint(c[0], c[1], c[2], D(c[3]), int.Parse(c[4], CultureInfo.InvariantCulture), int.Parse(c[5], CultureInfo.InvariantCulture), D(c[6]), D(c[7])));
-            }
+            foreach (var (c, at) in Rows(file, 8, "dataset,solver,discretization,rho,steps,nfe,error,floor"))
+                set.Global.Add(new GlobalPoint(c[0], c[1], c[2], D(c[3], at), I(c[4], at), I(c[5], at), D(c[6], at), D(c[7], at)));
         foreach (var file in Directory.GetFiles(folder, "local_*.csv").Order())
-            foreach (var line in File.ReadLines(file).Skip(1).Where(l => l.Length > 0))
-            {
-                var c = line.Split(',');
-                set.Local.Add(new LocalPoint(c[0], c[1], D(c[2]), int.Parse(c[3], CultureInfo.InvariantCulture), D(c[4]), D(c[5]), D(c[6])));
-            }
+            foreach (var (c, at) in Rows(file, 7, "dataset,solver,rho,steps,sigma,error,floor"))
+                set.Local.Add(new LocalPoint(c[0], c[1], D(c[2], at), I(c[3], at), D(c[4], at), D(c[5], at), D(c[6], at)));
         return set;
     }
+
+    static IEnumerable<(string[] Cells, string At)> Rows(string file, int columns, string layout)
+    {
+        int n = 1;
+        foreach (var line in File.ReadLines(file).Skip(1))
+        {
+            n++;
+            if (line.Length == 0) continue;
+            var c = line.Split(',');
+            string at = $"{file} line {n}";
+            if (c.Length != columns) throw new InvalidDataException($"{at}: {c.Length} columns, expected {columns} ({layout})");
+            yield return (c, at);
+        }
+    }
+
+    static double D(string s, string at) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+        : throw new InvalidDataException($"{at}: '{s}' is not a number");
+
+    static int I(string s, string at) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
+        : throw new InvalidDataException($"{at}: '{s}' is not an integer");
 }
 
 /// <summary>Result of comparing a run's curves with reference curves.</summary>
