@@ -17,11 +17,28 @@ public static class Program
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            foreach (var e in parsed.Errors) Console.Error.WriteLine($"error: {e.Message}");
+            foreach (var e in parsed.Errors) Console.Error.WriteLine($"error: {Friendly(e.Message)}");
             Console.Error.WriteLine("run with --help for the commands and options");
             return 2;
         }
         return CliErrors.Guard(() => parsed.Invoke());
+    }
+
+    /// <summary>
+    /// A parse error in the user's words: System.CommandLine names .NET types ("as expected type
+    /// 'System.Nullable`1[System.UInt64]'"); this says what kind of value the option takes.
+    /// </summary>
+    public static string Friendly(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(.*)' for option '([^']+)' as expected type '([^']+)'");
+        if (!m.Success) return message;
+        string type = m.Groups[3].Value;
+        string kind = type.Contains("UInt") ? "a non-negative integer"
+            : type.Contains("Int") ? "an integer"
+            : type.Contains("Double") || type.Contains("Single") ? "a number (e.g. 0.5 or 1e-3)"
+            : type.Contains("Boolean") ? "true or false"
+            : "a valid value";
+        return $"{m.Groups[2].Value} '{m.Groups[1].Value}' is not {kind}";
     }
 
     /// <summary>The root command with every discovered subcommand.</summary>

@@ -24,6 +24,8 @@
 #   EDM_BAD_INPUTS_VMEM_KB     virtual-memory cap per case, `ulimit -v` in KiB (default 8388608 =
 #                              8 GiB, so that an accepted huge size fails instead of exhausting the
 #                              machine; "unlimited" to lift it)
+#   EDM_BAD_INPUTS_MATCH       if set, run (or list) only the cases whose label matches this regex
+#   EDM_BAD_INPUTS_KEEP        if set, keep the temporary folder (fixtures) and print its path
 set -u
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +33,7 @@ list_only=0
 case "${1:-}" in
     --list) list_only=1 ;;
     "") ;;
-    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (use --list or nothing)" >&2; exit 2 ;;
 esac
 
@@ -50,7 +52,11 @@ if ((!list_only)); then
     command -v python3 >/dev/null 2>&1 || { echo "error: python3 is needed to write the fixture files" >&2; exit 2; }
     command -v timeout >/dev/null 2>&1 || { echo "error: coreutils 'timeout' is needed" >&2; exit 2; }
     work="$(mktemp -d "${TMPDIR:-/tmp}/edm-bad-inputs.XXXXXX")" || { echo "error: mktemp -d failed" >&2; exit 2; }
-    trap 'rm -rf "$work"' EXIT
+    if [[ -n "${EDM_BAD_INPUTS_KEEP:-}" ]]; then
+        trap 'echo "kept the temporary folder $work" >&2' EXIT
+    else
+        trap 'rm -rf "$work"' EXIT
+    fi
     trap 'exit 130' INT TERM
 fi
 W="${work:-/tmp/edm-bad-inputs.XXXXXX}"   # in --list mode the paths are only printed, never used
@@ -249,6 +255,7 @@ t() {
     while (($#)) && [[ "$1" != "--" ]]; do envs+=("$1"); shift; done
     shift
     n_case=$((n_case + 1))
+    if [[ -n "${EDM_BAD_INPUTS_MATCH:-}" ]] && ! [[ "$label" =~ $EDM_BAD_INPUTS_MATCH ]]; then return; fi
     if ((list_only)); then printf '%s\n' "$label"; return; fi
     local out="$W/case.out" err="$W/case.err" rc start elapsed
     start=$(date +%s)

@@ -39,7 +39,7 @@ public sealed class DatasetCommand : IBenchCommand
                 var other => throw new UsageException($"--transform '{other}' is unknown; allowed: none, center-crop"),
             };
             int? r = p.GetValue(resolution);
-            if (r is < 1) throw new UsageException($"--resolution must be >= 1, got {r}");
+            if (r is < 1 or > DatasetConverter.MaxResolution) throw new UsageException($"--resolution {r} is out of range; allowed: 1..{DatasetConverter.MaxResolution}");
             string src = p.GetValue(source)!, dst = p.GetValue(dest)!;
             DatasetConverter.Convert(src, dst, r, t, Console.WriteLine);
             Report(dst);
@@ -65,11 +65,11 @@ public sealed class DatasetCommand : IBenchCommand
     static Command BuildInfo()
     {
         var path = new Option<string>("--path") { Description = "Dataset folder or zip", Required = true };
-        var cmd = new Command("info", "Open a dataset (checking every image header and the labels) and describe it");
+        var cmd = new Command("info", "Open a dataset as training does (decoding every image and checking the labels) and describe it");
         cmd.Options.Add(path);
         cmd.SetAction(p => CliErrors.Guard(() => Run(() =>
         {
-            using var ds = ImageDataset.Open(p.GetValue(path)!);
+            using var ds = ImageDataset.Open(p.GetValue(path)!, preload: true);  // decodes every pixel, as train does
             Console.WriteLine(ds);
         })));
         return cmd;

@@ -68,8 +68,8 @@ public sealed class TrainCommand : IBenchCommand
                 Dropout = p.GetValue(dropout) ?? o.Dropout,
                 Augment = aug,
                 Seed = p.GetValue(seed) ?? o.Seed,
-                Loss = p.GetValue(loss) is { } l ? Parse(l, "--loss", LossSettings.Parse) : o.Loss,
-                Precond = p.GetValue(precond) is { } pc ? Parse(pc, "--precond", Precond.Parse) : o.Precond,
+                Loss = p.GetValue(loss) is { } l ? Parse(l, "--loss", TrainLoss) : o.Loss,
+                Precond = p.GetValue(precond) is { } pc ? Parse(pc, "--precond", TrainPrecond) : o.Precond,
                 Cond = p.GetValue(cond) || o.Cond,
                 Resolution = p.GetValue(resolution) ?? o.Resolution,
             };
@@ -132,6 +132,22 @@ public sealed class TrainCommand : IBenchCommand
         }));
         return cmd;
     }
+
+    // The losses and preconditionings `train` runs: the others (k-diffusion's F-space weightings,
+    // iDDPM) exist in the library (Losses.Compute, Precond) but the training loop does not use them.
+    static LossKind TrainLoss(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "edm" => LossKind.Edm, "vp" => LossKind.Vp, "ve" => LossKind.Ve,
+        "karras" or "snr" or "soft-min-snr" => throw new ArgumentException($"'{name}' (a k-diffusion F-space weighting) is library API only (Losses.Compute); train supports edm, vp, ve"),
+        _ => throw new ArgumentException($"unknown loss '{name}'; allowed: edm, vp, ve"),
+    };
+
+    static PrecondKind TrainPrecond(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "edm" => PrecondKind.Edm, "vp" => PrecondKind.Vp, "ve" => PrecondKind.Ve,
+        "iddpm" => throw new ArgumentException("'iddpm' needs a network with variance channels and is not supported by train; allowed: edm, vp, ve"),
+        _ => throw new ArgumentException($"unknown preconditioning '{name}'; allowed: edm, vp, ve"),
+    };
 
     static T Parse<T>(string value, string option, Func<string, T> parse)
     {

@@ -24,7 +24,7 @@ public sealed class TruncationCommand : IBenchCommand
         var parse = root.Parse(["truncation", .. args]);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");
+            foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {Program.Friendly(e.Message)}");
             return 2;
         }
         return parse.Invoke();

@@ -29,6 +29,9 @@ public static class DatasetConverter
     /// <summary>File extensions read as source images (lower case).</summary>
     public static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".tif", ".tiff", ".webp"];
 
+    /// <summary>Largest resolution accepted.</summary>
+    public const int MaxResolution = 4096;
+
     /// <summary>
     /// Converts <paramref name="source"/> (folder or zip) to the dataset zip <paramref name="dest"/>,
     /// written atomically. <paramref name="resolution"/> null keeps the source size. Returns the
@@ -36,7 +39,12 @@ public static class DatasetConverter
     /// </summary>
     public static int Convert(string source, string dest, int? resolution, SquareTransform transform, Action<string>? progress = null)
     {
-        if (resolution is < 1) throw new DatasetException($"resolution must be >= 1, got {resolution}");
+        if (resolution is < 1 or > MaxResolution)
+            throw new DatasetException($"resolution {resolution} is out of range; allowed: 1..{MaxResolution} (a dataset holds every image decoded in memory when training)");
+        if (dest.EndsWith('/') || dest.EndsWith(Path.DirectorySeparatorChar) || Directory.Exists(dest))
+            throw new DatasetException($"destination '{dest}' is a folder; give the path of the .zip file to write (e.g. {Path.Combine(dest, "dataset.zip")})");
+        if (!dest.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
+            throw new DatasetException($"destination '{dest}' does not end in .zip; a dataset is written as a zip file");
         if (Path.GetFullPath(source) == Path.GetFullPath(dest)) throw new DatasetException($"source and destination are the same file '{dest}'");
         using var src = FileSource.Open(source, "source");
         var files = src.Files.Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant())).ToList();

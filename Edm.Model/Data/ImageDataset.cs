@@ -105,6 +105,14 @@ public sealed class ImageDataset : IDisposable
 
     static string Describe(string dataset, string file) => $"'{file}' in dataset '{dataset}'";
 
+    /// <summary>Fewest classes always allowed (ImageNet's 1,000 fit).</summary>
+    public const int MinClassLimit = 1024;
+    /// <summary>Classes allowed per image above <see cref="MinClassLimit"/>.</summary>
+    public const int ClassesPerImage = 16;
+
+    /// <summary>Most classes a dataset of <paramref name="images"/> images may have.</summary>
+    public static int MaxClasses(int images) => (int)Math.Min(int.MaxValue, Math.Max(MinClassLimit, (long)ClassesPerImage * images));
+
     /// <summary>dataset.json -> one label per image in dataset order, or null when unlabeled.</summary>
     static int[]? ReadLabels(FileSource source, string path, string[] files)
     {
@@ -129,6 +137,7 @@ public sealed class ImageDataset : IDisposable
             }
         }
         catch (JsonException e) { throw new DatasetException($"{where} is not valid JSON: {e.Message}", e); }
+        catch (ArgumentException e) { throw new DatasetException($"{where} is not UTF-8 JSON: {e.Message}", e); }
 
         var result = new int[files.Length];
         var unlabeled = new List<string>();
@@ -138,6 +147,12 @@ public sealed class ImageDataset : IDisposable
             throw new DatasetException($"{where} gives no label for {unlabeled.Count} of the {files.Length} images, e.g. '{unlabeled[0]}'");
         if (map.Count > 0)
             throw new DatasetException($"{where} labels {map.Count} file(s) that are not images of the dataset, e.g. '{map.Keys.Order(StringComparer.Ordinal).First()}'");
+        // Classes are one-hot inputs of a label_dim = max + 1 wide layer: a class far above the image
+        // count is almost surely a mistake (an id, not a class index) and would build a huge layer.
+        int max = result.Max(), limit = MaxClasses(files.Length);
+        if (max >= limit)
+            throw new DatasetException($"{where} has class {max} for {files.Length} images: classes must be indices 0..C-1 with C at most " +
+                $"max({MinClassLimit}, {ClassesPerImage} x images) = {limit}; renumber the classes from 0");
         return result;
     }
 

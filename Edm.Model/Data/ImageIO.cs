@@ -86,8 +86,8 @@ public static class ImageIO
         {
             throw new DatasetException($"cannot read image '{path}': {e.Message}", e);
         }
-        var (c, h, w) = PngDecoding.Identify(file, path);
-        var bytes = PngDecoding.Decode(file, path, c, h, w);
+        var (c, h, w) = PngDecoding.Identify(file, $"'{path}'");
+        var bytes = PngDecoding.Decode(file, $"'{path}'", c, h, w);
         var data = new float[bytes.Length];
         for (int i = 0; i < data.Length; i++) data[i] = ToFloat(bytes[i]);
         return new HostTensor([c, h, w], data);

@@ -20,15 +20,15 @@ internal static class PngDecoding
         try { info = Image.Identify(file, out format); }
         catch (Exception e) when (IsDecodeError(e)) { throw Corrupt(name, e); }
         if (info is null || format is not PngFormat)
-            throw new DatasetException($"'{name}' is not a PNG image (corrupt, or another format; convert it with `dataset convert`)");
+            throw new DatasetException($"{name} is not a PNG image (corrupt, or another format; convert it with `dataset convert`)");
         var color = info.Metadata.GetPngMetadata().ColorType;
         int c = color switch
         {
             PngColorType.Grayscale => 1,
             PngColorType.Rgb or PngColorType.Palette => 3,
             PngColorType.GrayscaleWithAlpha or PngColorType.RgbWithAlpha =>
-                throw new DatasetException($"'{name}' has an alpha channel; dataset images must be grayscale or RGB (`dataset convert` drops alpha)"),
-            _ => throw new DatasetException($"'{name}' has an unsupported PNG color type {color}"),
+                throw new DatasetException($"{name} has an alpha channel; dataset images must be grayscale or RGB (`dataset convert` drops alpha)"),
+            _ => throw new DatasetException($"{name} has an unsupported PNG color type {color}"),
         };
         return (c, info.Height, info.Width);
     }
@@ -73,7 +73,7 @@ internal static class PngDecoding
     static void Check(Image img, string name, int h, int w)
     {
         if (img.Height != h || img.Width != w)
-            throw new DatasetException($"'{name}' decoded as {img.Width}x{img.Height}, its header said {w}x{h}");
+            throw new DatasetException($"{name} decoded as {img.Width}x{img.Height}, its header said {w}x{h}");
     }
 
     static bool IsDecodeError(Exception e) => e is ImageFormatException or UnknownImageFormatException
@@ -81,5 +81,5 @@ internal static class PngDecoding
         or ArgumentException or NotSupportedException;
 
     static DatasetException Corrupt(string name, Exception e) =>
-        new($"'{name}' is a corrupt or unreadable PNG: {e.Message}", e);
+        new($"{name} is a corrupt or unreadable PNG: {e.Message}", e);
 }

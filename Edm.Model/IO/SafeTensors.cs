@@ -141,6 +141,7 @@ public static class SafeTensors
         }
         catch (JsonException e) { throw Bad(path, $"header is not valid JSON ({e.Message})", e); }
         catch (ArgumentException e) { throw Bad(path, $"header is not valid JSON ({e.Message})", e); }
+        catch (InvalidOperationException e) { throw Bad(path, $"header is not valid UTF-8 JSON ({e.Message})", e); }
 
         // Offsets: inside the data section, no overlaps, no holes.
         var byBegin = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();

@@ -52,8 +52,11 @@ public sealed record NetworkSpec(string Preset, int Resolution, int Channels, in
         PrecondKind kind;
         try { kind = Model.Precond.Parse(Get("precond")); }
         catch (ArgumentException e) { throw new CheckpointException($"checkpoint '{path}': {e.Message}"); }
+        double sigmaData = Dbl("sigma_data");
+        if (!(sigmaData > 0) || double.IsInfinity(sigmaData))
+            throw new CheckpointException($"checkpoint '{path}': metadata 'sigma_data' = '{Get("sigma_data")}'; it must be a positive finite number (corrupt file?)");
         return new NetworkSpec(Get("preset"), Int("resolution"), Int("channels"), Int("label_dim"), Int("augment_dim"), Get("dropout") == "preset" ? null : Dbl("dropout"),
-            kind, Dbl("sigma_data"));
+            kind, sigmaData);
     }
 }
 
@@ -172,6 +175,10 @@ public static class Checkpoints
             throw new CheckpointException($"checkpoint '{path}' has no tensor '{name}' (written for a different network?)");
         if (!Shapes.Equal(t.Shape, dst.Shape))
             throw new CheckpointException($"checkpoint '{path}': tensor '{name}' has shape {Shapes.Format(t.Shape)}, the network needs {dst.ShapeString}");
+        // Training never stores NaN or infinity (gradients go through nan_to_num): such a value is corruption.
+        int bad = Array.FindIndex(t.Data, v => !float.IsFinite(v));
+        if (bad >= 0)
+            throw new CheckpointException($"checkpoint '{path}': tensor '{name}' holds a non-finite value ({t.Data[bad]} at element {bad}); the file is corrupt");
         dst.CopyFrom(t.Data);
     }
 
