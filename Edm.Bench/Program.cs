@@ -17,7 +17,11 @@ public static class Program
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            foreach (var e in parsed.Errors) Console.Error.WriteLine($"error: {Friendly(e.Message)}");
+            // The most specific message first: "Required command was not provided" is noise next to
+            // "Unrecognized command or argument 'x'".
+            var messages = parsed.Errors.Select(e => Friendly(e.Message)).ToList();
+            if (messages.Count > 1) messages.RemoveAll(m => m.StartsWith("Required command was not provided"));
+            foreach (var m in messages) Console.Error.WriteLine($"error: {m}");
             Console.Error.WriteLine("run with --help for the commands and options");
             return 2;
         }

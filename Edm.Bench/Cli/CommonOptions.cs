@@ -24,6 +24,8 @@ public static class CommonOptions
     /// <summary>Opens the device, turning selection errors into usage errors.</summary>
     public static EdmDevice OpenDevice(string? spec)
     {
+        if (spec is not null && string.IsNullOrWhiteSpace(spec))
+            throw new UsageException("--device is empty; allowed: auto, cpu, cuda[:N], opencl[:N] (leave it out for $EDM_DEVICE or auto)");
         try { return EdmDevice.Create(spec); }
         catch (DeviceSelectionException e) { throw new UsageException(e.Message); }
     }
@@ -45,7 +47,7 @@ public static class CommonOptions
         catch (UsageException) { throw; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw new UsageException($"{option} '{path}' is not writable: {e.Message}");
+            throw new UsageException($"{option} '{path}' is not writable ({Reason(e)})");
         }
     }
 
@@ -68,9 +70,20 @@ public static class CommonOptions
         catch (UsageException) { throw; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw new UsageException($"{option} '{dir}' is not writable: {e.Message}");
+            throw new UsageException($"{option} '{dir}' is not writable ({Reason(e)})");
         }
     }
+
+    /// <summary>Why a write failed, without the name of the probe file that found it out.</summary>
+    static string Reason(Exception e) => e switch
+    {
+        UnauthorizedAccessException => "permission denied",
+        PathTooLongException => "the path is longer than the system allows",
+        DirectoryNotFoundException or FileNotFoundException => "a file cannot be created there",
+        _ when e.Message.Contains("File name too long", StringComparison.OrdinalIgnoreCase) => "the path is longer than the system allows",
+        _ when e.Message.Contains("Read-only file system", StringComparison.OrdinalIgnoreCase) => "read-only file system",
+        _ => System.Text.RegularExpressions.Regex.Replace(e.Message, @"\s*'?[^' ]*(\.edm-write-probe|\.tmp-\d+-0+)[^' ]*'?", ""),
+    };
 
     /// <summary>Writes a file atomically: a temporary file in the same folder, then a rename.</summary>
     public static void WriteAtomic(string path, string contents)

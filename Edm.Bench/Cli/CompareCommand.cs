@@ -64,10 +64,11 @@ public sealed class CompareCommand : IBenchCommand
     public static List<Row> Load(string path)
     {
         string text;
-        try { text = File.ReadAllText(path); }
+        try { text = File.ReadAllText(path, new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true)); }
+        catch (System.Text.DecoderFallbackException) { throw new UsageException($"'{path}' is not UTF-8 text (not a JSON file written by `kernels --json`?)"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw new UsageException($"cannot read '{path}': {e.Message}");
+            throw new UsageException(Directory.Exists(path) ? $"'{path}' is a folder; give a JSON file written by `kernels --json`" : $"cannot read '{path}': {e.Message}");
         }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(text); }

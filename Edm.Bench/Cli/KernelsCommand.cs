@@ -30,14 +30,18 @@ public sealed class KernelsCommand : IBenchCommand
         return cmd;
     }
 
+    /// <summary>Most timed repetitions per case.</summary>
+    public const int MaxReps = 1000;
+
     /// <summary>Runs the selected cases and prints the table.</summary>
     public static int Run(string? deviceSpec, string? opList, bool quick, string? jsonPath, int reps = 7)
     {
-        if (reps < 1) throw new UsageException($"--reps must be >= 1, got {reps}");
+        if (reps < 1 || reps > MaxReps) throw new UsageException($"--reps {reps} is out of range; allowed: 1..{MaxReps}");
         var benches = Benches();
         var all = benches.SelectMany(b => b.Ops).ToList();
-        var selected = opList is null ? all : opList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-        if (selected.Count == 0) throw new UsageException($"--op '{opList}' names no op; give comma-separated names from: {string.Join(", ", all)}");
+        var selected = opList is null ? all : opList.Split(',', StringSplitOptions.TrimEntries).ToList();
+        if (selected.All(o => o.Length == 0)) throw new UsageException($"--op '{opList}' names no op; give comma-separated names from: {string.Join(", ", all)}");
+        if (selected.Any(o => o.Length == 0)) throw new UsageException($"--op '{opList}' has an empty item; give comma-separated names from: {string.Join(", ", all)}");
         var unknown = selected.Where(o => !all.Contains(o)).ToList();
         if (unknown.Count > 0) throw new UsageException($"unknown op '{string.Join(",", unknown)}' in --op; allowed: {string.Join(", ", all)}");
         CommonOptions.RequireWritable(jsonPath, "--json");

@@ -91,8 +91,9 @@ public sealed class TruncationCommand : IBenchCommand
 
     static string[] List(string s, string option)
     {
-        var items = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (items.Length == 0) throw new ArgumentException($"{option} is empty; give a comma-separated list");
+        var items = s.Split(',', StringSplitOptions.TrimEntries);
+        if (items.All(i => i.Length == 0)) throw new ArgumentException($"{option} is empty; give a comma-separated list");
+        if (items.Any(i => i.Length == 0)) throw new ArgumentException($"{option} '{s}' has an empty item; give a comma-separated list without empty entries");
         return items;
     }
 
@@ -159,14 +160,25 @@ public sealed class TruncationCommand : IBenchCommand
         string? dir = string.IsNullOrWhiteSpace(referenceDir) ? FindReferenceFolder() : referenceDir;
         if (dir is null || !Directory.Exists(dir))
             return (null, $"no reference folder found ({(string.IsNullOrWhiteSpace(referenceDir) ? TruncationConfig.ReferenceFolder + " above the current folder" : referenceDir)}); not compared");
+        bool explicitly = !string.IsNullOrWhiteSpace(referenceDir);
         string sigFile = Path.Combine(dir, "config.txt");
         string sig = File.Exists(sigFile) ? File.ReadAllText(sigFile).Trim() : "";
         if (sig != cfg.Signature())
-            return (null, $"the reference curves in {dir} were made with '{sig}', this run is '{cfg.Signature()}'; not compared (regenerate with --reference-only)");
+        {
+            string why = sig.Length == 0 ? $"{dir} has no config.txt (not a reference folder written by --reference-only)"
+                : $"the reference curves in {dir} were made with '{sig}', this run is '{cfg.Signature()}'";
+            // A folder the user named must be compared; the default one is compared when it matches.
+            if (explicitly) throw new UsageException($"--reference: {why}; regenerate them with --reference-only and this run's options");
+            return (null, $"{why}; not compared (regenerate with --reference-only)");
+        }
         CurveSet reference;
         try { reference = CurveSet.ReadCsv(dir); }
         catch (InvalidDataException e) { throw new UsageException($"--reference: {e.Message}"); }
+        if (reference.Global.Count + reference.Local.Count == 0)
+            throw new UsageException($"--reference: {dir} holds no reference points (no rows in global_*.csv or local_*.csv)");
         var cmp = ReferenceComparison.Compare(set, reference);
+        if (explicitly && cmp.Missing > 0)
+            throw new UsageException($"--reference: {dir} has no reference point for {cmp.Missing} points of this run (incomplete or hand-edited CSV files?); regenerate with --reference-only");
         return (cmp, cmp.Missing > 0 ? $"{cmp.Missing} points of this run have no reference point" : null);
     }
 

@@ -51,6 +51,18 @@ public static class DatasetConverter
         if (files.Count == 0)
             throw new DatasetException($"source '{source}' holds no images (looked for {string.Join(" ", ImageExtensions)})");
         var labels = ReadSourceLabels(src, source);
+        if (labels is not null)
+        {
+            // Checked before anything is written, with the rules ImageDataset.Open applies to the result.
+            string where = $"'{ImageDataset.LabelsFile}' in '{source}'";
+            var known = files.ToHashSet(StringComparer.Ordinal);
+            var extra = labels.Keys.Where(k => !known.Contains(k)).Order(StringComparer.Ordinal).ToList();
+            if (extra.Count > 0)
+                throw new DatasetException($"{where} labels {extra.Count} file(s) that are not images of the source, e.g. '{extra[0]}'");
+            int max = labels.Count == 0 ? 0 : labels.Values.Max(), limit = ImageDataset.MaxClasses(files.Count);
+            if (max >= limit)
+                throw new DatasetException($"{where} has class {max} for {files.Count} images: classes must be indices 0..C-1 with C at most {limit}; renumber the classes from 0");
+        }
 
         using var writer = new DatasetZipWriter(dest);
         int channels = 0, res = 0;

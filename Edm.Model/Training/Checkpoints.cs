@@ -130,7 +130,7 @@ public static class Checkpoints
     {
         SafeTensorsFile f;
         try { f = SafeTensors.Read(path); }
-        catch (FileNotFoundException) { throw new CheckpointException($"checkpoint '{path}' does not exist"); }
+        catch (FileNotFoundException) { throw new CheckpointException(Directory.Exists(path) ? $"checkpoint '{path}' is a folder; give the path of a .safetensors file" : $"checkpoint '{path}' does not exist"); }
         catch (SafeTensorsException e) { throw new CheckpointException($"{e.Message}; the file is corrupt or truncated", e); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

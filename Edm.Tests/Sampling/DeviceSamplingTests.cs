@@ -107,7 +107,6 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
         t.Add("heun", "iddpm", "linear", "none", 0);
         t.Add("heun", "edm", "linear", "none", 40);        // Algorithm 2 with churn
         t.Add("ralston", "vp", "vp", "vp", 30);            // churn with VP scaling (NVlabs/edm x_hat rescale)
-        t.Add("euler_ancestral", "edm", "linear", "none", 0);
         return t;
     }
 

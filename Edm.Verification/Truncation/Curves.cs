@@ -69,8 +69,8 @@ public sealed class CurveSet
     }
 
     /// <summary>
-    /// Reads every global_*.csv and local_*.csv of a folder. A malformed row is an
-    /// <see cref="InvalidDataException"/> naming the file, the line and what was expected.
+    /// Reads every global_*.csv and local_*.csv of a folder. A malformed row (or bytes that are not
+    /// UTF-8) is an <see cref="InvalidDataException"/> naming the file, the line and what was expected.
     /// </summary>
     public static CurveSet ReadCsv(string folder)
     {
@@ -87,7 +87,11 @@ public sealed class CurveSet
     static IEnumerable<(string[] Cells, string At)> Rows(string file, int columns, string layout)
     {
         int n = 1;
-        foreach (var line in File.ReadLines(file).Skip(1))
+        // Strict UTF-8: a byte that is not UTF-8 is a corrupt file, not a character to replace.
+        string[] lines;
+        try { lines = File.ReadAllLines(file, new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true)); }
+        catch (System.Text.DecoderFallbackException e) { throw new InvalidDataException($"{file}: not UTF-8 text ({e.Message})", e); }
+        foreach (var line in lines.Skip(1))
         {
             n++;
             if (line.Length == 0) continue;
