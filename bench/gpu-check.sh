@@ -58,7 +58,7 @@ step verify app verify --device "$device" --json "$OUT/verify.json"
 grep -E "passed, [0-9]+ failed" "$OUT/verify.log"
 # Full JIT up front: with tiered compilation the first launches run unoptimised host code.
 step kernels env DOTNET_TieredCompilation=0 bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" \
-  --json "$OUT/ours.json" "${quick[@]}" ${ops:+--op "$ops"}
+  --json "$OUT/ours.json" "${quick[@]}" --op "${ops:-all}"
 step torch "$python" bench/torch_baseline.py --device "$device" --json "$OUT/torch.json" "${quick[@]}" ${ops:+--ops "$ops"}
 if [ -f "$OUT/ours.json" ] && [ -f "$OUT/torch.json" ]; then
   step compare app compare "$OUT/ours.json" "$OUT/torch.json"

@@ -24,6 +24,7 @@ public sealed class InfoCommand : IBenchCommand
                               $"multiprocessors {a.NumMultiprocessors}, max group {a.MaxNumThreadsPerGroup}" +
                               // The CPU accelerator's "shared memory" is host memory with no hardware limit; only a GPU's is a real figure.
                               (dev.IsCpu ? "" : $", shared memory per group {a.MaxSharedMemoryPerGroup / 1024} KiB"));
+            Console.WriteLine($"  CPU fast paths' instruction set: {CpuIsa.Describe()}");
             Console.WriteLine($"  launch policy: grid-stride kernels start {dev.GridThreads} threads" +
                               (dev.IsCpu ? $"; CPU fast paths {(dev.CpuFastPaths ? "on" : "off")} ({Environment.ProcessorCount} cores)" : ""));
             return 0;

@@ -21,7 +21,7 @@ public sealed class KernelsCommand : IBenchCommand
     {
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
-        var ops = new Option<string?>("--op") { Description = "Comma-separated op names (default: all); see the list printed on an unknown name" };
+        var ops = new Option<string?>("--op") { Description = "Comma-separated op names (default: all but the full-size training-step rows step_ddpmpp*; 'all': every op); see the list printed on an unknown name" };
         var quick = new Option<bool>("--quick") { Description = "Smaller sizes (a fast smoke pass)" };
         var reps = new Option<int>("--reps") { Description = "Timed repetitions per case (median reported)", DefaultValueFactory = _ => 7 };
         var cmd = new Command("kernels", "Time kernels against a baseline measured in the same run");
@@ -39,7 +39,10 @@ public sealed class KernelsCommand : IBenchCommand
         if (reps < 1 || reps > MaxReps) throw new UsageException($"--reps {reps} is out of range; allowed: 1..{MaxReps}");
         var benches = Benches();
         var all = benches.SelectMany(b => b.Ops).ToList();
-        var selected = opList is null ? all : opList.Split(',', StringSplitOptions.TrimEntries).ToList();
+        var explicitOnly = benches.SelectMany(b => b.ExplicitOps).ToHashSet();
+        var selected = opList is null ? all.Where(o => !explicitOnly.Contains(o)).ToList()
+            : opList.Trim() == "all" ? all
+            : opList.Split(',', StringSplitOptions.TrimEntries).ToList();
         if (selected.All(o => o.Length == 0)) throw new UsageException($"--op '{opList}' names no op; give comma-separated names from: {string.Join(", ", all)}");
         if (selected.Any(o => o.Length == 0)) throw new UsageException($"--op '{opList}' has an empty item; give comma-separated names from: {string.Join(", ", all)}");
         var unknown = selected.Where(o => !all.Contains(o)).ToList();
@@ -47,7 +50,14 @@ public sealed class KernelsCommand : IBenchCommand
         CommonOptions.RequireWritable(jsonPath, "--json");
         using var dev = CommonOptions.OpenDevice(deviceSpec);
         Console.WriteLine($"kernels on {dev}; ratio = our time / baseline time (lower is better)");
-        Console.WriteLine($"{"op",-18} {"shape",-28} {"ms",9} {"GB/s",8} {"GFLOP/s",8} | {"baseline",-20} {"ms",9} {"GB/s",8} {"GFLOP/s",8} | {"ratio",6}");
+        MachineLimits? limits = null;
+        if (dev.IsCpu)
+        {
+            limits = MachineLimits.Measure();
+            Console.WriteLine($"machine: {limits.Cores} cores, {limits.Isa}; measured now: peak {limits.PeakGflops:F1} GFLOP/s (FMA loop on every core), " +
+                              $"bandwidth {limits.BandwidthGbps:F1} GB/s (streaming copy); %peak = GFLOP/s / peak, %bw = GB/s / bandwidth");
+        }
+        Console.WriteLine($"{"op",-18} {"shape",-28} {"ms",9} {"GB/s",8} {"GFLOP/s",8} {"%peak",6} {"%bw",5} | {"baseline",-20} {"ms",9} {"GB/s",8} {"GFLOP/s",8} | {"ratio",6}");
         var rows = new List<BenchRow>();
         foreach (var bench in benches)
             foreach (var op in bench.Ops.Where(selected.Contains))
@@ -58,9 +68,12 @@ public sealed class KernelsCommand : IBenchCommand
                         double ms = Timing.MedianMs(c.Run, dev.Synchronize, reps: reps);
                         double bms = c.RunBaseline is null ? double.NaN : Timing.MedianMs(c.RunBaseline, dev.Synchronize, reps: reps);
                         double gbps = c.Bytes / 1e6 / ms, gflops = c.Flops / 1e6 / ms;
-                        var row = new BenchRow(c.Op, c.Shape, dev.Spec, ms, gbps, gflops, c.Baseline, bms, ms / bms, c.Note);
+                        double peak = limits is null || c.Flops <= 0 ? double.NaN : gflops / limits.PeakGflops;
+                        double bw = limits is null || c.Bytes <= 0 ? double.NaN : gbps / limits.BandwidthGbps;
+                        var row = new BenchRow(c.Op, c.Shape, dev.Spec, ms, gbps, gflops, c.Baseline, bms, ms / bms, c.Note, peak, bw);
                         rows.Add(row);
-                        Console.WriteLine($"{row.Op,-18} {row.Shape,-28} {ms,9:F3} {gbps,8:F1} {gflops,8:F1} | {row.Baseline,-20} {bms,9:F3} " +
+                        static string Pct(double f) => double.IsNaN(f) ? "-" : $"{100 * f:F0}%";
+                        Console.WriteLine($"{row.Op,-18} {row.Shape,-28} {ms,9:F3} {gbps,8:F1} {gflops,8:F1} {Pct(peak),6} {Pct(bw),5} | {row.Baseline,-20} {bms,9:F3} " +
                                           $"{c.Bytes / 1e6 / bms,8:F1} {c.Flops / 1e6 / bms,8:F1} | {row.Ratio,6:F2}{(c.Note is null ? "" : "  " + c.Note)}");
                     }
                     finally { c.Resources?.Dispose(); }

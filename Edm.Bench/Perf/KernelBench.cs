@@ -19,7 +19,9 @@ public sealed record BenchRow(
     [property: JsonPropertyName("baseline")] string Baseline,
     [property: JsonPropertyName("baseline_ms")] double BaselineMs,
     [property: JsonPropertyName("ratio")] double Ratio,
-    [property: JsonPropertyName("note")] string? Note = null);
+    [property: JsonPropertyName("note")] string? Note = null,
+    [property: JsonPropertyName("peak_fraction")] double PeakFraction = double.NaN,
+    [property: JsonPropertyName("bandwidth_fraction")] double BandwidthFraction = double.NaN);
 
 /// <summary>What a bench case does: bytes moved and FLOPs per launch, and the two timed actions.</summary>
 /// <param name="Baseline">Name of the baseline (e.g. "csharp-parallel-for", "d2d-copy").</param>
@@ -34,6 +36,8 @@ public interface IKernelBench
 {
     /// <summary>Op names this family can bench (for --op).</summary>
     IReadOnlyList<string> Ops { get; }
+    /// <summary>Ops that run only when named in --op (long rows, e.g. a full-size training step).</summary>
+    IReadOnlyList<string> ExplicitOps => [];
     /// <summary>Builds the cases of one op; <paramref name="quick"/> asks for small sizes.</summary>
     IEnumerable<BenchCase> Cases(EdmDevice device, string op, bool quick);
 }

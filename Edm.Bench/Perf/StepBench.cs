@@ -36,6 +36,10 @@ public sealed class StepBench : IKernelBench
     /// <inheritdoc/>
     public IReadOnlyList<string> Ops { get; } = ["step_ddpmpp", "step_ddpmpp_conv", "step_ddpmpp_groupnorm", "step_ddpmpp_attention"];
 
+    /// <inheritdoc/>
+    /// <remarks>Minutes per row on the CPU: they run only when named (`kernels --op step_ddpmpp`).</remarks>
+    public IReadOnlyList<string> ExplicitOps => Ops;
+
     /// <summary>Batch size of the step: 128 on a GPU; on the CPU accelerator 8, or 2 with --quick.</summary>
     public static int BatchFor(EdmDevice device, bool quick) => !device.IsCpu ? 128 : quick ? 2 : 8;
 
