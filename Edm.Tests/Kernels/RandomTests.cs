@@ -7,22 +7,8 @@ namespace Edm.Tests.Kernels;
 // Philox4x32-10 and the normal fills against float64 references (the same checks `verify` runs), over more shapes, on both
 // the CPU fast path and the ILGPU kernels (CpuFastPaths = false).
 [Collection("cpu-device")]
-public sealed class RandomTests(CpuDevice cpu) : IClassFixture<CpuDevice>
+public sealed class RandomTests(CpuDevice cpu) : BothPathsTests(cpu), IClassFixture<CpuDevice>
 {
-    readonly EdmDevice _d = cpu.Device;
-
-    static void Pass(VerifyRow r) => Assert.True(r.Passed, $"{r.Name} {r.Shapes}: max abs {r.MaxAbsError:E3} > tol {r.Tolerance:E1} {r.Note}");
-
-    void BothPaths(Action<EdmDevice> check)
-    {
-        foreach (bool fast in new[] { true, false })
-        {
-            _d.CpuFastPaths = fast;
-            try { check(_d); }
-            finally { _d.CpuFastPaths = true; }
-        }
-    }
-
     [Fact]
     public void Philox_matches_published_known_answers()
     {
