@@ -2,9 +2,16 @@
 // "mu" and "sigma", the layout of NVlabs/edm's fid.py reference files), computed in float64 with
 // symmetric eigen-decompositions (Edm.Model/Metrics/FrechetDistance.cs). It reports when negative
 // eigenvalues (rounding of singular covariances) were clipped to zero.
-// The feature networks that make such files from images (`fid ref`, `fid calc`) are not built yet.
+// `fid ref --data DATASET --dest REF.npz --features classifier:PATH` writes the statistics of a
+// dataset's features; `fid calc --images FOLDER|ZIP --ref REF.npz --features classifier:PATH` the
+// distance of a folder of images (e.g. `generate`'s output) to them. Features: the 128 penultimate
+// activations of `classifier train`'s network (`inception:PATH`, the FID Inception-v3, is not built
+// yet). Images and reference must come from the same feature network (their sizes must match).
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
+using Edm.Kernels;
+using Edm.Model.Data;
 using Edm.Model.Metrics;
 
 namespace Edm.Bench.Cli;
@@ -34,7 +41,110 @@ public sealed class FidCommand : IBenchCommand
         }));
         var cmd = new Command("fid", "Frechet distance of feature statistics (FID with Inception features)");
         cmd.Subcommands.Add(compare);
+        cmd.Subcommands.Add(BuildRef());
+        cmd.Subcommands.Add(BuildCalc());
         return cmd;
+    }
+
+    static Option<string> Features() => new("--features") { Description = "Feature network: classifier:PATH (from `classifier train`); inception:PATH is not built yet", Required = true };
+    static Option<int?> Num() => new("--num") { Description = "Use N images spread evenly over the set (default: all)" };
+
+    static Command BuildRef()
+    {
+        var device = CommonOptions.Device();
+        var data = new Option<string>("--data") { Description = "Dataset folder or zip", Required = true };
+        var dest = new Option<string>("--dest") { Description = "Statistics file to write (.npz)", Required = true };
+        var features = Features();
+        var num = Num();
+        var cmd = new Command("ref", "Feature statistics (mu, sigma) of a dataset, as a reference .npz");
+        foreach (var o in new Option[] { device, data, dest, features, num }) cmd.Options.Add(o);
+        cmd.SetAction(p => CliErrors.Guard(() =>
+        {
+            string destPath = p.GetValue(dest)!;
+            if (!destPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)) throw new UsageException($"--dest '{destPath}' must end in .npz");
+            CommonOptions.RequireWritable(destPath, "--dest");
+            var stats = StatisticsOf(p.GetValue(device), p.GetValue(data)!, p.GetValue(features)!, p.GetValue(num), "--data");
+            stats.Save(destPath);
+            Console.WriteLine($"wrote {destPath} ({stats.Dim} features)");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command BuildCalc()
+    {
+        var device = CommonOptions.Device();
+        var images = new Option<string>("--images") { Description = "Folder or zip of PNG images (e.g. generate's --outdir)", Required = true };
+        var reference = new Option<string>("--ref") { Description = "Reference statistics (.npz from fid ref)", Required = true };
+        var features = Features();
+        var num = Num();
+        var cmd = new Command("calc", "Frechet distance of a folder of images to reference statistics");
+        foreach (var o in new Option[] { device, images, reference, features, num }) cmd.Options.Add(o);
+        cmd.SetAction(p => CliErrors.Guard(() =>
+        {
+            var refStats = Load(p.GetValue(reference)!);
+            if (refStats.Dim != MnistClassifier.FeatureDim)
+                throw new UsageException($"--ref '{p.GetValue(reference)}' has {refStats.Dim} features, the classifier gives {MnistClassifier.FeatureDim}; make the reference with the same --features");
+            var stats = StatisticsOf(p.GetValue(device), p.GetValue(images)!, p.GetValue(features)!, p.GetValue(num), "--images");
+            var r = FrechetDistance.Compute(stats, refStats);
+            Console.WriteLine(r.Distance.ToString("F6", CultureInfo.InvariantCulture));
+            if (r.ClippedEigenvalues > 0)
+                Console.Error.WriteLine($"note: {r.ClippedEigenvalues} negative eigenvalue(s) clipped to 0: singular covariances, e.g. fewer images than features");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static FeatureStatistics StatisticsOf(string? deviceSpec, string path, string features, int? num, string option)
+    {
+        using var ds = ImageDataset.Open(path, preload: true);
+        int n = num ?? ds.Count;
+        if (n < 2) throw new UsageException($"--num {n}: the statistics need at least 2 images");
+        if (n > ds.Count) throw new UsageException($"--num {n} is more than the {ds.Count} images of {option} '{path}'");
+        using var dev = CommonOptions.OpenDevice(deviceSpec);
+        using var net = FeatureNet(dev, features);
+        RequireMatch(net, ds);
+        var clock = Stopwatch.StartNew();
+        // N images spread evenly over the set (a dataset stored class by class keeps every class).
+        var images = ds.ReadImages(Enumerable.Range(0, n).Select(i => (int)((long)i * ds.Count / n)).ToArray());
+        int next = 0;
+        var f = ClassifierTraining.Features(net, images, n, progress: done =>
+        {
+            if (done < next && done < n) return;
+            next = done + Math.Max(1, n / 10);
+            double ips = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+            Console.WriteLine($"  features {done}/{n}  {ips:F0} img/s  eta {TimeSpan.FromSeconds(Math.Round((n - done) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
+        });
+        return FeatureStatistics.Of(f, n, MnistClassifier.FeatureDim);
+    }
+
+    static MnistClassifier FeatureNet(EdmDevice dev, string spec)
+    {
+        int colon = spec.IndexOf(':');
+        string kind = colon < 0 ? spec : spec[..colon], path = colon < 0 ? "" : spec[(colon + 1)..];
+        return kind switch
+        {
+            "classifier" when path.Length > 0 => LoadClassifier(dev, path),
+            "inception" => throw new UsageException("--features inception:PATH: the FID Inception-v3 network is not built yet; use classifier:PATH (from `classifier train`)"),
+            _ => throw new UsageException($"--features '{spec}' is not understood; allowed: classifier:PATH"),
+        };
+    }
+
+    /// <summary>Loads a classifier file, turning file problems into usage errors.</summary>
+    public static MnistClassifier LoadClassifier(EdmDevice dev, string path)
+    {
+        try { return MnistClassifier.Load(dev, path); }
+        catch (Exception e) when (e is InvalidDataException or Edm.Model.IO.SafeTensorsException or FileNotFoundException)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
+
+    /// <summary>The images must have the classifier's channels and resolution.</summary>
+    public static void RequireMatch(MnistClassifier net, ImageDataset ds)
+    {
+        if (ds.Channels != net.Channels || ds.Resolution != net.Resolution)
+            throw new UsageException($"'{ds.Path}' holds {ds.Channels}x{ds.Resolution}x{ds.Resolution} images, the classifier takes {net.Channels}x{net.Resolution}x{net.Resolution}");
     }
 
     static FeatureStatistics Load(string path)
