@@ -135,6 +135,9 @@ public sealed class Precond : IDenoiser, IDisposable
         Variable Col(Func<PrecondCoefficients, double> f) =>
             new(Tensor.FromArray(dev, coef.Select(v => (float)f(v)).ToArray(), b, 1, 1, 1));
         var cIn = Col(v => v.CIn);
+        // A conditional network called without labels gets zero labels (NVlabs/edm's preconditioners
+        // do the same), so its label layer still runs: SongUNet's map_label adds its bias.
+        if (classLabels is null && Network.LabelDim > 0) classLabels = new Variable(Tensor.Zeros(dev, b, Network.LabelDim));
         var f = Network.Forward(Fn.Mul(x, cIn), coef.Select(v => v.CNoise).ToArray(), classLabels, augmentLabels);
         if (Kind == PrecondKind.Iddpm) f = Fn.Slice(f, 1, 0, ImgChannels); // the variance channels are not used by D
         fOut = f;

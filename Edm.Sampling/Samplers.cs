@@ -158,7 +158,7 @@ public static class Samplers
         return scope.Escape(result);
     }
 
-    // k-diffusion euler_ancestral: Euler to sigma_down, then sigma_up fresh noise.
+    // k-diffusion euler_ancestral: Euler to sigma_down, then sigma_up * S_noise fresh noise.
     static void EulerAncestral(SamplingPlan plan, IDenoiser den, Tensor x, ulong[]? seeds)
     {
         var sig = plan.Sigma;
@@ -179,7 +179,7 @@ public static class Samplers
             {
                 var eps = Tensor.Empty(x.Device, x.Shape);
                 Ops.NormalPerSample(eps, seeds!, (ulong)i + 1);
-                Ops.Axpy((float)up, eps, x);
+                Ops.Axpy((float)(up * plan.Settings.SNoise), eps, x);  // k-diffusion's s_noise scales the fresh noise
             }
         }
     }

@@ -86,4 +86,19 @@ public sealed class PrecondTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         double perPixel = Losses.Compute(p, new Variable(y05), null, null, new LossSettings(), 1, 0).Value.Item() / 64;
         Assert.InRange(perPixel, 0.5, 2.0);
     }
+
+    [Fact]
+    public void A_conditional_network_without_labels_gets_zero_labels()
+    {
+        using var scope = new TensorScope();
+        using var net = Presets.Create("ddpmpp-tiny", new InitContext(_d, 3), 8, 1, labelDim: 3);
+        // A non-zero map_label bias, so skipping the layer would show.
+        foreach (var (name, p) in net.Module.NamedParameters().Where(n => n.Name.StartsWith("map_label")))
+            p.Value.CopyFrom(TestData.Random(p.Value.Length, 9));
+        var pc = new Precond(net, PrecondKind.Edm, 0.5);
+        var x = new Variable(Tensor.FromArray(_d, TestData.Random(2 * 64, 1), 2, 1, 8, 8));
+        var none = pc.Forward(x, [0.5, 2.0]).Value.ToArray();
+        var zeros = pc.Forward(x, [0.5, 2.0], new Variable(Tensor.Zeros(_d, 2, 3))).Value.ToArray();
+        Assert.Equal(zeros, none);
+    }
 }

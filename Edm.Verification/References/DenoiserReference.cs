@@ -12,6 +12,9 @@ public interface IHostDenoiser
     int Dim { get; }
     /// <summary>Writes D(x; sigma) into <paramref name="result"/>; x and result have length D.</summary>
     void Denoise(ReadOnlySpan<double> x, double sigma, Span<double> result);
+
+    /// <summary>Rounds a noise level to one the denoiser supports (as <c>IDenoiser.RoundSigma</c>); identity by default.</summary>
+    double RoundSigma(double sigma) => sigma;
 }
 
 /// <summary>The ideal denoiser of an isotropic Gaussian mixture (the point set is s_k = 0).</summary>

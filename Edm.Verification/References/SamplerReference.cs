@@ -49,7 +49,7 @@ public static class SamplerReference
         for (int i = 0; i < n; i++)
         {
             double tCur = plan.T[i], tNext = plan.T[i + 1];
-            double tHat = plan.THat(i);
+            double tHat = plan.THat(i, den.RoundSigma);  // the churn step rounds sigma as the device sampler does
             double sigmaCur = f.Sigma(tCur), sigmaHat = f.Sigma(tHat);
             double noiseScale = Math.Sqrt(Math.Max(sigmaHat * sigmaHat - sigmaCur * sigmaCur, 0)) * f.S(tHat) * s.SNoise;
             double rescale = f.S(tHat) / f.S(tCur);
@@ -127,7 +127,7 @@ public static class SamplerReference
             {
                 double d = (x[e] - dn[e]) / sc;
                 x[e] += d * (down - sc);
-                if (sn > 0 && up > 0) x[e] += up * noise(i, e);
+                if (sn > 0 && up > 0) x[e] += up * plan.Settings.SNoise * noise(i, e);  // k-diffusion's s_noise
             }
         }
         return plan.Steps;
