@@ -97,7 +97,9 @@ public sealed class FidCommand : IBenchCommand
 
     static FeatureStatistics StatisticsOf(string? deviceSpec, string path, string features, int? num, string option)
     {
-        using var ds = ImageDataset.Open(path, preload: true);
+        // `generate` writes its grid.png next to the seed images: not one of the samples.
+        bool Include(string f) => option != "--images" || f != "grid.png";
+        using var ds = ImageDataset.Open(path, preload: true, include: Include);
         int n = num ?? ds.Count;
         if (n < 2) throw new UsageException($"--num {n}: the statistics need at least 2 images");
         if (n > ds.Count) throw new UsageException($"--num {n} is more than the {ds.Count} images of {option} '{path}'");

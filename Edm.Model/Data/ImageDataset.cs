@@ -58,13 +58,14 @@ public sealed class ImageDataset : IDisposable
     /// demand). Throws <see cref="DatasetException"/> for a missing or empty dataset, a file that is not
     /// a PNG or is corrupt, images of mixed sizes or channels or not square, and labels that do not
     /// match the images one to one; each message names the dataset and the first offending file.
+    /// <paramref name="include"/>, when given, keeps only the PNG files (relative names) it accepts.
     /// </summary>
-    public static ImageDataset Open(string path, bool preload = false)
+    public static ImageDataset Open(string path, bool preload = false, Func<string, bool>? include = null)
     {
         var source = FileSource.Open(path, "dataset");
         try
         {
-            var files = source.Files.Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).ToArray();
+            var files = source.Files.Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase) && (include is null || include(f))).ToArray();
             if (files.Length == 0)
                 throw new DatasetException($"dataset '{path}' holds no .png images" +
                     (source.Files.Count > 0 ? $" (it has {source.Files.Count} other files; convert other formats with `dataset convert`)" : ""));

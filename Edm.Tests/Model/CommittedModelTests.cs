@@ -1,0 +1,40 @@
+using Edm.Tests.Data;
+using Xunit;
+
+namespace Edm.Tests.Model;
+
+// The models in models/ load and work from a fresh clone: the 16x16 MNIST diffusion model samples
+// through `generate`, and `fid` reads generate's output folder (its grid.png is not a sample).
+public sealed class CommittedModelTests
+{
+    static string Repo(string relative)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "EdmKernels.sln"))) return Path.Combine(d.FullName, relative);
+        throw new InvalidOperationException("EdmKernels.sln not found above the test assembly");
+    }
+
+    [Fact]
+    public void The_mnist16_model_generates_and_fid_reads_its_output()
+    {
+        using var tmp = new TempDir();
+        var gen = tmp["gen"];
+        var (code, _, err) = CliProcess.Run("generate", "--network", Repo("models/mnist16-ddpmpp-tiny.safetensors"), "--seeds", "0-3",
+            "--steps", "3", "--sampler", "euler", "--outdir", gen, "--device", "cpu");
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(Path.Combine(gen, "grid.png")));
+        string clf = "classifier:" + Repo("models/mnist16-classifier.safetensors"), reference = tmp["ref.npz"];
+        (code, _, err) = CliProcess.Run("fid", "ref", "--data", Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip"), "--dest", tmp["wrong.npz"], "--features", clf, "--device", "cpu");
+        Assert.Equal(2, code);  // 32x32 digits into the 16x16 classifier
+        Assert.Contains("16x16", err);
+        (code, var output, err) = CliProcess.Run("fid", "calc", "--images", gen, "--ref", reference, "--features", clf, "--device", "cpu");
+        Assert.Equal(2, code);  // no such reference yet
+        Assert.Contains("ref.npz", err);
+        Assert.True(CliProcess.Code("fid", "ref", "--data", tmp["gen"], "--dest", tmp["gen.npz"], "--features", clf, "--device", "cpu") == 2,
+            "fid ref on a generate folder must refuse its grid (it is not an --images option)");
+        new Edm.Model.Metrics.FeatureStatistics(new double[128], Enumerable.Range(0, 128 * 128).Select(i => i % 129 == 0 ? 1.0 : 0).ToArray(), 128).Save(reference);
+        (code, output, err) = CliProcess.Run("fid", "calc", "--images", gen, "--ref", reference, "--features", clf, "--device", "cpu");
+        Assert.True(code == 0, err);
+        Assert.True(double.IsFinite(double.Parse(output.Trim().Split('\n')[^1], System.Globalization.CultureInfo.InvariantCulture)));
+    }
+}
