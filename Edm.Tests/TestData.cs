@@ -8,6 +8,14 @@ namespace Edm.Tests;
 
 internal static class TestData
 {
+    /// <summary>A path relative to the repository root (the folder holding EdmKernels.sln above the test assembly).</summary>
+    public static string Repo(string relative)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "EdmKernels.sln"))) return Path.Combine(d.FullName, relative);
+        throw new InvalidOperationException("EdmKernels.sln not found above the test assembly");
+    }
+
     /// <summary>Deterministic random floats in [lo, hi) (never all zeros).</summary>
     public static float[] Random(int n, int seed, double lo = -1, double hi = 1) => Edm.Verification.Compare.Random(n, seed, lo, hi);
 

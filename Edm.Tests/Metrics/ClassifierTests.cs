@@ -16,13 +16,6 @@ public sealed class ClassifierTests(CpuDevice cpu) : IClassFixture<CpuDevice>
 {
     readonly EdmDevice _d = cpu.Device;
 
-    static string Repo(string relative)
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "EdmKernels.sln"))) return Path.Combine(d.FullName, relative);
-        throw new InvalidOperationException("EdmKernels.sln not found above the test assembly");
-    }
-
     [Fact]
     public void A_few_training_steps_lower_the_loss()
     {
@@ -66,8 +59,8 @@ public sealed class ClassifierTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     [Fact]
     public void The_committed_mnist_classifier_is_accurate_on_held_out_digits()
     {
-        using var net = MnistClassifier.Load(_d, Repo("models/mnist-classifier.safetensors"));
-        using var ds = ImageDataset.Open(Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip"), preload: true);
+        using var net = MnistClassifier.Load(_d, TestData.Repo("models/mnist-classifier.safetensors"));
+        using var ds = ImageDataset.Open(TestData.Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip"), preload: true);
         double acc = ClassifierTraining.Accuracy(net, ds, Enumerable.Range(0, ds.Count).ToArray());
         Assert.True(acc >= 0.97, $"held-out accuracy {acc:P2}");
         var f = ClassifierTraining.Features(net, ds.ReadImages(Enumerable.Range(0, ds.Count).ToArray()), ds.Count);
@@ -79,7 +72,7 @@ public sealed class ClassifierTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     public void Fid_ref_and_calc_work_from_the_cli_and_refuse_mismatches()
     {
         using var tmp = new TempDir();
-        string clf = "classifier:" + Repo("models/mnist-classifier.safetensors"), data = Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip");
+        string clf = "classifier:" + TestData.Repo("models/mnist-classifier.safetensors"), data = TestData.Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip");
         var reference = tmp["ref.npz"];
         var (code, _, err) = CliProcess.Run("fid", "ref", "--data", data, "--dest", reference, "--features", clf, "--device", "cpu");
         Assert.True(code == 0, err);

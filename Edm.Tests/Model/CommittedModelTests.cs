@@ -7,24 +7,17 @@ namespace Edm.Tests.Model;
 // through `generate`, and `fid` reads generate's output folder (its grid.png is not a sample).
 public sealed class CommittedModelTests
 {
-    static string Repo(string relative)
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "EdmKernels.sln"))) return Path.Combine(d.FullName, relative);
-        throw new InvalidOperationException("EdmKernels.sln not found above the test assembly");
-    }
-
     [Fact]
     public void The_mnist16_model_generates_and_fid_reads_its_output()
     {
         using var tmp = new TempDir();
         var gen = tmp["gen"];
-        var (code, _, err) = CliProcess.Run("generate", "--network", Repo("models/mnist16-ddpmpp-tiny.safetensors"), "--seeds", "0-3",
+        var (code, _, err) = CliProcess.Run("generate", "--network", TestData.Repo("models/mnist16-ddpmpp-tiny.safetensors"), "--seeds", "0-3",
             "--steps", "3", "--sampler", "euler", "--outdir", gen, "--device", "cpu");
         Assert.True(code == 0, err);
         Assert.True(File.Exists(Path.Combine(gen, "grid.png")));
-        string clf = "classifier:" + Repo("models/mnist16-classifier.safetensors"), reference = tmp["ref.npz"];
-        (code, _, err) = CliProcess.Run("fid", "ref", "--data", Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip"), "--dest", tmp["wrong.npz"], "--features", clf, "--device", "cpu");
+        string clf = "classifier:" + TestData.Repo("models/mnist16-classifier.safetensors"), reference = tmp["ref.npz"];
+        (code, _, err) = CliProcess.Run("fid", "ref", "--data", TestData.Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip"), "--dest", tmp["wrong.npz"], "--features", clf, "--device", "cpu");
         Assert.Equal(2, code);  // 32x32 digits into the 16x16 classifier
         Assert.Contains("16x16", err);
         (code, var output, err) = CliProcess.Run("fid", "calc", "--images", gen, "--ref", reference, "--features", clf, "--device", "cpu");
