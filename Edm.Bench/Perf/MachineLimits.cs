@@ -5,7 +5,8 @@
 //     Vector128), on every core at once; 2 FLOPs per lane per FMA. Without FMA a multiply and an
 //     add count 2 FLOPs as well.
 //   bandwidth: a parallel streaming copy of 2 x 256 MiB (bytes read + written per second).
-// Both are medians of 5 timed runs after a warm-up.
+// Both are medians of 5 timed runs after a warm-up. The three FMA loops are written out per width:
+// .NET 10 has no public generic vector interface to write them once (ISimdVector is internal).
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
