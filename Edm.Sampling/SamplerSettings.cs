@@ -114,7 +114,12 @@ public sealed record SamplerSettings
         var (lo, hi) = TimeSteps.DefaultSigmaRange(Discretization);
         TimeSteps.Validate(Steps, SigmaMin ?? lo, SigmaMax ?? hi, Rho);
         double a = EffectiveAlpha;
-        if (!(a > 0 && a <= 1)) throw new ArgumentException($"alpha = {a} is invalid; allowed: 0 < alpha <= 1");
+        // Appendix D.2: the second evaluation sits at t_i + alpha h. alpha <= 0 leaves no second
+        // evaluation (or steps backwards); alpha > 1 evaluates beyond t_{i+1}, at the last step below
+        // t_N = 0, where sigma(t) and the denoiser are not defined.
+        if (!(a > 0 && a <= 1))
+            throw new ArgumentException($"alpha = {a} is invalid; allowed: 0 < alpha <= 1 (the RK2 step evaluates at t_i + alpha h, " +
+                "which must lie in (t_i, t_{i+1}]: alpha > 1 would pass t_{i+1}, below t_N = 0 at the last step)");
         if (!(SChurn >= 0) || double.IsInfinity(SChurn)) throw new ArgumentException($"S_churn = {SChurn} is invalid; allowed: S_churn >= 0");
         if (!(SNoise >= 0) || double.IsInfinity(SNoise)) throw new ArgumentException($"S_noise = {SNoise} is invalid; allowed: S_noise >= 0");
         if (double.IsNaN(STmin) || double.IsNaN(STmax) || STmin > STmax) throw new ArgumentException($"S_tmin = {STmin}, S_tmax = {STmax} are invalid; allowed: S_tmin <= S_tmax");

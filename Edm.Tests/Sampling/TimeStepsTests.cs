@@ -87,7 +87,7 @@ public class TimeStepsTests
     [InlineData(10, 80, 80, 7, 1.0, 0.0, "sigma_min")]
     [InlineData(10, 0.002, 80, 0, 1.0, 0.0, "rho > 0")]
     [InlineData(10, 0.002, 80, 7, 0.0, 0.0, "0 < alpha <= 1")]
-    [InlineData(10, 0.002, 80, 7, 1.5, 0.0, "0 < alpha <= 1")]
+    [InlineData(10, 0.002, 80, 7, 1.5, 0.0, "would pass t_{i+1}")]
     [InlineData(10, 0.002, 80, 7, 1.0, -1.0, "S_churn >= 0")]
     public void BadSettingsNameTheAllowedRange(int n, double lo, double hi, double rho, double alpha, double churn, string allowed)
     {
