@@ -51,7 +51,7 @@ public static class DenoiserWithVariance
     }
 
     /// <summary>
-    /// One batch with sigma and noise drawn as <see cref="Losses.Compute"/> does (EDM's log-normal
+    /// One batch with sigma and noise drawn as <see cref="Losses.Compute(Precond, Edm.Autograd.Variable, Edm.Autograd.Variable?, Edm.Autograd.Variable?, LossSettings, ulong, ulong)"/> does (EDM's log-normal
     /// sigma from <paramref name="s"/>, Philox (seed, 2 stream) and (seed, 2 stream + 1)).
     /// </summary>
     public static Variable Compute(Precond precond, Variable y, Variable? classLabels, Variable? augmentLabels, LossSettings s, ulong seed, ulong stream)

@@ -98,11 +98,26 @@ public static class Losses
     {
         int b = y.Shape[0];
         var sigma = SampleSigma(s, b, seed, 2 * stream);
+        var eps = Tensor.Empty(y.Device, y.Shape);
+        Ops.Normal(eps, seed, 2 * stream + 1);
+        return Compute(net, y, classLabels, augmentLabels, s, sigma, eps);
+    }
+
+    /// <summary>
+    /// The loss with the caller's noise levels <paramref name="sigma"/> (one per image, &gt; 0) and
+    /// unit Gaussian noise <paramref name="noise"/> (the shape of y): the noised input is
+    /// y + sigma noise, as in k-diffusion's <c>Denoiser.loss(input, noise, sigma)</c>. For parity
+    /// checks against other code and for ablations over sigma. Never disposes its inputs.
+    /// </summary>
+    public static Variable Compute(Precond net, Variable y, Variable? classLabels, Variable? augmentLabels, LossSettings s, double[] sigma, Tensor noise)
+    {
+        int b = y.Shape[0];
+        if (sigma.Length != b) throw new ArgumentException($"Losses.Compute: {sigma.Length} sigmas for a batch of {b}");
+        if (sigma.Any(v => !(v > 0) || double.IsInfinity(v))) throw new ArgumentException("Losses.Compute: every sigma must be a positive finite number");
+        if (!Shapes.Equal(noise.Shape, y.Shape)) throw new ArgumentException($"Losses.Compute: noise has shape {noise.ShapeString}, expected y's {y.Value.ShapeString}");
         var dev = y.Device;
-        var n = Tensor.Empty(dev, y.Shape);
-        Ops.Normal(n, seed, 2 * stream + 1);
-        using (var sig = Tensor.FromArray(dev, sigma.Select(v => (float)v).ToArray(), b, 1, 1, 1))
-        using (var scaled = Ops.Mul(n, sig)) Ops.CopyInto(scaled, n);          // n ~ N(0, sigma^2 I)
+        Tensor n;
+        using (var sig = Tensor.FromArray(dev, sigma.Select(v => (float)v).ToArray(), b, 1, 1, 1)) n = Ops.Mul(noise, sig);  // n ~ N(0, sigma^2 I)
         var yn = Fn.Add(y, new Variable(n));
         var w = new Variable(Tensor.FromArray(dev, sigma.Select(v => (float)Weight(s, v)).ToArray(), b, 1, 1, 1));
         Variable err;

@@ -101,4 +101,28 @@ public sealed class PrecondTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         var zeros = pc.Forward(x, [0.5, 2.0], new Variable(Tensor.Zeros(_d, 2, 3))).Value.ToArray();
         Assert.Equal(zeros, none);
     }
+
+    [Fact]
+    public void The_loss_takes_the_callers_sigma_and_noise()
+    {
+        using var scope = new TensorScope();
+        using var net = Presets.Create("ddpmpp-tiny", new InitContext(_d, 4), 8, 1);
+        var pc = new Precond(net, PrecondKind.Edm, 0.5);
+        var s = new LossSettings();
+        var y = new Variable(Tensor.FromArray(_d, TestData.Random(3 * 64, 2), 3, 1, 8, 8));
+        var eps = Tensor.FromArray(_d, TestData.Random(3 * 64, 3), 3, 1, 8, 8);
+        double[] sigma = [0.05, 0.7, 12.0];
+        double got = Losses.Compute(pc, y, null, null, s, sigma, eps).Value.Item();
+        // The same loss written out: (1/B) sum_b lambda(sigma_b) |D(y_b + sigma_b eps_b; sigma_b) - y_b|^2.
+        var yv = y.Value.ToArray();
+        var ev = eps.ToArray();
+        var noised = yv.Select((v, i) => v + (float)sigma[i / 64] * ev[i]).ToArray();
+        var d = pc.Forward(new Variable(Tensor.FromArray(_d, noised, 3, 1, 8, 8)), sigma).Value.ToArray();
+        double want = 0;
+        for (int i = 0; i < d.Length; i++) want += Losses.Weight(s, sigma[i / 64]) * Math.Pow(d[i] - yv[i], 2);
+        want /= 3;
+        Assert.Equal(want, got, want * 1e-5);
+        Assert.Throws<ArgumentException>(() => Losses.Compute(pc, y, null, null, s, [0.5, 1.0], eps));
+        Assert.Throws<ArgumentException>(() => Losses.Compute(pc, y, null, null, s, [0.5, -1.0, 1.0], eps));
+    }
 }
