@@ -230,37 +230,55 @@ public static class AutogradReference
 
     // ---- matrix product ----
 
-    /// <summary>y = a b; a (M, K), b (K, N), y (M, N).</summary>
+    /// <summary>
+    /// y = a b for a (M, K) or (Ba, M, K) and b (K, N) or (Bb, K, N); a batch of 1 (or a rank-2
+    /// operand) broadcasts. y is (M, N) when both are rank 2, else (B, M, N).
+    /// </summary>
     public static RefTensor MatMul(RefTensor a, RefTensor b)
     {
-        int m = a.Shape[0], k = a.Shape[1], n = b.Shape[1];
-        var y = RefTensor.Zeros(m, n);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double s = 0;
-                for (int p = 0; p < k; p++) s += a.Data[i * k + p] * b.Data[p * n + j];
-                y.Data[i * n + j] = s;
-            }
+        var (batch, ba, bb, m, k, n) = MatMulDims(a, b);
+        var y = a.Shape.Length == 2 && b.Shape.Length == 2 ? RefTensor.Zeros(m, n) : RefTensor.Zeros(batch, m, n);
+        for (int t = 0; t < batch; t++)
+        {
+            int ao = (ba == 1 ? 0 : t) * m * k, bo = (bb == 1 ? 0 : t) * k * n, yo = t * m * n;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = 0;
+                    for (int p = 0; p < k; p++) s += a.Data[ao + i * k + p] * b.Data[bo + p * n + j];
+                    y.Data[yo + i * n + j] = s;
+                }
+        }
         return y;
     }
 
-    /// <summary>ga = gy b^T (M, K), gb = a^T gy (K, N).</summary>
+    /// <summary>Gradients of <see cref="MatMul"/>: ga = gy b^T, gb = a^T gy, summed over the batch items an operand was broadcast to.</summary>
     public static RefTensor[] MatMulBackward(RefTensor a, RefTensor b, RefTensor gy)
     {
-        int m = a.Shape[0], k = a.Shape[1], n = b.Shape[1];
-        var ga = RefTensor.Zeros(m, k);
-        var gb = RefTensor.Zeros(k, n);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double g = gy.Data[i * n + j];
-                for (int p = 0; p < k; p++)
+        var (batch, ba, bb, m, k, n) = MatMulDims(a, b);
+        var ga = new RefTensor(new double[a.Data.Length], (int[])a.Shape.Clone());
+        var gb = new RefTensor(new double[b.Data.Length], (int[])b.Shape.Clone());
+        for (int t = 0; t < batch; t++)
+        {
+            int ao = (ba == 1 ? 0 : t) * m * k, bo = (bb == 1 ? 0 : t) * k * n, yo = t * m * n;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
                 {
-                    ga.Data[i * k + p] += g * b.Data[p * n + j];
-                    gb.Data[p * n + j] += a.Data[i * k + p] * g;
+                    double g = gy.Data[yo + i * n + j];
+                    for (int p = 0; p < k; p++)
+                    {
+                        ga.Data[ao + i * k + p] += g * b.Data[bo + p * n + j];
+                        gb.Data[bo + p * n + j] += a.Data[ao + i * k + p] * g;
+                    }
                 }
-            }
+        }
         return [ga, gb];
+    }
+
+    static (int Batch, int Ba, int Bb, int M, int K, int N) MatMulDims(RefTensor a, RefTensor b)
+    {
+        int ba = a.Shape.Length == 3 ? a.Shape[0] : 1, bb = b.Shape.Length == 3 ? b.Shape[0] : 1;
+        int m = a.Shape[^2], k = a.Shape[^1], n = b.Shape[^1];
+        return (Math.Max(ba, bb), ba, bb, m, k, n);
     }
 }
