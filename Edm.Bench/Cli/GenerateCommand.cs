@@ -29,9 +29,22 @@ public sealed class GenerateCommand : IBenchCommand
         var batch = new Option<int>("--batch") { Description = "Images per sampler batch", DefaultValueFactory = _ => 64 };
         var outdir = new Option<string>("--outdir") { Description = "Folder for the per-seed PNGs", DefaultValueFactory = _ => "out/generate" };
         var grid = new Option<string?>("--grid") { Description = "Grid PNG path, ending in .png (default: OUTDIR/grid.png)" };
+        // NVlabs/edm generate.py's sampler options; each overrides the --sampler's setting when given.
+        var sigmaMin = new Option<double?>("--sigma-min") { Description = "Lowest noise level (default: the discretization's, clamped to the network's)" };
+        var sigmaMax = new Option<double?>("--sigma-max") { Description = "Highest noise level (default: the discretization's)" };
+        var rho = new Option<double?>("--rho") { Description = "Time-step exponent of the edm discretization (default 7)" };
+        var sChurn = new Option<double?>("--s-churn") { Description = "Algorithm 2 S_churn (stochasticity; 0 = deterministic)" };
+        var sMin = new Option<double?>("--s-min") { Description = "Algorithm 2 S_tmin" };
+        var sMax = new Option<double?>("--s-max") { Description = "Algorithm 2 S_tmax" };
+        var sNoise = new Option<double?>("--s-noise") { Description = "Algorithm 2 S_noise (also euler_ancestral's s_noise)" };
+        var disc = new Option<string?>("--disc") { Description = "Time steps: vp, ve, iddpm, edm (the ablations of Fig. 2)" };
+        var schedule = new Option<string?>("--schedule") { Description = "Noise schedule sigma(t): vp, ve, linear" };
+        var scaling = new Option<string?>("--scaling") { Description = "Signal scaling s(t): vp, none" };
         var skipExisting = new Option<bool>("--skip-existing") { Description = "Keep the PNGs already in --outdir and sample only the missing seeds (to continue an interrupted run)" };
         var cmd = new Command("generate", "Generate images with a trained network snapshot");
-        foreach (var o in new Option[] { device, network, seeds, steps, sampler, cls, batch, outdir, grid, skipExisting }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { device, network, seeds, steps, sampler, cls, batch, outdir, grid, skipExisting,
+                     sigmaMin, sigmaMax, rho, sChurn, sMin, sMax, sNoise, disc, schedule, scaling })
+            cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
         {
             ulong[] seedList;
@@ -46,10 +59,23 @@ public sealed class GenerateCommand : IBenchCommand
             SamplerSettings settings;
             try
             {
-                settings = SamplerSettings.Named(p.GetValue(sampler)!, p.GetValue(steps));
+                var named = SamplerSettings.Named(p.GetValue(sampler)!, p.GetValue(steps));
+                settings = named with
+                {
+                    SigmaMin = p.GetValue(sigmaMin) ?? named.SigmaMin,
+                    SigmaMax = p.GetValue(sigmaMax) ?? named.SigmaMax,
+                    Rho = p.GetValue(rho) ?? named.Rho,
+                    SChurn = p.GetValue(sChurn) ?? named.SChurn,
+                    STmin = p.GetValue(sMin) ?? named.STmin,
+                    STmax = p.GetValue(sMax) ?? named.STmax,
+                    SNoise = p.GetValue(sNoise) ?? named.SNoise,
+                    Discretization = p.GetValue(disc) is { } d ? TimeSteps.ParseDiscretization(d) : named.Discretization,
+                    Schedule = p.GetValue(schedule) is { } sc ? SamplerSettings.ParseSchedule(sc) : named.Schedule,
+                    Scaling = p.GetValue(scaling) is { } sl ? SamplerSettings.ParseScaling(sl) : named.Scaling,
+                };
                 settings.Validate();
             }
-            catch (ArgumentException e) { throw new UsageException($"--sampler/--steps: {e.Message}"); }
+            catch (ArgumentException e) { throw new UsageException($"sampler settings (--sampler, --steps, --disc, --schedule, --scaling, --sigma-*, --rho, --s-*): {e.Message}"); }
             if (p.GetValue(batch) < 1) throw new UsageException($"--batch {p.GetValue(batch)} must be >= 1");
             string dir = p.GetValue(outdir)!, gridPath = p.GetValue(grid) ?? Path.Combine(dir, "grid.png");
             if (!gridPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))

@@ -30,4 +30,31 @@ public sealed class CommittedModelTests
         Assert.True(code == 0, err);
         Assert.True(double.IsFinite(double.Parse(output.Trim().Split('\n')[^1], System.Globalization.CultureInfo.InvariantCulture)));
     }
+
+    [Fact]
+    public void Generate_takes_edms_sampler_options()
+    {
+        using var tmp = new TempDir();
+        string net = TestData.Repo("models/mnist16-ddpmpp-tiny.safetensors");
+        string[] Gen(string dir, params string[] extra) => ["generate", "--network", net, "--seeds", "0-1", "--steps", "4", "--outdir", tmp[dir], "--device", "cpu", .. extra];
+        Assert.Equal(0, CliProcess.Code(Gen("edm")));
+        // The VP formulation's sampler (Fig. 2's ablation): other time steps, schedule and scaling.
+        Assert.Equal(0, CliProcess.Code(Gen("vp", "--disc", "vp", "--schedule", "vp", "--scaling", "vp")));
+        Assert.NotEqual(File.ReadAllBytes(Path.Combine(tmp["edm"], "seed0000.png")), File.ReadAllBytes(Path.Combine(tmp["vp"], "seed0000.png")));
+        Assert.Equal(0, CliProcess.Code(Gen("churn", "--s-churn", "10", "--s-min", "0.05", "--s-max", "50", "--s-noise", "1.003", "--sigma-max", "40", "--rho", "5")));
+        foreach (var (args, expected) in new[]
+                 {
+                     (new[] { "--rho", "0" }, "rho"),
+                     (new[] { "--s-churn", "-1" }, "S_churn"),
+                     (new[] { "--schedule", "cos" }, "vp, ve, linear"),
+                     (new[] { "--disc", "cosine" }, "vp, ve, iddpm, edm"),
+                     (new[] { "--sampler", "dpmpp_2m", "--schedule", "vp" }, "runs in sigma"),
+                 })
+        {
+            var (code, _, err) = CliProcess.Run(Gen("bad", args));
+            Assert.Equal(2, code);
+            Assert.Contains(expected, err);
+        }
+        Assert.False(Directory.Exists(tmp["bad"]) && Directory.EnumerateFiles(tmp["bad"], "*.png").Any());
+    }
 }
