@@ -127,7 +127,7 @@ public static class CliErrors
     {
         UsageException or DeviceSelectionException or DeviceOutOfMemoryException => e.Message,
         InvalidOptionException o => $"{FlagOf(o.Option)} {o.Problem}",
-        DatasetException or CheckpointException or SafeTensorsException or TrainingDivergedException or RunLockedException => e.Message,
+        DatasetException or CheckpointException or SafeTensorsException or PickleException or TrainingDivergedException or RunLockedException => e.Message,
         FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or PathTooLongException => e.Message,
         IOException => $"i/o error: {e.Message}",
         _ => null,

@@ -1,9 +1,11 @@
-// `generate`: loads a network snapshot written by `train`, wraps it in its preconditioning and
+// `generate`: loads a network (a snapshot written by `train`, or NVlabs/edm's .pkl / a PyTorch
+// file holding an edm network: IO/NetworkFiles.cs), wraps it in its preconditioning and
 // samples one PNG per seed (seed0002.png, ...) plus a grid, with any sampler of Edm.Sampling.
 // The same seed gives the same image whatever --batch is (per-sample latents, noise and class).
 using System.CommandLine;
 using Edm.Model;
 using Edm.Model.Data;
+using Edm.Model.IO;
 using Edm.Model.Training;
 using Edm.Sampling;
 
@@ -21,7 +23,11 @@ public sealed class GenerateCommand : IBenchCommand
     public Command Build()
     {
         var device = CommonOptions.Device();
-        var network = new Option<string>("--network") { Description = "Network snapshot (network-snapshot-NNNNNN.safetensors)", Required = true };
+        var network = new Option<string>("--network")
+        {
+            Description = "Network: a snapshot of `train` (.safetensors), an NVlabs/edm snapshot (.pkl) or a PyTorch file holding an edm network (.pth)",
+            Required = true,
+        };
         var seeds = new Option<string>("--seeds") { Description = "Seeds: 0-63 or 1,5,9-12", DefaultValueFactory = _ => "0-63" };
         var steps = new Option<int>("--steps") { Description = "Sampler steps N", DefaultValueFactory = _ => 18 };
         var sampler = new Option<string>("--sampler") { Description = $"Sampler: {SamplerNames}", DefaultValueFactory = _ => "heun" };
@@ -84,11 +90,7 @@ public sealed class GenerateCommand : IBenchCommand
             CommonOptions.RequireWritable(gridPath, "--grid");
             using var dev = CommonOptions.OpenDevice(p.GetValue(device));
             Precond net;
-            try
-            {
-                var (n, spec, _) = Checkpoints.LoadSnapshot(dev, p.GetValue(network)!);
-                net = new Precond(n, spec.Precond, spec.SigmaData);
-            }
+            try { net = NetworkFiles.Load(dev, p.GetValue(network)!); }
             catch (CheckpointException e) { throw new UsageException(e.Message); }
             using (net)
             {

@@ -3,6 +3,7 @@
 // positional and Fourier noise embeddings.
 using Edm.Autograd;
 using Edm.Kernels;
+using Edm.Model.IO;
 
 namespace Edm.Model.Modules;
 
@@ -71,6 +72,26 @@ public sealed class Conv2d : Module
 
     /// <summary>x (B, in, H, W) -> (B, out, H', W') with H' = 2H (up), H/2 (down) or H.</summary>
     public Variable Forward(Variable x) => Fn.ResampleConv2d(x, Weight, Bias, _mode, _filter, _fused);
+
+    /// <summary>
+    /// The 2-D resampling filter as NVlabs/edm keeps it in its `resample_filter` buffer, (1, 1, k, k):
+    /// the outer product f f^T / (sum f)^2; null when the layer does not resample (edm keeps none then).
+    /// We compute it from the 1-D filter instead of storing it; loading checks a file's copy against it.
+    /// </summary>
+    public HostTensor? ResampleFilterBuffer
+    {
+        get
+        {
+            if (_mode == Resample.None) return null;
+            int k = _filter.Length;
+            float sum = 0;
+            foreach (float v in _filter) sum += v;
+            var f2 = new float[k * k];
+            for (int i = 0; i < k; i++)
+                for (int j = 0; j < k; j++) f2[i * k + j] = _filter[i] * _filter[j] / (sum * sum);
+            return new HostTensor([1, 1, k, k], f2);
+        }
+    }
 }
 
 /// <summary>Group normalisation with affine weight and bias (C); groups = min(numGroups, C / minChannelsPerGroup).</summary>

@@ -31,6 +31,8 @@ public sealed record DhariwalUNetOptions
     public int[] AttnResolutions { get; init; } = [32, 16, 8];
     /// <summary>Dropout probability in the residual blocks.</summary>
     public double Dropout { get; init; } = 0.10;
+    /// <summary>Probability of dropping a sample's class label in training (classifier-free guidance training).</summary>
+    public double LabelDropout { get; init; }                // NVlabs/edm label_dropout, 0 = off
     /// <summary>Channels per attention head.</summary>
     public int ChannelsPerHead { get; init; } = 64;
 }
@@ -52,6 +54,7 @@ public sealed class DhariwalUNet : NetworkBase
     {
         if (o.ImgResolution % (1 << (o.ChannelMult.Length - 1)) != 0)
             throw new ArgumentException($"DhariwalUNet: image resolution {o.ImgResolution} must be divisible by {1 << (o.ChannelMult.Length - 1)}");
+        CheckLabelDropout("DhariwalUNet", o.LabelDropout);
         _o = o;
         int embChannels = o.ModelChannels * o.ChannelMultEmb;
         var init = new Init.Spec(Init.Mode.KaimingUniform, Math.Sqrt(1.0 / 3), Math.Sqrt(1.0 / 3));
@@ -116,6 +119,7 @@ public sealed class DhariwalUNet : NetworkBase
         if (_mapAugment is not null && augmentLabels is not null) emb = Fn.Add(emb, _mapAugment.Forward(augmentLabels));
         emb = Fn.Silu(_mapLayer0.Forward(emb));
         emb = _mapLayer1.Forward(emb);
+        classLabels = DropLabels(classLabels, _o.LabelDropout);
         if (_mapLabel is not null && classLabels is not null) emb = Fn.Add(emb, _mapLabel.Forward(classLabels));
         emb = Fn.Silu(emb);
 

@@ -52,6 +52,27 @@ public abstract class NetworkBase(EdmDevice device, int imgResolution, int inCha
     public DropoutRng Rng { get; } = new(0);
     /// <inheritdoc/>
     public abstract Variable Forward(Variable x, double[] noiseLabels, Variable? classLabels, Variable? augmentLabels);
+
+    /// <summary>
+    /// NVlabs/edm's label_dropout: in training, each sample's class labels are zeroed with
+    /// probability <paramref name="p"/> (the unconditional case classifier-free guidance needs),
+    /// drawn per sample from the network's dropout stream. Unchanged in eval mode or when p = 0.
+    /// </summary>
+    protected Variable? DropLabels(Variable? classLabels, double p)
+    {
+        if (classLabels is null || !Training || p <= 0) return classLabels;
+        int b = classLabels.Shape[0];
+        var (seed, stream) = Rng.Next();
+        var keep = new float[b];
+        for (int i = 0; i < b; i++) keep[i] = Philox.Uniform(seed, stream, (uint)i) >= p ? 1f : 0f;
+        return Fn.Mul(classLabels, new Variable(Tensor.FromArray(Device, keep, b, 1)));
+    }
+
+    /// <summary>Checks a label dropout probability: 0 &lt;= p &lt; 1.</summary>
+    protected static void CheckLabelDropout(string net, double p)
+    {
+        if (!(p >= 0 && p < 1)) throw new ArgumentException($"{net}: label dropout {p} is out of range; allowed: [0, 1)");
+    }
 }
 
 /// <summary>An ordered dictionary of modules (torch.nn.ModuleDict).</summary>
@@ -118,6 +139,8 @@ public sealed record SongUNetOptions
     public int[] AttnResolutions { get; init; } = [16];
     /// <summary>Dropout probability in the residual blocks.</summary>
     public double Dropout { get; init; } = 0.10;
+    /// <summary>Probability of dropping a sample's class label in training (classifier-free guidance training).</summary>
+    public double LabelDropout { get; init; }                // NVlabs/edm label_dropout, 0 = off
     /// <summary>Noise-level embedding.</summary>
     public EmbeddingType EmbeddingType { get; init; } = EmbeddingType.Positional; // Fourier for NCSN++
     /// <summary>Noise-embedding channels as a multiple of ModelChannels.</summary>
@@ -137,11 +160,14 @@ public sealed class SongUNet : NetworkBase
     readonly Linear? _mapLabel, _mapAugment;
     readonly Linear _mapLayer0, _mapLayer1;
     readonly ModuleDict _enc, _dec;
+    readonly double _labelDropout;
 
     /// <summary>Builds the network with parameters drawn from <paramref name="ctx"/>.</summary>
     public SongUNet(InitContext ctx, SongUNetOptions o)
         : base(ctx.Device, o.ImgResolution, o.InChannels, o.OutChannels, o.LabelDim, o.AugmentDim)
     {
+        CheckLabelDropout("SongUNet", o.LabelDropout);
+        _labelDropout = o.LabelDropout;
         if (!Enum.IsDefined(o.EmbeddingType) || !Enum.IsDefined(o.EncoderType) || !Enum.IsDefined(o.DecoderType))
             throw new ArgumentException($"SongUNet: embedding {o.EmbeddingType}, encoder {o.EncoderType}, decoder {o.DecoderType}: not a defined type");
         if (o.ImgResolution % (1 << (o.ChannelMult.Length - 1)) != 0)
@@ -236,6 +262,7 @@ public sealed class SongUNet : NetworkBase
         var emb0 = _mapNoise is PositionalEmbedding pe ? pe.Forward(noiseLabels) : ((FourierEmbedding)_mapNoise).Forward(noiseLabels);
         int half = emb0.Shape[1] / 2;
         var emb = Fn.Concat(1, Fn.Slice(emb0, 1, half, half), Fn.Slice(emb0, 1, 0, half));
+        classLabels = DropLabels(classLabels, _labelDropout);
         if (_mapLabel is not null && classLabels is not null)
             emb = Fn.Add(emb, _mapLabel.Forward(Fn.Scale(classLabels, (float)Math.Sqrt(_mapLabel.InFeatures))));
         if (_mapAugment is not null && augmentLabels is not null)
