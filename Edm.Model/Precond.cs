@@ -56,6 +56,25 @@ public sealed class Precond : IDenoiser, IDisposable
     /// <summary>Class labels used by <see cref="Denoise"/> (B, LabelDim), or null (zeros for a conditional network).</summary>
     public Tensor? SamplingLabels { get; set; }
 
+    /// <summary>
+    /// Classifier-free guidance weight w of <see cref="Denoise"/> for a conditional network:
+    /// D_w = D(x; sigma, 0) + w (D(x; sigma, labels) - D(x; sigma, 0)), the unconditional branch being
+    /// zero labels (what label_dropout trains). 1 (the default) is plain conditional sampling; 0 is
+    /// unconditional; w &gt; 1 strengthens the class. Any finite w is allowed; w != 1 needs labels.
+    /// </summary>
+    public double Guidance
+    {
+        get => _guidance;
+        set
+        {
+            if (!double.IsFinite(value)) throw new ArgumentException($"Precond: guidance {value} is invalid; it must be a finite number (1 = no guidance)");
+            if (value != 1 && Network.LabelDim == 0)
+                throw new ArgumentException($"Precond: guidance {value} needs a class-conditional network; this one has label_dim 0 (use 1)");
+            _guidance = value;
+        }
+    }
+    double _guidance = 1;
+
     /// <summary>Wraps <paramref name="network"/>.</summary>
     public Precond(INetwork network, PrecondKind kind, double sigmaData = 0.5)
     {
@@ -162,8 +181,15 @@ public sealed class Precond : IDenoiser, IDisposable
             }
             Variable? aug = Network.AugmentDim > 0 ? new Variable(Tensor.Zeros(x.Device, x.Shape[0], Network.AugmentDim)) : null;
             var xv = new Variable(Ops.Copy(x));
-            var d = Forward(xv, sigma, labels, aug);
-            return scope.Escape(d.Value);
+            var d = Forward(xv, sigma, labels, aug).Value;
+            if (_guidance != 1 && labels is not null)
+            {
+                // D_w = w D(labels) + (1 - w) D(zero labels)
+                var uncond = Forward(xv, sigma, new Variable(Tensor.Zeros(x.Device, x.Shape[0], Network.LabelDim)), aug).Value;
+                Ops.Map(d, d, new ScaleOp((float)_guidance), "Scale");
+                Ops.Axpy((float)(1 - _guidance), uncond, d);
+            }
+            return scope.Escape(d);
         }
         finally { Network.Module.Train(was); }
     }

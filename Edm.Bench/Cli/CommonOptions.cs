@@ -116,7 +116,7 @@ public static class CliErrors
         ["SnapKimg"] = "--snap", ["TickKimg"] = "--tick", ["Lr"] = "--lr", ["LrRampupKimg"] = "--lr-rampup",
         ["EmaHalflifeKimg"] = "--ema", ["EmaRampupRatio"] = "--ema-rampup", ["Dropout"] = "--dropout", ["Augment"] = "--augment",
         ["Seed"] = "--seed", ["Loss"] = "--loss", ["Precond"] = "--precond", ["Cond"] = "--cond", ["Resolution"] = "--resolution",
-        ["fixedClass"] = "--class", ["Channels"] = "--channels", ["LabelDim"] = "--label-dim", ["AugmentDim"] = "--augment-dim",
+        ["fixedClass"] = "--class", ["guidance"] = "--guidance", ["LabelDropout"] = "--label-dropout", ["Channels"] = "--channels", ["LabelDim"] = "--label-dim", ["AugmentDim"] = "--augment-dim",
     };
 
     /// <summary>The flag that sets a library option, or the option's own name when no flag does.</summary>

@@ -19,6 +19,13 @@ public sealed class GenerateCommand : IBenchCommand
     /// <summary>Most sampler steps accepted (a guard against a typo that would run for hours).</summary>
     public const int MaxSteps = 1000;
 
+    /// <summary>A text bar of 20 cells, e.g. [#######.............].</summary>
+    static string ProgressBar(int done, int total)
+    {
+        int filled = total == 0 ? 20 : (int)(20L * done / total);
+        return "[" + new string('#', filled) + new string('.', 20 - filled) + "]";
+    }
+
     /// <inheritdoc/>
     public Command Build()
     {
@@ -46,9 +53,15 @@ public sealed class GenerateCommand : IBenchCommand
         var disc = new Option<string?>("--disc") { Description = "Time steps: vp, ve, iddpm, edm (the ablations of Fig. 2)" };
         var schedule = new Option<string?>("--schedule") { Description = "Noise schedule sigma(t): vp, ve, linear" };
         var scaling = new Option<string?>("--scaling") { Description = "Signal scaling s(t): vp, none" };
+        var guidance = new Option<double>("--guidance")
+        {
+            Description = "Classifier-free guidance weight w of a conditional network: D = D(0 labels) + w (D(labels) - D(0 labels)); 1 = none",
+            DefaultValueFactory = _ => 1,
+        };
+        var subdirs = new Option<bool>("--subdirs") { Description = "Write the images into one subfolder per 1000 seeds (000000/, 001000/, ...), as edm's generate.py" };
         var skipExisting = new Option<bool>("--skip-existing") { Description = "Keep the PNGs already in --outdir and sample only the missing seeds (to continue an interrupted run)" };
         var cmd = new Command("generate", "Generate images with a trained network snapshot");
-        foreach (var o in new Option[] { device, network, seeds, steps, sampler, cls, batch, outdir, grid, skipExisting,
+        foreach (var o in new Option[] { device, network, seeds, steps, sampler, cls, batch, outdir, grid, skipExisting, guidance, subdirs,
                      sigmaMin, sigmaMax, rho, sChurn, sMin, sMax, sNoise, disc, schedule, scaling })
             cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
@@ -96,10 +109,15 @@ public sealed class GenerateCommand : IBenchCommand
             {
                 int c = net.ImgChannels, r = net.Network.ImgResolution;
                 if (c is not (1 or 3)) throw new UsageException($"the network makes {c}-channel images; PNG output supports 1 or 3");
-                string PathOf(ulong seed) => Path.Combine(dir, $"seed{seed:D4}.png");
+                string PathOf(ulong seed) => p.GetValue(subdirs)
+                    ? Path.Combine(dir, $"{seed - seed % 1000:D6}", $"seed{seed:D4}.png")
+                    : Path.Combine(dir, $"seed{seed:D4}.png");
                 var todo = p.GetValue(skipExisting) ? seedList.Where(x => !File.Exists(PathOf(x))).ToArray() : seedList;
                 if (todo.Length < seedList.Length) Console.WriteLine($"--skip-existing: {seedList.Length - todo.Length} of {seedList.Length} images are already in {dir}");
-                Console.WriteLine($"generating {todo.Length} images {c}x{r}x{r} with {p.GetValue(sampler)} ({settings.Steps} steps, {settings.Nfe} NFE) on {dev}");
+                double w = p.GetValue(guidance);
+                int nfePerImage = settings.Nfe * (w != 1 ? 2 : 1);
+                Console.WriteLine($"generating {todo.Length} images {c}x{r}x{r} with {p.GetValue(sampler)} ({settings.Steps} steps, {nfePerImage} network evaluations each" +
+                                  $"{(w != 1 ? $", guidance {w}" : "")}) on {dev}");
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 int written = 0;
                 try
@@ -109,12 +127,14 @@ public sealed class GenerateCommand : IBenchCommand
                         int size = c * r * r;
                         for (int i = 0; i < chunk.Length; i++)
                         {
+                            Directory.CreateDirectory(Path.GetDirectoryName(PathOf(chunk[i]))!);
                             ImageIO.SavePng(PathOf(chunk[i]), images.AsSpan(i * size, size), c, r, r);
                             written++;
                         }
                         double s = clock.Elapsed.TotalSeconds, ips = written / Math.Max(s, 1e-9);
-                        Console.WriteLine($"  {written}/{todo.Length} images  {ips:F1} img/s  eta {TimeSpan.FromSeconds(Math.Round((todo.Length - written) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
-                    });
+                        Console.WriteLine($"  {ProgressBar(written, todo.Length)} {written}/{todo.Length} images  {ips:F1} img/s  " +
+                                          $"elapsed {TimeSpan.FromSeconds(Math.Round(s)):hh\\:mm\\:ss}  eta {TimeSpan.FromSeconds(Math.Round((todo.Length - written) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
+                    }, w);
                     // The grid shows every requested seed, read back from the PNGs (the ones kept and the new ones).
                     var all = new float[seedList.Length * c * r * r];
                     for (int i = 0; i < seedList.Length; i++)

@@ -33,6 +33,7 @@ public sealed class TrainCommand : IBenchCommand
         var ema = new Option<double?>("--ema") { Description = "EMA half-life in kimg (default 500)" };
         var emaRampup = new Option<double?>("--ema-rampup") { Description = "EMA ramp-up ratio (default 0.05; 0 = none)" };
         var dropout = new Option<double?>("--dropout") { Description = "Dropout probability (default: the preset's)" };
+        var labelDropout = new Option<double?>("--label-dropout") { Description = "Probability of training a sample without its class label, for --guidance at sampling (needs --cond; default 0)" };
         var augment = new Option<double?>("--augment") { Description = "Augmentation probability (default 0)" };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of weights, data order, noise and dropout (default 0)" };
         var loss = new Option<string?>("--loss") { Description = "Loss: edm (default), vp or ve" };
@@ -42,7 +43,7 @@ public sealed class TrainCommand : IBenchCommand
         var keepStates = new Option<int>("--keep-states") { Description = "Training states to keep (the newest K; every snapshot is kept; 0 = all)", DefaultValueFactory = _ => 3 };
         var cmd = new Command("train", "Train a preset network on an image dataset (EDM loss, Adam, EMA snapshots, exact resume)");
         foreach (var o in new Option[] { device, data, output, preset, batch, batchGpu, kimg, snap, tick, resume, lr, lrRampup, ema, emaRampup,
-                     dropout, augment, seed, loss, precond, cond, resolution, keepStates })
+                     dropout, labelDropout, augment, seed, loss, precond, cond, resolution, keepStates })
             cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
         {
@@ -66,6 +67,7 @@ public sealed class TrainCommand : IBenchCommand
                 EmaHalflifeKimg = p.GetValue(ema) ?? o.EmaHalflifeKimg,
                 EmaRampupRatio = p.GetValue(emaRampup) ?? o.EmaRampupRatio,
                 Dropout = p.GetValue(dropout) ?? o.Dropout,
+                LabelDropout = p.GetValue(labelDropout) ?? o.LabelDropout,
                 Augment = aug,
                 Seed = p.GetValue(seed) ?? o.Seed,
                 Loss = p.GetValue(loss) is { } l ? Parse(l, "--loss", TrainLoss) : o.Loss,

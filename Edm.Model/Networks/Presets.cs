@@ -74,8 +74,9 @@ public static class Presets
     /// Bad values are <see cref="InvalidOptionException"/>s naming the parameter.
     /// </summary>
     public static INetwork Create(string name, InitContext ctx, int? resolution = null, int? channels = null, int labelDim = 0,
-        int augmentDim = 0, double? dropout = null, int? modelChannels = null)
+        int augmentDim = 0, double? dropout = null, int? modelChannels = null, double labelDropout = 0)
     {
+        if (labelDropout is < 0 or >= 1) throw new InvalidOptionException("LabelDropout", $"{labelDropout} is out of range; allowed: [0, 1)");
         var p = Get(name);
         int res = resolution ?? p.DefaultResolution;
         if (!p.Resolutions.Contains(res))
@@ -91,13 +92,13 @@ public static class Presets
             SongUNetOptions t => new SongUNet(ctx, t with
             {
                 ImgResolution = res, InChannels = ch, OutChannels = ch, LabelDim = labelDim, AugmentDim = augmentDim,
-                ModelChannels = modelChannels ?? t.ModelChannels, Dropout = dropout ?? t.Dropout,
+                ModelChannels = modelChannels ?? t.ModelChannels, Dropout = dropout ?? t.Dropout, LabelDropout = labelDropout,
                 AttnResolutions = p.AttentionAtHalfResolution ? [res / 2] : t.AttnResolutions,
             }),
             DhariwalUNetOptions t => new DhariwalUNet(ctx, t with
             {
                 ImgResolution = res, InChannels = ch, OutChannels = ch, LabelDim = labelDim, AugmentDim = augmentDim,
-                ModelChannels = modelChannels ?? t.ModelChannels, Dropout = dropout ?? t.Dropout,
+                ModelChannels = modelChannels ?? t.ModelChannels, Dropout = dropout ?? t.Dropout, LabelDropout = labelDropout,
                 AttnResolutions = p.AttentionAtHalfResolution ? [res / 2] : t.AttnResolutions,
             }),
             ImageV1Options t => new ImageV1(ctx, t with

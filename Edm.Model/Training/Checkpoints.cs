@@ -21,11 +21,11 @@ public sealed class CheckpointException(string message, Exception? inner = null)
 
 /// <summary>What rebuilds a network: preset, image shape, label dimensions, dropout (null: the preset's) and preconditioning.</summary>
 public sealed record NetworkSpec(string Preset, int Resolution, int Channels, int LabelDim, int AugmentDim, double? Dropout,
-    PrecondKind Precond, double SigmaData)
+    PrecondKind Precond, double SigmaData, double LabelDropout = 0)
 {
     /// <summary>Builds the network (initial weights drawn with <paramref name="seed"/>).</summary>
     public INetwork CreateNetwork(EdmDevice device, ulong seed = 0) =>
-        Presets.Create(Preset, new InitContext(device, seed), Resolution, Channels, LabelDim, AugmentDim, Dropout);
+        Presets.Create(Preset, new InitContext(device, seed), Resolution, Channels, LabelDim, AugmentDim, Dropout, labelDropout: LabelDropout);
 
     /// <summary>The metadata entries that describe this spec.</summary>
     public Dictionary<string, string> ToMetadata() => new(StringComparer.Ordinal)
@@ -38,6 +38,7 @@ public sealed record NetworkSpec(string Preset, int Resolution, int Channels, in
         ["dropout"] = Dropout?.ToString("R", CultureInfo.InvariantCulture) ?? "preset",
         ["precond"] = Precond.ToString().ToLowerInvariant(),
         ["sigma_data"] = SigmaData.ToString("R", CultureInfo.InvariantCulture),
+        ["label_dropout"] = LabelDropout.ToString("R", CultureInfo.InvariantCulture),
     };
 
     /// <summary>Reads a spec back from metadata; a missing or malformed entry throws naming the file.</summary>
@@ -55,8 +56,10 @@ public sealed record NetworkSpec(string Preset, int Resolution, int Channels, in
         double sigmaData = Dbl("sigma_data");
         if (!(sigmaData > 0) || double.IsInfinity(sigmaData))
             throw new CheckpointException($"checkpoint '{path}': metadata 'sigma_data' = '{Get("sigma_data")}'; it must be a positive finite number (corrupt file?)");
+        // label_dropout was added later: snapshots without it trained with none.
+        double labelDropout = m.ContainsKey("label_dropout") ? Dbl("label_dropout") : 0;
         return new NetworkSpec(Get("preset"), Int("resolution"), Int("channels"), Int("label_dim"), Int("augment_dim"), Get("dropout") == "preset" ? null : Dbl("dropout"),
-            kind, sigmaData);
+            kind, sigmaData, labelDropout);
     }
 }
 

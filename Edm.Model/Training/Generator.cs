@@ -20,11 +20,15 @@ public static class Generator
     /// <summary>
     /// Samples one image per seed, <paramref name="batch"/> seeds at a time, and returns them as
     /// (N, C, R, R) floats in [-1, 1] roughly (unclipped). <paramref name="onBatch"/> sees each batch's
-    /// seeds and images (e.g. to save them as they come).
+    /// seeds and images (e.g. to save them as they come). <paramref name="guidance"/> is the
+    /// classifier-free guidance weight of a conditional network (<see cref="Precond.Guidance"/>; 1 = none).
     /// </summary>
     public static float[] Generate(Precond net, ulong[] seeds, SamplerSettings settings, int batch, int? fixedClass = null,
-        Action<ulong[], float[]>? onBatch = null)
+        Action<ulong[], float[]>? onBatch = null, double guidance = 1)
     {
+        if (!double.IsFinite(guidance)) throw new InvalidOptionException(nameof(guidance), $"{guidance} must be a finite number (1 = no guidance)");
+        if (guidance != 1 && net.Network.LabelDim == 0)
+            throw new InvalidOptionException(nameof(guidance), $"{guidance} needs a class-conditional network; this one has label_dim 0 (use 1)");
         if (batch < 1) throw new InvalidOptionException(nameof(batch), $"{batch} must be >= 1");
         int labelDim = net.Network.LabelDim;
         if (fixedClass is not null && labelDim == 0) throw new InvalidOptionException(nameof(fixedClass), $"{fixedClass}: the network is unconditional (label_dim 0)");
@@ -42,6 +46,7 @@ public static class Generator
                 var onehot = new float[chunk.Length * labelDim];
                 for (int i = 0; i < chunk.Length; i++) onehot[i * labelDim + ClassOf(chunk[i], labelDim, fixedClass)] = 1f;
                 net.SamplingLabels = Tensor.FromArray(dev, onehot, chunk.Length, labelDim);
+                net.Guidance = guidance;
             }
             try
             {
@@ -51,7 +56,11 @@ public static class Generator
                 host.CopyTo(all, (long)start * size);
                 onBatch?.Invoke(chunk, host);
             }
-            finally { net.SamplingLabels = null; }
+            finally
+            {
+                net.SamplingLabels = null;
+                net.Guidance = 1;
+            }
         }
         return all;
     }

@@ -48,6 +48,8 @@ public sealed record TrainingOptions
     public double EmaRampupRatio { get; init; } = 0.05;
     /// <summary>Dropout probability; null = the preset's.</summary>
     public double? Dropout { get; init; }
+    /// <summary>Probability of training a sample without its class label (classifier-free guidance; needs Cond; 0 = off).</summary>
+    public double LabelDropout { get; init; }
     /// <summary>Augmentation probability (needs an augmentation pipeline; 0 = off).</summary>
     public double Augment { get; init; }
     /// <summary>Seed of the initial weights, the data order, sigma/noise and dropout.</summary>
@@ -99,6 +101,8 @@ public sealed record TrainingOptions
         if (!(EmaHalflifeKimg >= 0)) throw Bad(nameof(EmaHalflifeKimg), $"{EmaHalflifeKimg} must be >= 0");
         if (!(EmaRampupRatio >= 0)) throw Bad(nameof(EmaRampupRatio), $"{EmaRampupRatio} must be >= 0");
         if (Dropout is < 0 or >= 1) throw Bad(nameof(Dropout), $"{Dropout} must lie in [0, 1)");
+        if (!(LabelDropout >= 0 && LabelDropout < 1)) throw Bad(nameof(LabelDropout), $"{LabelDropout} must lie in [0, 1)");
+        if (LabelDropout > 0 && !Cond) throw Bad(nameof(LabelDropout), $"{LabelDropout} needs class-conditional training (--cond)");
         if (!(Augment >= 0 && Augment <= 1)) throw Bad(nameof(Augment), $"{Augment} must lie in [0, 1]");
         if (Loss is not (LossKind.Edm or LossKind.Vp or LossKind.Ve)) throw Bad(nameof(Loss), $"{Loss} is not supported in training; allowed: edm, vp, ve");
         if (Precond is not (PrecondKind.Edm or PrecondKind.Vp or PrecondKind.Ve)) throw Bad(nameof(Precond), $"{Precond} is not supported in training; allowed: edm, vp, ve");
@@ -164,7 +168,7 @@ public sealed class Trainer : IDisposable
         Options = o;
         int res = o.Resolution ?? data.Resolution;
         Spec = new NetworkSpec(o.Preset, res, data.Channels, o.Cond ? data.LabelDim : 0, o.Augment > 0 ? 9 : 0,
-            o.Dropout, o.Precond, 0.5);
+            o.Dropout, o.Precond, 0.5, o.LabelDropout);
         _net = Spec.CreateNetwork(device, o.Seed);
         _net.Rng.Seed = o.Seed;
         _net.Rng.Counter = 0;

@@ -57,6 +57,16 @@ public sealed class InteropTests(CpuDevice cpu, ITestOutputHelper log) : IClassF
     }
 
     [Fact]
+    public void Our_committed_snapshot_denoises_in_edms_network_as_here()
+    {
+        // D of models/mnist16-ddpmpp-tiny.safetensors computed by NVlabs/edm's EDMPrecond after
+        // scripts/load-in-pytorch.py loaded our file into it (edm names, resample_filter computed by edm).
+        using var net = NetworkFiles.Load(_d, TestData.Repo("models/mnist16-ddpmpp-tiny.safetensors"));
+        var io = SafeTensors.Read(Fixture("mnist16-ddpmpp-tiny.edm.io.safetensors"));
+        AssertMatchesEdm("mnist16 in edm", Denoise(net, io), io.Tensors["D"].Data);
+    }
+
+    [Fact]
     public void A_pth_holding_the_edm_module_loads_like_the_pkl()
     {
         using var net = NetworkFiles.Load(_d, Fixture("ddpmpp-edm-module.pth"));
