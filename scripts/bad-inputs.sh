@@ -598,6 +598,17 @@ run_cases() {
     tw "generate --grid path > 4096 chars"       GEN --grid "$LONG/g.png"
     tw "generate --outdir /proc/x"               GEN --outdir /proc/x
     tw "generate --outdir existing file"         GEN --outdir "$W/existing-file"
+    local IX="$root/Edm.Tests/Fixtures/interop"
+    tw "generate --network edm pkl calling a global" GEN --network "$IX/bad-global.pkl"
+    tw "generate --network pth naming eval"      GEN --network "$IX/bad-global-in-pth.pth"
+    tw "generate --network truncated pth"        GEN --network "$IX/truncated.pth"
+    tw "generate --network pkl unknown class"    GEN --network "$IX/unknown-class.pkl"
+    tw "generate --network pkl unknown kwarg"    GEN --network "$IX/unsupported-kwargs.pkl"
+    tw "generate --network state-dict pth"       GEN --network "$IX/ddpmpp-edm-state.pth"
+    tw "generate --guidance on unconditional"    GEN --network "${USNAP:-$W/run-uncond/network-snapshot-000000.safetensors}" --guidance 2
+    tw "generate --guidance nan"                 GEN --guidance nan
+    tw "train --label-dropout 1"                 TRAIN --label-dropout 1
+    tw "train --label-dropout without --cond"    TRAIN --label-dropout 0.1
     tw "generate --outdir path > 4096 chars"     GEN --outdir "$LONG"
 
     # --- checkpoint check
