@@ -160,22 +160,27 @@ public sealed record SamplerSettings
 }
 
 /// <summary>
-/// The resolved time grid of a run: formulation, t_0..t_N (t_N = 0) and sigma_i = sigma(t_i),
-/// computed in double from <see cref="SamplerSettings"/> as NVlabs/edm's generalized sampler does.
+/// The resolved time grid of a run: formulation, t_0..t_N (t_N = 0) and sigma_i = sigma(t_i), all in
+/// double. <see cref="Create"/> computes it from <see cref="SamplerSettings"/> as NVlabs/edm's
+/// generalized sampler does; <see cref="FromSigmas"/> and <see cref="FromTimeSteps"/> take the
+/// caller's own grid (k-diffusion style).
 /// </summary>
 public sealed class SamplingPlan
 {
-    /// <summary>The settings this plan resolves.</summary>
+    /// <summary>The settings this plan resolves (for a caller's grid, with <see cref="SamplerSettings.Steps"/> = N of the grid).</summary>
     public SamplerSettings Settings { get; }
-    /// <summary>The formulation (schedule + scaling).</summary>
+    /// <summary>
+    /// The formulation (schedule + scaling). With the vp schedule, its refit beta_d and beta_min are
+    /// <c>((VpSchedule)plan.Formulation.Schedule).BetaD</c> and <c>.BetaMin</c>.
+    /// </summary>
     public Formulation Formulation { get; }
     /// <summary>Time steps t_0..t_N, t_N = 0.</summary>
     public double[] T { get; }
     /// <summary>Noise levels sigma(t_0)..sigma(t_N) = 0.</summary>
     public double[] Sigma { get; }
-    /// <summary>Noise range used.</summary>
+    /// <summary>Noise range used: the settings' (clamped to the denoiser's), or sigma_{N-1} of a caller's grid.</summary>
     public double SigmaMin { get; }
-    /// <summary>Noise range used.</summary>
+    /// <summary>Noise range used: the settings' (clamped to the denoiser's), or sigma_0 of a caller's grid.</summary>
     public double SigmaMax { get; }
     /// <summary>Number of steps N.</summary>
     public int Steps => T.Length - 1;
@@ -205,28 +210,106 @@ public sealed class SamplingPlan
         double sigmaMax = Math.Min(s.SigmaMax ?? hi, denoiserSigmaMax);
         TimeSteps.Validate(s.Steps, sigmaMin, sigmaMax, s.Rho);
         var sigmaSteps = TimeSteps.SigmaSteps(s.Discretization, s.Steps, sigmaMin, sigmaMax, s.Rho);
-        NoiseSchedule schedule = s.Schedule switch
-        {
-            ScheduleKind.Vp => VpSchedule.Refit(sigmaMin, sigmaMax),
-            ScheduleKind.Ve => new VeSchedule(),
-            _ => new LinearSchedule(),
-        };
-        var f = new Formulation(schedule, s.Scaling);
+        var f = new Formulation(ScheduleOf(s.Schedule, sigmaMin, sigmaMax), s.Scaling);
         return new SamplingPlan(s, f, TimeSteps.TimeStepsFor(f, sigmaSteps, roundSigma), sigmaMin, sigmaMax);
     }
 
+    static NoiseSchedule ScheduleOf(ScheduleKind kind, double sigmaMin, double sigmaMax) => kind switch
+    {
+        ScheduleKind.Vp => VpSchedule.Refit(sigmaMin, sigmaMax),
+        ScheduleKind.Ve => new VeSchedule(),
+        _ => new LinearSchedule(),
+    };
+
     /// <summary>
-    /// Algorithm 2 line 4-5: gamma_i = min(S_churn / N, sqrt(2) - 1) when S_tmin &lt;= sigma(t_i) &lt;= S_tmax,
-    /// and t_hat = sigma^-1(round(sigma(t_i) (1 + gamma_i))).
+    /// A plan on the caller's noise levels sigma_0 &gt; ... &gt; sigma_N = 0 (k-diffusion's <c>sigmas</c>,
+    /// e.g. from <see cref="TimeSteps.EdmTable"/>). The array must have at least 2 entries, be finite
+    /// and strictly decreasing, and end with 0 (no 0 is appended: pass k-diffusion's
+    /// <c>append_zero</c> output as it is). The grid replaces the settings' Steps, Discretization,
+    /// SigmaMin, SigmaMax and Rho: <see cref="Settings"/> is a copy with Steps = N (so the churn's
+    /// S_churn / N and <see cref="SamplerSettings.Nfe"/> count this grid). The settings' schedule
+    /// maps the levels to time, t_i = sigma^-1(round(sigma_i)): linear (the default, sigma(t) = t),
+    /// ve, or vp refit to [sigma_{N-1}, sigma_0] as <see cref="Create"/> refits it to its range.
+    /// The levels are not clamped to the denoiser's range. Throws <see cref="ArgumentException"/>
+    /// naming the rule an array breaks.
     /// </summary>
-    public double THat(int i, Func<double, double>? roundSigma = null)
+    public static SamplingPlan FromSigmas(double[] sigmas, SamplerSettings s, Func<double, double>? roundSigma = null)
+    {
+        ValidateGrid(sigmas, "sigmas");
+        int n = sigmas.Length - 1;
+        s = s with { Steps = n };
+        s.Validate();
+        if (s.Schedule == ScheduleKind.Vp && !(sigmas[n - 1] < sigmas[0]))
+            throw new ArgumentException($"FromSigmas: the vp schedule is refit to [sigma_(N-1), sigma_0] and needs sigma_(N-1) < sigma_0; give at least 2 non-zero levels (got {n})");
+        var f = new Formulation(ScheduleOf(s.Schedule, sigmas[n - 1], sigmas[0]), s.Scaling);
+        return new SamplingPlan(s, f, TimeSteps.TimeStepsFor(f, sigmas[..n], roundSigma), sigmas[n - 1], sigmas[0]);
+    }
+
+    /// <summary>
+    /// A plan on the caller's time steps t_0 &gt; ... &gt; t_N = 0 in the time variable of
+    /// <paramref name="formulation"/> (e.g. <see cref="TimeSteps.VpTable"/> with
+    /// <see cref="Formulation.Vp"/>). The same rules as <see cref="FromSigmas"/> apply to the array,
+    /// and the grid replaces the same settings. The formulation defaults to the settings' schedule
+    /// with Table 1's parameters (vp: beta_d 19.9, beta_min 0.1, not refit: the caller's t already
+    /// fixes the time variable) and the settings' scaling; a formulation given must have the
+    /// settings' schedule and scaling. The t_i are used as given (no rounding).
+    /// </summary>
+    public static SamplingPlan FromTimeSteps(double[] t, SamplerSettings s, Formulation? formulation = null)
+    {
+        ValidateGrid(t, "t");
+        s = s with { Steps = t.Length - 1 };
+        s.Validate();
+        var f = formulation ?? new Formulation(s.Schedule switch
+        {
+            ScheduleKind.Vp => new VpSchedule(),
+            ScheduleKind.Ve => new VeSchedule(),
+            _ => new LinearSchedule(),
+        }, s.Scaling);
+        if (f.Schedule.Name != SamplerSettings.Name(s.Schedule) || f.Scaling != s.Scaling)
+            throw new ArgumentException($"FromTimeSteps: the formulation ({f}) differs from the settings' (schedule {SamplerSettings.Name(s.Schedule)}, scaling {SamplerSettings.Name(s.Scaling)}); give settings with the formulation's schedule and scaling");
+        var sigma = t.Select(f.Sigma).ToArray();
+        return new SamplingPlan(s, f, (double[])t.Clone(), sigma[^2], sigma[0]);
+    }
+
+    // A caller's grid: at least 2 entries, finite, strictly decreasing, ending with 0.
+    static void ValidateGrid(double[] a, string name)
+    {
+        const string rule = "allowed: at least 2 finite values, strictly decreasing, ending with 0";
+        if (a is null || a.Length < 2)
+            throw new ArgumentException($"{name} has {a?.Length ?? 0} entries; {rule} (N >= 1 steps)");
+        for (int i = 0; i < a.Length; i++)
+        {
+            if (!double.IsFinite(a[i])) throw new ArgumentException($"{name}[{i}] = {a[i]} is not finite; {rule}");
+            if (i > 0 && !(a[i] < a[i - 1])) throw new ArgumentException($"{name}[{i}] = {a[i]:R} is not below {name}[{i - 1}] = {a[i - 1]:R}; {rule}");
+        }
+        if (a[^1] != 0) throw new ArgumentException($"{name}[{a.Length - 1}] = {a[^1]:R} is not 0; {rule} (append 0 as k-diffusion's append_zero does)");
+    }
+
+    /// <summary>
+    /// Algorithm 2 line 4: the churn factor gamma_i = min(S_churn / N, sqrt(2) - 1) when
+    /// S_tmin &lt;= sigma(t_i) &lt;= S_tmax, else 0.
+    /// </summary>
+    public double Gamma(int i)
     {
         var s = Settings;
         double sigma = Sigma[i];
-        if (s.SChurn <= 0 || sigma < s.STmin || sigma > s.STmax) return T[i];
-        double gamma = Math.Min(s.SChurn / Steps, Math.Sqrt(2) - 1);
+        if (s.SChurn <= 0 || sigma < s.STmin || sigma > s.STmax) return 0;
+        return Math.Min(s.SChurn / Steps, Math.Sqrt(2) - 1);
+    }
+
+    /// <summary>
+    /// Algorithm 2 line 5: t_hat = sigma^-1(round(sigma(t_i) (1 + gamma_i))), or t_i when gamma_i = 0
+    /// (<paramref name="roundSigma"/>: the denoiser's rounding, as the samplers pass it).
+    /// </summary>
+    public double THat(int i, Func<double, double>? roundSigma = null)
+    {
+        double gamma = Gamma(i);
         if (gamma == 0) return T[i];
+        double sigma = Sigma[i];
         double sigmaHat = sigma + gamma * sigma;
         return Formulation.SigmaInv(roundSigma is null ? sigmaHat : roundSigma(sigmaHat));
     }
+
+    /// <summary>sigma(t_hat_i): the noise level step i evaluates the denoiser at first (k-diffusion's sigma_hat).</summary>
+    public double SigmaHat(int i, Func<double, double>? roundSigma = null) => Formulation.Sigma(THat(i, roundSigma));
 }
