@@ -40,8 +40,11 @@ public static class Solvers
             ? (Solver)i
             : throw new ArgumentException($"unknown solver '{name}'; allowed: {string.Join(", ", Names)}");
 
-    /// <summary>True for the solvers of Algorithm 1 / Appendix D.2 (Euler and the RK2 family), which accept any formulation and churn.</summary>
+    /// <summary>True for the solvers of Algorithm 1 / Appendix D.2 (Euler and the RK2 family), which accept any formulation.</summary>
     public static bool IsRungeKutta(this Solver s) => s <= Solver.Ralston;
+
+    /// <summary>True for the solvers that take Algorithm 2's churn (S_churn, S_tmin, S_tmax, S_noise): Euler and the RK2 family.</summary>
+    public static bool TakesChurn(this Solver s) => s.IsRungeKutta();
 
     /// <summary>True for the second-order RK family (2 NFE per step, 1 on the last).</summary>
     public static bool IsSecondOrderRk(this Solver s) => s is Solver.Heun or Solver.Midpoint or Solver.Ralston;
@@ -108,11 +111,22 @@ public sealed record SamplerSettings
     /// <summary>Exact number of denoiser evaluations: 2N - 1 for the second-order RK family and dpm_2, N otherwise.</summary>
     public int Nfe => Solver.IsSecondOrderRk() || Solver == Solver.Dpm2 ? 2 * Steps - 1 : Steps;
 
-    /// <summary>Checks every setting; the message names the setting and the allowed values.</summary>
+    /// <summary>
+    /// Checks every setting; the message names the setting and the allowed values. A setting the
+    /// solver would ignore is refused rather than dropped: alpha != 1 other than for heun, eta != 1
+    /// other than for euler_ancestral, an lms order other than 4 other than for lms, churn
+    /// (S_churn, S_tmin, S_tmax) on a solver without it or S_tmin/S_tmax without S_churn &gt; 0, and
+    /// S_noise != 1 where no noise is added. The message names the setting, the solver and the
+    /// solvers that take it.
+    /// </summary>
     public void Validate()
     {
         var (lo, hi) = TimeSteps.DefaultSigmaRange(Discretization);
         TimeSteps.Validate(Steps, SigmaMin ?? lo, SigmaMax ?? hi, Rho);
+        if (!Enum.IsDefined(Solver)) throw new ArgumentException($"solver {Solver}: not a defined solver; allowed: {string.Join(", ", Solvers.Names)}");
+        string name = Solver.Name();
+        if (Solver != Solver.Heun && Alpha != 1)
+            throw new ArgumentException($"alpha = {Alpha} is ignored by solver {name}; alpha applies to: heun (midpoint and ralston fix alpha to 1/2 and 2/3)");
         double a = EffectiveAlpha;
         // Appendix D.2: the second evaluation sits at t_i + alpha h. alpha <= 0 leaves no second
         // evaluation (or steps backwards); alpha > 1 evaluates beyond t_{i+1}, at the last step below
@@ -124,15 +138,22 @@ public sealed record SamplerSettings
         if (!(SNoise >= 0) || double.IsInfinity(SNoise)) throw new ArgumentException($"S_noise = {SNoise} is invalid; allowed: S_noise >= 0");
         if (double.IsNaN(STmin) || double.IsNaN(STmax) || STmin > STmax) throw new ArgumentException($"S_tmin = {STmin}, S_tmax = {STmax} are invalid; allowed: S_tmin <= S_tmax");
         if (!(Eta >= 0) || double.IsInfinity(Eta)) throw new ArgumentException($"eta = {Eta} is invalid; allowed: eta >= 0");
+        if (Solver != Solver.EulerAncestral && Eta != 1)
+            throw new ArgumentException($"eta = {Eta} is ignored by solver {name}; eta applies to: euler_ancestral");
         if (LmsOrder < 1 || LmsOrder > 8) throw new ArgumentException($"lms order = {LmsOrder} is invalid; allowed: 1..8");
+        if (Solver != Solver.Lms && LmsOrder != 4)
+            throw new ArgumentException($"lms order = {LmsOrder} is ignored by solver {name}; the lms order applies to: lms");
         if (!Enum.IsDefined(Schedule) || !Enum.IsDefined(Scaling)) throw new ArgumentException($"schedule {Schedule}, scaling {Scaling}: not a defined kind");
-        if (!Solver.IsRungeKutta())
-        {
-            if (Schedule != ScheduleKind.Linear || Scaling != ScalingKind.None)
-                throw new ArgumentException($"solver {Solver.Name()} runs in sigma (schedule linear, scaling none); got schedule {Name(Schedule)}, scaling {Name(Scaling)}");
-            if (SChurn != 0)
-                throw new ArgumentException($"solver {Solver.Name()} takes no churn; S_churn applies to: euler, heun, midpoint, ralston");
-        }
+        if (!Solver.IsRungeKutta() && (Schedule != ScheduleKind.Linear || Scaling != ScalingKind.None))
+            throw new ArgumentException($"solver {name} runs in sigma (schedule linear, scaling none); got schedule {Name(Schedule)}, scaling {Name(Scaling)}");
+        string churnSolvers = string.Join(", ", Enum.GetValues<Solver>().Where(Solvers.TakesChurn).Select(Solvers.Name));
+        if (SChurn != 0 && !Solver.TakesChurn())
+            throw new ArgumentException($"S_churn = {SChurn} is ignored by solver {name}, which takes no churn; S_churn applies to: {churnSolvers}");
+        bool churn = SChurn > 0 && Solver.TakesChurn();
+        if (!churn && (STmin != 0 || STmax != double.PositiveInfinity))
+            throw new ArgumentException($"S_tmin = {STmin}, S_tmax = {STmax} are ignored by solver {name} without churn; S_tmin and S_tmax apply to: {churnSolvers} with S_churn > 0");
+        if (!churn && !(Solver == Solver.EulerAncestral && Eta > 0) && SNoise != 1)
+            throw new ArgumentException($"S_noise = {SNoise} is ignored by solver {name} here, which adds no noise; S_noise applies to: {churnSolvers} with S_churn > 0, and euler_ancestral with eta > 0");
     }
 
     /// <summary>Names of the noise schedules.</summary>

@@ -88,4 +88,54 @@ public sealed class SamplerApiTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         Assert.Contains("strictly decreasing, ending with 0", e.Message);
         Assert.Contains("strictly decreasing", Assert.Throws<ArgumentException>(() => SamplingPlan.FromTimeSteps(sigmas, new SamplerSettings())).Message);
     }
+
+    [Theory]
+    [InlineData("euler", "alpha", "alpha = 0.5 is ignored by solver euler; alpha applies to: heun")]
+    [InlineData("midpoint", "alpha", "alpha = 0.5 is ignored by solver midpoint")]
+    [InlineData("dpm_2", "alpha", "alpha = 0.5 is ignored by solver dpm_2")]
+    [InlineData("heun", "eta", "eta = 0.5 is ignored by solver heun; eta applies to: euler_ancestral")]
+    [InlineData("dpmpp_2m", "eta", "eta = 0.5 is ignored by solver dpmpp_2m")]
+    [InlineData("heun", "lms_order", "lms order = 3 is ignored by solver heun; the lms order applies to: lms")]
+    [InlineData("lms", "s_churn", "S_churn = 10 is ignored by solver lms, which takes no churn; S_churn applies to: euler, heun, midpoint, ralston")]
+    [InlineData("euler_ancestral", "s_churn", "ignored by solver euler_ancestral, which takes no churn")]
+    [InlineData("dpmpp_2m", "s_churn", "ignored by solver dpmpp_2m, which takes no churn")]
+    [InlineData("heun", "s_tmin", "S_tmin = 0.05, S_tmax = Infinity are ignored by solver heun without churn; S_tmin and S_tmax apply to: euler, heun, midpoint, ralston with S_churn > 0")]
+    [InlineData("euler", "s_tmax", "S_tmin = 0, S_tmax = 50 are ignored by solver euler without churn")]
+    [InlineData("heun", "s_noise", "S_noise = 1.003 is ignored by solver heun here, which adds no noise; S_noise applies to: euler, heun, midpoint, ralston with S_churn > 0, and euler_ancestral with eta > 0")]
+    [InlineData("dpmpp_2m", "s_noise", "S_noise = 1.003 is ignored by solver dpmpp_2m")]
+    [InlineData("euler_ancestral", "eta0_s_noise", "S_noise = 1.003 is ignored by solver euler_ancestral")]
+    public void SettingsASolverIgnoresAreRefused(string solver, string setting, string expected)
+    {
+        var s = new SamplerSettings { Solver = Solvers.Parse(solver) };
+        s = setting switch
+        {
+            "alpha" => s with { Alpha = 0.5 },
+            "eta" => s with { Eta = 0.5 },
+            "lms_order" => s with { LmsOrder = 3 },
+            "s_churn" => s with { SChurn = 10 },
+            "s_tmin" => s with { STmin = 0.05 },
+            "s_tmax" => s with { STmax = 50 },
+            "s_noise" => s with { SNoise = 1.003 },
+            _ => s with { Eta = 0, SNoise = 1.003 },
+        };
+        Assert.Contains(expected, Assert.Throws<ArgumentException>(s.Validate).Message);
+    }
+
+    [Fact]
+    public void SettingsEachSolverTakesAreAccepted()
+    {
+        new SamplerSettings { Solver = Solver.Heun, Alpha = 0.7 }.Validate();
+        new SamplerSettings { Solver = Solver.EulerAncestral, Eta = 0.5, SNoise = 1.003 }.Validate();
+        new SamplerSettings { Solver = Solver.Lms, LmsOrder = 3 }.Validate();
+        foreach (var solver in new[] { Solver.Euler, Solver.Heun, Solver.Midpoint, Solver.Ralston })
+            new SamplerSettings { Solver = solver, SChurn = 10, STmin = 0.05, STmax = 50, SNoise = 1.003 }.Validate();
+        foreach (var name in SamplerSettings.NamedSamplers) SamplerSettings.Named(name, 18).Validate();
+        // The truncation suite's settings, for every solver and discretization.
+        var cfg = new Edm.Verification.TruncationConfig();
+        foreach (var solver in Enum.GetValues<Solver>())
+        {
+            foreach (var d in Enum.GetValues<Discretization>()) cfg.Global(solver, d, 8).Validate();
+            if (solver.IsRungeKutta()) cfg.Local(solver, 7).Validate();
+        }
+    }
 }
