@@ -138,4 +138,166 @@ public sealed class SamplerApiTests(CpuDevice cpu) : IClassFixture<CpuDevice>
             if (solver.IsRungeKutta()) cfg.Local(solver, 7).Validate();
         }
     }
+
+    // ---- Noise source ----
+
+    // Sampled before the noise source existed (commit ba6f2bf): heun with churn and euler_ancestral
+    // on the gaussian (dim 3), seeds 21 and 22, N = 5; the float32 bits of x_N.
+    static readonly uint[] HeunChurnBits = [0x3EA05516, 0xBF97EA7E, 0x3F50CD2E, 0xBFD050AD, 0x3F08E726, 0xBE9A9F6B];
+    static readonly uint[] EulerAncestralBits = [0xBE30EFB8, 0xBF37EF20, 0x3CEF0376, 0xBEC58DC0, 0xBF303306, 0x3D65E2C7];
+
+    [Fact]
+    public void DefaultNoiseIsBitwiseTheSamplesOfBefore()
+    {
+        var data = AnalyticDataset.Create(DatasetKind.Gaussian, 3, 1);
+        using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
+        ulong[] seeds = [21, 22];
+        var cases = new[]
+        {
+            (new SamplerSettings { Steps = 5, Solver = Solver.Heun, SChurn = 40, STmin = 0.05, STmax = 50, SNoise = 1.007 }, HeunChurnBits),
+            (new SamplerSettings { Steps = 5, Solver = Solver.EulerAncestral }, EulerAncestralBits),
+        };
+        foreach (var (s, bits) in cases)
+        {
+            using var z = Samplers.Latents(_d, seeds, 3);
+            using var bySeeds = Samplers.Sample((IDenoiser)den, z, s, seeds).X;
+            using var bySource = Samplers.Sample((IDenoiser)den, z, s, noise: new PhiloxNoise(seeds)).X;
+            Assert.Equal(bits, bySeeds.ToArray().Select(BitConverter.SingleToUInt32Bits));
+            Assert.Equal(bits, bySource.ToArray().Select(BitConverter.SingleToUInt32Bits));
+        }
+    }
+
+    // Noise eps[e] = 0.1 (e + 1) (step + 1) - 0.25, the same for every sample; records the steps asked for.
+    sealed class FixedNoise : INoiseSource
+    {
+        public readonly List<int> Steps = [];
+        public void Normal(Tensor destination, int step)
+        {
+            Steps.Add(step);
+            int n = destination.Shape[1];
+            destination.CopyFrom(Enumerable.Range(0, destination.Shape[0] * n).Select(k => (float)(0.1 * (k % n + 1) * (step + 1) - 0.25)).ToArray());
+        }
+        public static double Eps(int step, int e) => (float)(0.1 * (e + 1) * (step + 1) - 0.25);
+    }
+
+    // The Gaussian's D(x; sigma) = mu + v / (v + sigma^2) (x - mu) on the host.
+    static double GaussianD(AnalyticDataset data, double x, int e, double sigma) =>
+        data.Means[e] + data.Variances[0] / (data.Variances[0] + sigma * sigma) * (x - data.Means[e]);
+
+    [Fact]
+    public void CustomNoiseReproducesAHandComputedFirstStep()
+    {
+        var data = AnalyticDataset.Create(DatasetKind.Gaussian, 3, 1);
+        using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
+        using var z = Tensor.FromArray(_d, [0.5f, -1f, 2f], 1, 3);
+        double[] z0 = [0.5, -1, 2];
+
+        // euler_ancestral: x_1 = x_0 + (sigma_down - sigma_0) (x_0 - D) / sigma_0 + sigma_up eps_0.
+        var ea = new SamplerSettings { Steps = 4, Solver = Solver.EulerAncestral };
+        var plan = SamplingPlan.Create(ea);
+        var noise = new FixedNoise();
+        var xs = new List<float[]>();
+        using (Samplers.Sample((IDenoiser)den, z, plan, noise: noise, callback: st => xs.Add(st.X.ToArray())).X) { }
+        Assert.Equal([0, 1, 2], noise.Steps);                          // the step to 0 adds no noise
+        double s0 = plan.Sigma[0], s1 = plan.Sigma[1];
+        double up = Math.Sqrt(s1 * s1 * (s0 * s0 - s1 * s1) / (s0 * s0)), down = Math.Sqrt(s1 * s1 - up * up);
+        for (int e = 0; e < 3; e++)
+        {
+            double x0 = z0[e] * s0;
+            double x1 = x0 + (down - s0) * (x0 - GaussianD(data, x0, e, s0)) / s0 + up * FixedNoise.Eps(0, e);
+            Assert.True(Math.Abs(xs[1][e] - x1) <= 1e-5 * (1 + Math.Abs(x1)), $"euler_ancestral e {e}: {xs[1][e]} vs {x1}");
+        }
+
+        // heun with churn: x_hat_0 = x_0 + sqrt(sigma_hat^2 - sigma_0^2) S_noise eps_0, a Heun step to x_1,
+        // then step 1's churn.
+        var heun = new SamplerSettings { Steps = 4, Solver = Solver.Heun, SChurn = 10, SNoise = 1.007 };
+        plan = SamplingPlan.Create(heun);
+        noise = new FixedNoise();
+        xs.Clear();
+        using (Samplers.Sample((IDenoiser)den, z, plan, noise: noise, callback: st => xs.Add(st.X.ToArray())).X) { }
+        Assert.Equal([0, 1, 2, 3], noise.Steps);                       // S_tmin 0, S_tmax inf: every step churns
+        s0 = plan.Sigma[0];
+        s1 = plan.Sigma[1];
+        double sh = s0 * (1 + (Math.Sqrt(2) - 1));                      // gamma = min(10 / 4, sqrt 2 - 1)
+        for (int e = 0; e < 3; e++)
+        {
+            double xh = z0[e] * s0 + Math.Sqrt(sh * sh - s0 * s0) * 1.007 * FixedNoise.Eps(0, e);
+            Assert.True(Math.Abs(xs[0][e] - xh) <= 1e-5 * (1 + Math.Abs(xh)), $"heun x_hat e {e}: {xs[0][e]} vs {xh}");
+            double d = (xh - GaussianD(data, xh, e, sh)) / sh, xp = xh + (s1 - sh) * d;
+            double dp = (xp - GaussianD(data, xp, e, s1)) / s1, x1 = xh + (s1 - sh) * (d + dp) / 2;
+            // The callback of step 1 sees x_hat_1: x_1 with step 1's churn noise.
+            double sh1 = s1 * Math.Sqrt(2), xh1 = x1 + Math.Sqrt(sh1 * sh1 - s1 * s1) * 1.007 * FixedNoise.Eps(1, e);
+            Assert.True(Math.Abs(xs[1][e] - xh1) <= 1e-5 * (1 + Math.Abs(xh1)), $"heun x_hat_1 e {e}: {xs[1][e]} vs {xh1}");
+        }
+    }
+
+    [Fact]
+    public void SeedsAndANoiseSourceTogetherAreRefused()
+    {
+        var data = AnalyticDataset.Create(DatasetKind.Gaussian, 3, 1);
+        using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
+        using var z = Tensor.Zeros(_d, 2, 3);
+        var e = Assert.Throws<ArgumentException>(() => Samplers.Sample((IDenoiser)den, z, new SamplerSettings { Solver = Solver.EulerAncestral }, [1, 2], new FixedNoise()));
+        Assert.Contains("not both", e.Message);
+    }
+
+    // ---- Per-step callback ----
+
+    public static TheoryData<string> AllSolvers() => new(Solvers.Names);
+
+    [Theory, MemberData(nameof(AllSolvers))]
+    public void CallbackSeesEveryStepWithThePlansSigmas(string solver)
+    {
+        var data = AnalyticDataset.Create(DatasetKind.Gaussian, 3, 1);
+        using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
+        ulong[] seeds = [41, 42];
+        var s = new SamplerSettings { Solver = Solvers.Parse(solver), Steps = 6 };
+        var plan = SamplingPlan.Create(s);
+        var steps = new List<(int I, double T, double THat, double Sigma, double SigmaHat, float[] X, float[] D)>();
+        using var z = Samplers.Latents(_d, seeds, 3);
+        var result = Samplers.Sample((IDenoiser)den, z, plan, seeds, callback: st =>
+            steps.Add((st.I, st.T, st.THat, st.Sigma, st.SigmaHat, st.X.ToArray(), st.Denoised.ToArray())));
+        using var x = result.X;
+        Assert.Equal(s.Nfe, result.Nfe);
+        Assert.Equal(Enumerable.Range(0, 6), steps.Select(st => st.I));
+        Assert.Equal(plan.Sigma[..6], steps.Select(st => st.Sigma));
+        Assert.Equal(plan.Sigma[..6], steps.Select(st => st.SigmaHat));  // no churn
+        Assert.Equal(plan.T[..6], steps.Select(st => st.T));
+        Assert.Equal(plan.T[..6], steps.Select(st => st.THat));
+        // Each Denoised is the Gaussian's D at the step's x and sigma.
+        foreach (var st in steps)
+            for (int k = 0; k < 6; k++)
+            {
+                double want = GaussianD(data, st.X[k], k % 3, st.SigmaHat);
+                Assert.True(Math.Abs(st.D[k] - want) <= 1e-5 * (1 + Math.Abs(want)), $"{solver} step {st.I} k {k}: {st.D[k]} vs {want}");
+            }
+        // The last step to sigma = 0 lands on the last denoised (Euler from sigma_(N-1) to 0 is x - sigma d = D),
+        // exactly for dpmpp_2m (returns D) and euler_ancestral (x sigma_down / sigma + D (1 - sigma_down / sigma)
+        // with sigma_down = 0); lms's last step is its multistep formula instead.
+        var got = x.ToArray();
+        var last = steps[^1].D;
+        if (solver is "dpmpp_2m" or "euler_ancestral") Assert.Equal(last, got);
+        else if (solver != "lms")
+            for (int k = 0; k < 6; k++) Assert.True(Math.Abs(got[k] - last[k]) <= 1e-5 * (1 + Math.Abs(last[k])), $"{solver} k {k}: {got[k]} vs {last[k]}");
+    }
+
+    [Fact]
+    public void CallbackSeesTheChurnLevels()
+    {
+        var data = AnalyticDataset.Create(DatasetKind.Points, 3, 5);
+        using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
+        var s = new SamplerSettings { Steps = 8, SChurn = 40, STmin = 0.05, STmax = 50 };
+        var plan = SamplingPlan.Create(s);
+        var seen = new List<(double Sigma, double SigmaHat, double THat)>();
+        using var x = Samplers.Sample((IDenoiser)den, _d, [3], [3], s).X;
+        using var z = Samplers.Latents(_d, [3], 3);
+        using var y = Samplers.Sample((IDenoiser)den, z, plan, [3], callback: st => seen.Add((st.Sigma, st.SigmaHat, st.THat))).X;
+        Assert.Equal(x.ToArray(), y.ToArray());                        // a callback changes nothing
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.Equal(plan.SigmaHat(i), seen[i].SigmaHat);
+            Assert.Equal(plan.THat(i), seen[i].THat);
+            Assert.Equal(plan.Sigma[i] is >= 0.05 and <= 50, seen[i].SigmaHat > seen[i].Sigma);
+        }
+    }
 }
