@@ -17,7 +17,7 @@ public enum Solver
     Ralston,
     /// <summary>k-diffusion euler_ancestral (eta = 0 is Euler).</summary>
     EulerAncestral,
-    /// <summary>k-diffusion dpm_2 (midpoint in ln sigma).</summary>
+    /// <summary>k-diffusion dpm_2 (midpoint in ln sigma; takes churn as k-diffusion's sample_dpm_2).</summary>
     Dpm2,
     /// <summary>k-diffusion DPM-Solver++(2M).</summary>
     DpmPP2M,
@@ -43,8 +43,11 @@ public static class Solvers
     /// <summary>True for the solvers of Algorithm 1 / Appendix D.2 (Euler and the RK2 family), which accept any formulation.</summary>
     public static bool IsRungeKutta(this Solver s) => s <= Solver.Ralston;
 
-    /// <summary>True for the solvers that take Algorithm 2's churn (S_churn, S_tmin, S_tmax, S_noise): Euler and the RK2 family.</summary>
-    public static bool TakesChurn(this Solver s) => s.IsRungeKutta();
+    /// <summary>
+    /// True for the solvers that take Algorithm 2's churn (S_churn, S_tmin, S_tmax, S_noise): Euler,
+    /// the RK2 family and dpm_2 (as k-diffusion's sample_dpm_2).
+    /// </summary>
+    public static bool TakesChurn(this Solver s) => s.IsRungeKutta() || s == Solver.Dpm2;
 
     /// <summary>True for the second-order RK family (2 NFE per step, 1 on the last).</summary>
     public static bool IsSecondOrderRk(this Solver s) => s is Solver.Heun or Solver.Midpoint or Solver.Ralston;

@@ -4,7 +4,8 @@
 //
 // - Euler, Heun (Algorithm 1 for arbitrary sigma(t), s(t)), the RK2 alpha family (Appendix D.2)
 //   and Algorithm 2's churn, all as NVlabs/edm's generalized sampler does them (RungeKutta);
-// - k-diffusion euler_ancestral, dpm_2, dpm++ 2M and lms in sigma (sigma(t) = t, s = 1).
+// - k-diffusion euler_ancestral, dpm_2 (with churn, as sample_dpm_2), dpm++ 2M and lms in sigma
+//   (sigma(t) = t, s = 1).
 // The last step to sigma = 0 is Euler (lms: its multistep formula, which evaluates nothing at 0).
 // NFE is counted by wrapping the denoiser and equals SamplerSettings.Nfe.
 //
@@ -121,7 +122,7 @@ public static class Samplers
             switch (s.Solver)
             {
                 case Solver.EulerAncestral: EulerAncestral(plan, counter, x, noise, callback); break;
-                case Solver.Dpm2: Dpm2(plan, counter, x, callback); break;
+                case Solver.Dpm2: Dpm2(plan, counter, x, noise, callback); break;
                 case Solver.DpmPP2M: DpmPP2M(plan, counter, x, callback); break;
                 case Solver.Lms: Lms(plan, counter, x, callback); break;
                 default: RungeKutta(plan, counter, x, noise, callback); break;
@@ -267,8 +268,10 @@ public static class Samplers
         }
     }
 
-    // k-diffusion dpm_2: midpoint in ln sigma; Euler on the last step.
-    static void Dpm2(SamplingPlan plan, IDenoiser den, Tensor x, Action<SamplerStep>? callback)
+    // k-diffusion dpm_2 (sample_dpm_2): churn as Algorithm 2 (sigma_hat = sigma_i (1 + gamma_i),
+    // x += S_noise sqrt(sigma_hat^2 - sigma_i^2) eps), then the midpoint in ln sigma from sigma_hat;
+    // Euler on the last step.
+    static void Dpm2(SamplingPlan plan, IDenoiser den, Tensor x, INoiseSource? noise, Action<SamplerStep>? callback)
     {
         var sig = plan.Sigma;
         int batch = x.Shape[0];
@@ -276,21 +279,29 @@ public static class Samplers
         {
             using var scope = new TensorScope();
             double sc = sig[i], sn = sig[i + 1];
-            var denoised = den.Denoise(x, Fill(batch, sc));
-            Report(callback, plan, i, x, denoised);
-            var d = Ops.Scale(x, (float)(1 / sc));
-            Ops.Axpy((float)(-1 / sc), denoised, d);
+            double sh = plan.SigmaHat(i, den.RoundSigma);          // sigma_i without churn
+            double noiseScale = Math.Sqrt(Math.Max(sh * sh - sc * sc, 0)) * plan.Settings.SNoise;
+            if (noiseScale > 0)
+            {
+                var eps = Tensor.Empty(x.Device, x.Shape);
+                noise!.Normal(eps, i);
+                Ops.Axpy((float)noiseScale, eps, x);
+            }
+            var denoised = den.Denoise(x, Fill(batch, sh));
+            callback?.Invoke(new SamplerStep(i, plan.T[i], plan.THat(i, den.RoundSigma), sc, sh, x, denoised));
+            var d = Ops.Scale(x, (float)(1 / sh));
+            Ops.Axpy((float)(-1 / sh), denoised, d);
             if (sn == 0)
             {
-                Ops.Axpy((float)(sn - sc), d, x);
+                Ops.Axpy((float)(sn - sh), d, x);
                 continue;
             }
-            double sMid = Math.Exp(0.5 * (Math.Log(sc) + Math.Log(sn)));
+            double sMid = Math.Exp(0.5 * (Math.Log(sh) + Math.Log(sn)));
             var x2 = Ops.Copy(x);
-            Ops.Axpy((float)(sMid - sc), d, x2);
+            Ops.Axpy((float)(sMid - sh), d, x2);
             var d2 = Ops.Scale(x2, (float)(1 / sMid));
             Ops.Axpy((float)(-1 / sMid), den.Denoise(x2, Fill(batch, sMid)), d2);
-            Ops.Axpy((float)(sn - sc), d2, x);
+            Ops.Axpy((float)(sn - sh), d2, x);
         }
     }
 

@@ -107,6 +107,7 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
         t.Add("heun", "iddpm", "linear", "none", 0);
         t.Add("heun", "edm", "linear", "none", 40);        // Algorithm 2 with churn
         t.Add("ralston", "vp", "vp", "vp", 30);            // churn with VP scaling (NVlabs/edm x_hat rescale)
+        t.Add("dpm_2", "edm", "linear", "none", 40);       // k-diffusion's sample_dpm_2 with churn
         return t;
     }
 

@@ -96,12 +96,12 @@ public sealed class SamplerApiTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     [InlineData("heun", "eta", "eta = 0.5 is ignored by solver heun; eta applies to: euler_ancestral")]
     [InlineData("dpmpp_2m", "eta", "eta = 0.5 is ignored by solver dpmpp_2m")]
     [InlineData("heun", "lms_order", "lms order = 3 is ignored by solver heun; the lms order applies to: lms")]
-    [InlineData("lms", "s_churn", "S_churn = 10 is ignored by solver lms, which takes no churn; S_churn applies to: euler, heun, midpoint, ralston")]
+    [InlineData("lms", "s_churn", "S_churn = 10 is ignored by solver lms, which takes no churn; S_churn applies to: euler, heun, midpoint, ralston, dpm_2")]
     [InlineData("euler_ancestral", "s_churn", "ignored by solver euler_ancestral, which takes no churn")]
     [InlineData("dpmpp_2m", "s_churn", "ignored by solver dpmpp_2m, which takes no churn")]
-    [InlineData("heun", "s_tmin", "S_tmin = 0.05, S_tmax = Infinity are ignored by solver heun without churn; S_tmin and S_tmax apply to: euler, heun, midpoint, ralston with S_churn > 0")]
+    [InlineData("heun", "s_tmin", "S_tmin = 0.05, S_tmax = Infinity are ignored by solver heun without churn; S_tmin and S_tmax apply to: euler, heun, midpoint, ralston, dpm_2 with S_churn > 0")]
     [InlineData("euler", "s_tmax", "S_tmin = 0, S_tmax = 50 are ignored by solver euler without churn")]
-    [InlineData("heun", "s_noise", "S_noise = 1.003 is ignored by solver heun here, which adds no noise; S_noise applies to: euler, heun, midpoint, ralston with S_churn > 0, and euler_ancestral with eta > 0")]
+    [InlineData("heun", "s_noise", "S_noise = 1.003 is ignored by solver heun here, which adds no noise; S_noise applies to: euler, heun, midpoint, ralston, dpm_2 with S_churn > 0, and euler_ancestral with eta > 0")]
     [InlineData("dpmpp_2m", "s_noise", "S_noise = 1.003 is ignored by solver dpmpp_2m")]
     [InlineData("euler_ancestral", "eta0_s_noise", "S_noise = 1.003 is ignored by solver euler_ancestral")]
     public void SettingsASolverIgnoresAreRefused(string solver, string setting, string expected)
@@ -127,7 +127,7 @@ public sealed class SamplerApiTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         new SamplerSettings { Solver = Solver.Heun, Alpha = 0.7 }.Validate();
         new SamplerSettings { Solver = Solver.EulerAncestral, Eta = 0.5, SNoise = 1.003 }.Validate();
         new SamplerSettings { Solver = Solver.Lms, LmsOrder = 3 }.Validate();
-        foreach (var solver in new[] { Solver.Euler, Solver.Heun, Solver.Midpoint, Solver.Ralston })
+        foreach (var solver in new[] { Solver.Euler, Solver.Heun, Solver.Midpoint, Solver.Ralston, Solver.Dpm2 })
             new SamplerSettings { Solver = solver, SChurn = 10, STmin = 0.05, STmax = 50, SNoise = 1.003 }.Validate();
         foreach (var name in SamplerSettings.NamedSamplers) SamplerSettings.Named(name, 18).Validate();
         // The truncation suite's settings, for every solver and discretization.
@@ -298,6 +298,39 @@ public sealed class SamplerApiTests(CpuDevice cpu) : IClassFixture<CpuDevice>
             Assert.Equal(plan.SigmaHat(i), seen[i].SigmaHat);
             Assert.Equal(plan.THat(i), seen[i].THat);
             Assert.Equal(plan.Sigma[i] is >= 0.05 and <= 50, seen[i].SigmaHat > seen[i].Sigma);
+        }
+    }
+
+    // ---- dpm_2 with churn ----
+
+    [Fact]
+    public void Dpm2ChurnsAsKDiffusionsSampleDpm2()
+    {
+        // Only sigma_0 = 80 lies in [S_tmin, S_tmax] = [50, 100]: x_hat_0 = x_0 + S_noise sqrt(sigma_hat^2 - sigma_0^2) eps_0,
+        // then the dpm_2 step from sigma_hat: x_1 = x_hat + (sigma_1 - sigma_hat) d(x_hat + (sigma_mid - sigma_hat) d, sigma_mid).
+        var data = AnalyticDataset.Create(DatasetKind.Gaussian, 3, 1);
+        using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
+        using var z = Tensor.FromArray(_d, [0.5f, -1f, 2f], 1, 3);
+        double[] z0 = [0.5, -1, 2];
+        var s = new SamplerSettings { Steps = 4, Solver = Solver.Dpm2, SChurn = 1, STmin = 50, STmax = 100, SNoise = 1.003 };
+        var plan = SamplingPlan.Create(s);
+        var noise = new FixedNoise();
+        var seen = new List<(double SigmaHat, float[] X)>();
+        var result = Samplers.Sample((IDenoiser)den, z, plan, noise: noise, callback: st => seen.Add((st.SigmaHat, st.X.ToArray())));
+        using var x = result.X;
+        Assert.Equal(7, result.Nfe);
+        Assert.Equal([0], noise.Steps);
+        double s0 = plan.Sigma[0], s1 = plan.Sigma[1], sh = s0 * 1.25;  // gamma = min(1 / 4, sqrt 2 - 1)
+        Assert.Equal(sh, seen[0].SigmaHat, 12);
+        Assert.Equal(s1, seen[1].SigmaHat);
+        double sMid = Math.Sqrt(sh * s1);
+        for (int e = 0; e < 3; e++)
+        {
+            double xh = z0[e] * s0 + 1.003 * Math.Sqrt(sh * sh - s0 * s0) * FixedNoise.Eps(0, e);
+            Assert.True(Math.Abs(seen[0].X[e] - xh) <= 1e-5 * (1 + Math.Abs(xh)), $"x_hat e {e}: {seen[0].X[e]} vs {xh}");
+            double d = (xh - GaussianD(data, xh, e, sh)) / sh, x2 = xh + (sMid - sh) * d;
+            double x1 = xh + (s1 - sh) * (x2 - GaussianD(data, x2, e, sMid)) / sMid;
+            Assert.True(Math.Abs(seen[1].X[e] - x1) <= 1e-5 * (1 + Math.Abs(x1)), $"x_1 e {e}: {seen[1].X[e]} vs {x1}");
         }
     }
 }
