@@ -89,7 +89,7 @@ public sealed class Precond : IDenoiser, IDisposable
             case PrecondKind.Vp: SigmaMin = VpSigma(EpsilonT); SigmaMax = VpSigma(1); break;
             case PrecondKind.Ve: SigmaMin = 0.02; SigmaMax = 100; break;
             case PrecondKind.Iddpm:
-                _u = TimeSteps.IddpmU(M);
+                _u = TimeSteps.IddpmUFloat32(M); // float32 like NVlabs/edm's iDDPMPrecond buffer (docs/model.md)
                 SigmaMin = _u[M - 1]; SigmaMax = _u[0];
                 break;
             default: SigmaMin = 0; SigmaMax = double.PositiveInfinity; break;

@@ -4,19 +4,72 @@
 //
 // - Euler, Heun (Algorithm 1 for arbitrary sigma(t), s(t)), the RK2 alpha family (Appendix D.2)
 //   and Algorithm 2's churn, all as NVlabs/edm's generalized sampler does them (RungeKutta);
-// - k-diffusion euler_ancestral, dpm_2, dpm++ 2M and lms in sigma (sigma(t) = t, s = 1).
+// - k-diffusion euler_ancestral, dpm_2 (with churn, as sample_dpm_2), dpm++ 2M and lms in sigma
+//   (sigma(t) = t, s = 1).
 // The last step to sigma = 0 is Euler (lms: its multistep formula, which evaluates nothing at 0).
 // NFE is counted by wrapping the denoiser and equals SamplerSettings.Nfe.
 //
 // Noise: x_0 = latents sigma(t_0) s(t_0) with latents from Ops.NormalPerSample(seeds, stream 0);
-// churn / ancestral noise of step i uses stream i + 1, so sample b depends only on
-// (seeds[b], step, element): identical whatever batch it is in.
+// churn / ancestral noise of step i comes from an INoiseSource, by default PhiloxNoise: stream
+// i + 1 keyed by seeds[b], so sample b depends only on (seeds[b], step, element): identical
+// whatever batch it is in.
+//
+// Research hooks (k-diffusion's): a plan on the caller's own grid (SamplingPlan.FromSigmas), a
+// per-step callback (SamplerStep: x after churn, the step's first denoised) and the noise source.
 using Edm.Kernels;
 
 namespace Edm.Sampling;
 
 /// <summary>Output of a sampler: x_N (B, ...) and the number of denoiser evaluations.</summary>
 public sealed record SampleResult(Tensor X, int Nfe);
+
+/// <summary>
+/// One sampler step as the per-step callback sees it (k-diffusion's callback dict {x, i, sigma,
+/// sigma_hat, denoised}), called once per step i = 0..N-1 by every solver before it updates x.
+/// <see cref="X"/> (B, ...) is x at the start of the step after the churn (x_hat at t_hat; with vp
+/// scaling it carries the factor s(t_hat)); <see cref="Denoised"/> (B, ...) is the step's first
+/// denoiser output D(x_hat / s(t_hat); sigma_hat), in the data's scale. Both tensors belong to the
+/// sampler and are valid only during the call: do not modify or dispose them; copy what you keep
+/// (<c>ToArray()</c>, or <c>TensorScope.Current?.Escape(Ops.Copy(step.X))</c>: tensors created
+/// during the call join the step's scope and are disposed after the step unless escaped).
+/// </summary>
+/// <param name="I">Step index i (0-based).</param>
+/// <param name="T">t_i.</param>
+/// <param name="THat">t_hat_i (t_i without churn).</param>
+/// <param name="Sigma">sigma(t_i).</param>
+/// <param name="SigmaHat">sigma(t_hat_i), the noise level of <see cref="Denoised"/> (sigma_i without churn).</param>
+/// <param name="X">x_hat (B, ...).</param>
+/// <param name="Denoised">D(x_hat / s(t_hat); sigma_hat) (B, ...).</param>
+public sealed record SamplerStep(int I, double T, double THat, double Sigma, double SigmaHat, Tensor X, Tensor Denoised);
+
+/// <summary>
+/// Where a sampler's fresh noise comes from: the churn noise of step i (Algorithm 2) and the
+/// noise euler_ancestral adds at the end of step i. The latents x_0 are not drawn here: the
+/// caller passes them (<see cref="Samplers.Latents"/> draws them from the seeds).
+/// </summary>
+public interface INoiseSource
+{
+    /// <summary>
+    /// Fills every element of <paramref name="destination"/> (B, ...; the latents' shape,
+    /// uninitialised on entry) with unit-normal noise for step <paramref name="step"/> (0-based).
+    /// Called at most once per step, only for steps that add noise.
+    /// </summary>
+    void Normal(Tensor destination, int step);
+}
+
+/// <summary>
+/// The default noise source: per-sample Philox streams, sample b of step i from seeds[b] and
+/// stream i + 1 (<see cref="Ops.NormalPerSample"/>; stream 0 is the latents'), so a sample's noise
+/// does not depend on its batch.
+/// </summary>
+public sealed class PhiloxNoise(ulong[] seeds) : INoiseSource
+{
+    /// <summary>One seed per sample.</summary>
+    public ulong[] Seeds { get; } = seeds;
+
+    /// <inheritdoc/>
+    public void Normal(Tensor destination, int step) => Ops.NormalPerSample(destination, Seeds, (ulong)step + 1);
+}
 
 /// <summary>The device samplers.</summary>
 public static class Samplers
@@ -29,7 +82,7 @@ public static class Samplers
         return z;
     }
 
-    /// <summary>Samples from seeds: latents from <see cref="Latents"/>, then <see cref="Sample(IDenoiser, Tensor, SamplerSettings, ulong[])"/>.</summary>
+    /// <summary>Samples from seeds: latents from <see cref="Latents"/>, then <see cref="Sample(IDenoiser, Tensor, SamplerSettings, ulong[], INoiseSource, Action{SamplerStep})"/>.</summary>
     public static SampleResult Sample(IDenoiser denoiser, EdmDevice device, ulong[] seeds, int[] sampleShape, SamplerSettings settings)
     {
         using var z = Latents(device, seeds, sampleShape);
@@ -38,18 +91,29 @@ public static class Samplers
 
     /// <summary>
     /// Runs a sampler from unit-normal latents (B, ...). <paramref name="seeds"/> key the churn and
-    /// ancestral noise per sample (needed only when the settings add noise).
+    /// ancestral noise per sample (<see cref="PhiloxNoise"/>); <paramref name="noise"/> replaces
+    /// them with the caller's source (give one or the other; either is needed only when the
+    /// settings add noise). <paramref name="callback"/> sees every step (<see cref="SamplerStep"/>).
     /// </summary>
-    public static SampleResult Sample(IDenoiser denoiser, Tensor latents, SamplerSettings settings, ulong[]? seeds = null) =>
-        Sample(denoiser, latents, SamplingPlan.Create(settings, denoiser.RoundSigma, denoiser.SigmaMin, denoiser.SigmaMax), seeds);
+    public static SampleResult Sample(IDenoiser denoiser, Tensor latents, SamplerSettings settings, ulong[]? seeds = null,
+        INoiseSource? noise = null, Action<SamplerStep>? callback = null) =>
+        Sample(denoiser, latents, SamplingPlan.Create(settings, denoiser.RoundSigma, denoiser.SigmaMin, denoiser.SigmaMax), seeds, noise, callback);
 
-    /// <summary>Runs a sampler on a resolved plan (see <see cref="Sample(IDenoiser, Tensor, SamplerSettings, ulong[])"/>).</summary>
-    public static SampleResult Sample(IDenoiser denoiser, Tensor latents, SamplingPlan plan, ulong[]? seeds = null)
+    /// <summary>
+    /// Runs a sampler on a resolved plan, e.g. one on the caller's own noise levels
+    /// (<see cref="SamplingPlan.FromSigmas"/>); the rest as
+    /// <see cref="Sample(IDenoiser, Tensor, SamplerSettings, ulong[], INoiseSource, Action{SamplerStep})"/>.
+    /// </summary>
+    public static SampleResult Sample(IDenoiser denoiser, Tensor latents, SamplingPlan plan, ulong[]? seeds = null,
+        INoiseSource? noise = null, Action<SamplerStep>? callback = null)
     {
         var s = plan.Settings;
-        bool noisy = (s.Solver.IsRungeKutta() && s.SChurn > 0 && s.SNoise > 0) || (s.Solver == Solver.EulerAncestral && s.Eta > 0);
-        if (noisy && (seeds is null || seeds.Length != latents.Shape[0]))
-            throw new ArgumentException($"Sample: {s.Solver.Name()} with churn/eta adds noise and needs one seed per sample ({latents.Shape[0]}), got {seeds?.Length ?? 0}");
+        if (seeds is not null && noise is not null)
+            throw new ArgumentException("Sample: give seeds (the default Philox noise) or a noise source, not both");
+        bool noisy = (s.Solver.TakesChurn() && s.SChurn > 0 && s.SNoise > 0) || (s.Solver == Solver.EulerAncestral && s.Eta > 0);
+        if (noisy && noise is null && (seeds is null || seeds.Length != latents.Shape[0]))
+            throw new ArgumentException($"Sample: {s.Solver.Name()} with churn/eta adds noise and needs one seed per sample ({latents.Shape[0]}), got {seeds?.Length ?? 0}, or a noise source");
+        noise ??= seeds is null ? null : new PhiloxNoise(seeds);
         var counter = new CountingDenoiser(denoiser);
         var f = plan.Formulation;
         var x = Ops.Scale(latents, (float)(f.Sigma(plan.T[0]) * f.S(plan.T[0])));
@@ -57,11 +121,11 @@ public static class Samplers
         {
             switch (s.Solver)
             {
-                case Solver.EulerAncestral: EulerAncestral(plan, counter, x, seeds); break;
-                case Solver.Dpm2: Dpm2(plan, counter, x); break;
-                case Solver.DpmPP2M: DpmPP2M(plan, counter, x); break;
-                case Solver.Lms: Lms(plan, counter, x); break;
-                default: RungeKutta(plan, counter, x, seeds); break;
+                case Solver.EulerAncestral: EulerAncestral(plan, counter, x, noise, callback); break;
+                case Solver.Dpm2: Dpm2(plan, counter, x, noise, callback); break;
+                case Solver.DpmPP2M: DpmPP2M(plan, counter, x, callback); break;
+                case Solver.Lms: Lms(plan, counter, x, callback); break;
+                default: RungeKutta(plan, counter, x, noise, callback); break;
             }
         }
         catch
@@ -71,6 +135,10 @@ public static class Samplers
         }
         return new SampleResult(x, counter.Calls);
     }
+
+    // The callback's view of step i of a solver in sigma (no churn): t = t_hat = sigma = sigma_hat.
+    static void Report(Action<SamplerStep>? callback, SamplingPlan plan, int i, Tensor x, Tensor denoised) =>
+        callback?.Invoke(new SamplerStep(i, plan.T[i], plan.T[i], plan.Sigma[i], plan.Sigma[i], x, denoised));
 
     static double[] Fill(int batch, double sigma)
     {
@@ -85,18 +153,31 @@ public static class Samplers
     /// </summary>
     public static Tensor Velocity(Formulation f, IDenoiser den, double t, Tensor x)
     {
-        double sigma = f.Sigma(t), s = f.S(t);
-        var (a, b) = f.VelocityCoefficients(t);
+        using var scope = new TensorScope();
+        var denoised = Denoise(f, den, t, x);
+        return scope.Escape(VelocityFrom(f, t, x, denoised));
+    }
+
+    // D(x / s(t); sigma(t)): a new tensor.
+    static Tensor Denoise(Formulation f, IDenoiser den, double t, Tensor x)
+    {
+        double s = f.S(t);
         using var scope = new TensorScope();
         var xs = s == 1 ? x : Ops.Scale(x, (float)(1 / s));
-        var denoised = den.Denoise(xs, Fill(x.Shape[0], sigma));
+        return scope.Escape(den.Denoise(xs, Fill(x.Shape[0], f.Sigma(t))));
+    }
+
+    // d = a x - b D with (a, b) the velocity coefficients at t: a new tensor.
+    static Tensor VelocityFrom(Formulation f, double t, Tensor x, Tensor denoised)
+    {
+        var (a, b) = f.VelocityCoefficients(t);
         var d = Ops.Scale(x, (float)a);
         Ops.Axpy((float)-b, denoised, d);
-        return scope.Escape(d);
+        return d;
     }
 
     // Euler / RK2 family with churn (Algorithm 2 generalized as in NVlabs/edm): x is updated in place.
-    static void RungeKutta(SamplingPlan plan, IDenoiser den, Tensor x, ulong[]? seeds)
+    static void RungeKutta(SamplingPlan plan, IDenoiser den, Tensor x, INoiseSource? noise, Action<SamplerStep>? callback)
     {
         var f = plan.Formulation;
         var s = plan.Settings;
@@ -116,11 +197,13 @@ public static class Samplers
             if (noiseScale > 0)
             {
                 var eps = Tensor.Empty(x.Device, x.Shape);
-                Ops.NormalPerSample(eps, seeds!, (ulong)i + 1);
+                noise!.Normal(eps, i);
                 Ops.Axpy((float)noiseScale, eps, x);
             }
             double h = tNext - tHat;
-            var dCur = Velocity(f, den, tHat, x);
+            var denoised = Denoise(f, den, tHat, x);
+            callback?.Invoke(new SamplerStep(i, tCur, tHat, sigmaCur, sigmaHat, x, denoised));
+            var dCur = VelocityFrom(f, tHat, x, denoised);
             if (!secondOrder || i == n - 1)
             {
                 Ops.Axpy((float)h, dCur, x);                       // Euler (always on the last step)
@@ -159,7 +242,7 @@ public static class Samplers
     }
 
     // k-diffusion euler_ancestral: Euler to sigma_down, then sigma_up * S_noise fresh noise.
-    static void EulerAncestral(SamplingPlan plan, IDenoiser den, Tensor x, ulong[]? seeds)
+    static void EulerAncestral(SamplingPlan plan, IDenoiser den, Tensor x, INoiseSource? noise, Action<SamplerStep>? callback)
     {
         var sig = plan.Sigma;
         double eta = plan.Settings.Eta;
@@ -171,6 +254,7 @@ public static class Samplers
             double up = Math.Min(sn, eta * Math.Sqrt(sn * sn * (sc * sc - sn * sn) / (sc * sc)));
             double down = Math.Sqrt(sn * sn - up * up);
             var denoised = den.Denoise(x, Fill(batch, sc));
+            Report(callback, plan, i, x, denoised);
             // x += (down - sigma) (x - D) / sigma  ==  x (down / sigma) + D (1 - down / sigma)
             double r = down / sc;
             Ops.Map(x, x, new ScaleOp((float)r), "Scale");
@@ -178,14 +262,16 @@ public static class Samplers
             if (sn > 0 && up > 0)
             {
                 var eps = Tensor.Empty(x.Device, x.Shape);
-                Ops.NormalPerSample(eps, seeds!, (ulong)i + 1);
+                noise!.Normal(eps, i);
                 Ops.Axpy((float)(up * plan.Settings.SNoise), eps, x);  // k-diffusion's s_noise scales the fresh noise
             }
         }
     }
 
-    // k-diffusion dpm_2: midpoint in ln sigma; Euler on the last step.
-    static void Dpm2(SamplingPlan plan, IDenoiser den, Tensor x)
+    // k-diffusion dpm_2 (sample_dpm_2): churn as Algorithm 2 (sigma_hat = sigma_i (1 + gamma_i),
+    // x += S_noise sqrt(sigma_hat^2 - sigma_i^2) eps), then the midpoint in ln sigma from sigma_hat;
+    // Euler on the last step.
+    static void Dpm2(SamplingPlan plan, IDenoiser den, Tensor x, INoiseSource? noise, Action<SamplerStep>? callback)
     {
         var sig = plan.Sigma;
         int batch = x.Shape[0];
@@ -193,24 +279,34 @@ public static class Samplers
         {
             using var scope = new TensorScope();
             double sc = sig[i], sn = sig[i + 1];
-            var d = Ops.Scale(x, (float)(1 / sc));
-            Ops.Axpy((float)(-1 / sc), den.Denoise(x, Fill(batch, sc)), d);
+            double sh = plan.SigmaHat(i, den.RoundSigma);          // sigma_i without churn
+            double noiseScale = Math.Sqrt(Math.Max(sh * sh - sc * sc, 0)) * plan.Settings.SNoise;
+            if (noiseScale > 0)
+            {
+                var eps = Tensor.Empty(x.Device, x.Shape);
+                noise!.Normal(eps, i);
+                Ops.Axpy((float)noiseScale, eps, x);
+            }
+            var denoised = den.Denoise(x, Fill(batch, sh));
+            callback?.Invoke(new SamplerStep(i, plan.T[i], plan.THat(i, den.RoundSigma), sc, sh, x, denoised));
+            var d = Ops.Scale(x, (float)(1 / sh));
+            Ops.Axpy((float)(-1 / sh), denoised, d);
             if (sn == 0)
             {
-                Ops.Axpy((float)(sn - sc), d, x);
+                Ops.Axpy((float)(sn - sh), d, x);
                 continue;
             }
-            double sMid = Math.Exp(0.5 * (Math.Log(sc) + Math.Log(sn)));
+            double sMid = Math.Exp(0.5 * (Math.Log(sh) + Math.Log(sn)));
             var x2 = Ops.Copy(x);
-            Ops.Axpy((float)(sMid - sc), d, x2);
+            Ops.Axpy((float)(sMid - sh), d, x2);
             var d2 = Ops.Scale(x2, (float)(1 / sMid));
             Ops.Axpy((float)(-1 / sMid), den.Denoise(x2, Fill(batch, sMid)), d2);
-            Ops.Axpy((float)(sn - sc), d2, x);
+            Ops.Axpy((float)(sn - sh), d2, x);
         }
     }
 
     // DPM-Solver++(2M): x = (sigma_next/sigma) x + (1 - e^-h) ((1 + 1/2r) D_i - 1/2r D_{i-1}), h = ln(sigma/sigma_next).
-    static void DpmPP2M(SamplingPlan plan, IDenoiser den, Tensor x)
+    static void DpmPP2M(SamplingPlan plan, IDenoiser den, Tensor x, Action<SamplerStep>? callback)
     {
         var sig = plan.Sigma;
         int batch = x.Shape[0];
@@ -221,6 +317,7 @@ public static class Samplers
             {
                 double sc = sig[i], sn = sig[i + 1];
                 var denoised = den.Denoise(x, Fill(batch, sc));
+                Report(callback, plan, i, x, denoised);
                 if (sn == 0)
                 {
                     Ops.CopyInto(denoised, x);                 // the step to 0 returns D (= Euler)
@@ -249,7 +346,7 @@ public static class Samplers
     }
 
     // k-diffusion lms: x += sum_j c_ij d_{i-j}, c_ij = integral of the Lagrange basis of node sigma_{i-j}.
-    static void Lms(SamplingPlan plan, IDenoiser den, Tensor x)
+    static void Lms(SamplingPlan plan, IDenoiser den, Tensor x, Action<SamplerStep>? callback)
     {
         var sig = plan.Sigma;
         int batch = x.Shape[0], order = plan.Settings.LmsOrder;
@@ -260,6 +357,7 @@ public static class Samplers
             {
                 double sc = sig[i];
                 using var denoised = den.Denoise(x, Fill(batch, sc));
+                Report(callback, plan, i, x, denoised);
                 var d = Ops.Scale(x, (float)(1 / sc));
                 Ops.Axpy((float)(-1 / sc), denoised, d);
                 history.Insert(0, d);

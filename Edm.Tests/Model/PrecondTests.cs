@@ -54,6 +54,10 @@ public sealed class PrecondTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         var c = p.Coefficients(p.SigmaMax);
         Assert.Equal(999, c.CNoise); // u_0 is the largest level: index 0 -> M - 1 - 0
         Assert.Equal(p.SigmaMax, p.RoundSigma(p.SigmaMax * 1.0001), 9);
+        // The u table in float32, as NVlabs/edm's iDDPMPrecond buffer: its ends and its rounding.
+        var u32 = Edm.Sampling.TimeSteps.IddpmUFloat32();
+        Assert.Equal((u32[999], u32[0]), (p.SigmaMin, p.SigmaMax));
+        Assert.Equal(u32[999], p.RoundSigma(Edm.Sampling.TimeSteps.IddpmU()[999]));
         using var scope = new TensorScope();
         var d = p.Denoise(Tensor.FromArray(_d, Edm.Verification.Compare.Random(2 * 64, 1), 2, 1, 8, 8), [0.5, 2.0]);
         Assert.Equal(new[] { 2, 1, 8, 8 }, d.Shape);

@@ -107,6 +107,7 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
         t.Add("heun", "iddpm", "linear", "none", 0);
         t.Add("heun", "edm", "linear", "none", 40);        // Algorithm 2 with churn
         t.Add("ralston", "vp", "vp", "vp", 30);            // churn with VP scaling (NVlabs/edm x_hat rescale)
+        t.Add("dpm_2", "edm", "linear", "none", 40);       // k-diffusion's sample_dpm_2 with churn
         return t;
     }
 
@@ -116,8 +117,9 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
         var s = new SamplerSettings
         {
             Solver = Solvers.Parse(solver), Discretization = TimeSteps.ParseDiscretization(disc), Steps = 7,
-            Schedule = SamplerSettings.ParseSchedule(schedule), Scaling = SamplerSettings.ParseScaling(scaling), SChurn = churn, STmin = 0.05, STmax = 50, SNoise = 1.007,
+            Schedule = SamplerSettings.ParseSchedule(schedule), Scaling = SamplerSettings.ParseScaling(scaling),
         };
+        if (churn > 0) s = s with { SChurn = churn, STmin = 0.05, STmax = 50, SNoise = 1.007 };
         foreach (var kind in new[] { DatasetKind.Gaussian, DatasetKind.Points })
         {
             var data = AnalyticDataset.Create(kind, 5, 9);
@@ -228,13 +230,15 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
     }
 
     [Fact]
-    public void ZeroChurnIsExactlyTheDeterministicSampler()
+    public void ChurnOutsideItsWindowIsExactlyTheDeterministicSampler()
     {
+        // S_churn = 0 with S_tmin/S_tmax/S_noise set is refused (they would be ignored); churn whose
+        // [S_tmin, S_tmax] holds no noise level (sigma <= 80) adds nothing.
         var data = AnalyticDataset.Create(DatasetKind.Points, 6, 10);
         using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
         ulong[] seeds = [5, 6, 7];
         var plain = Samplers.Sample((IDenoiser)den, _d, seeds, [6], new SamplerSettings { Steps = 10 });
-        var churn0 = Samplers.Sample((IDenoiser)den, _d, seeds, [6], new SamplerSettings { Steps = 10, SChurn = 0, STmin = 0.05, STmax = 50, SNoise = 1.003 });
+        var churn0 = Samplers.Sample((IDenoiser)den, _d, seeds, [6], new SamplerSettings { Steps = 10, SChurn = 40, STmin = 100, STmax = 200, SNoise = 1.003 });
         using var a = plain.X;
         using var b = churn0.X;
         Assert.Equal(a.ToArray(), b.ToArray());
@@ -272,7 +276,8 @@ public sealed class DeviceSamplingTests(CpuDevice cpu) : IClassFixture<CpuDevice
     {
         var data = AnalyticDataset.Create(DatasetKind.Points, 5, 8);
         using var den = (IDisposable)AnalyticDenoisers.For(_d, data);
-        var s = new SamplerSettings { Solver = Solvers.Parse(solver), Steps = 6, SChurn = churn, STmin = 0.05, STmax = 50, Eta = eta };
+        var s = new SamplerSettings { Solver = Solvers.Parse(solver), Steps = 6, Eta = eta };
+        if (churn > 0) s = s with { SChurn = churn, STmin = 0.05, STmax = 50 };
         ulong[] seven = [11, 12, 13, 14, 15, 16, 17];
         var many = Samplers.Sample((IDenoiser)den, _d, seven, [5], s);
         var one = Samplers.Sample((IDenoiser)den, _d, [14], [5], s);

@@ -39,6 +39,33 @@ public class TimeStepsTests
     }
 
     [Fact]
+    public void IddpmUFloat32TableIsNvlabsEdmsPrecondTable()
+    {
+        // Recomputed by hand in Python with every operation rounded to float32 (struct.pack('f')):
+        // float32 values, so equal exactly.
+        var u = TimeSteps.IddpmUFloat32();
+        Assert.Equal(1001, u.Length);
+        Assert.Equal(20291.14453125, u[0]);
+        Assert.Equal(641.6615600585938, u[1]);
+        Assert.Equal(64.16101837158203, u[10]);
+        Assert.Equal(1.0123875141143799, u[500]);
+        Assert.Equal(0.006422337144613266, u[999]);
+        Assert.Equal(0, u[1000]);
+        Assert.All(u, v => Assert.Equal(v, (float)v));
+        // Against the float64 table: within 32 float32 ulps where u_j >= 1, and growing towards
+        // u_999, where 1/ratio - 1 cancels in float32 (4.8e-4 relative there).
+        var u64 = TimeSteps.IddpmU();
+        for (int j = 0; j < 1000; j++)
+        {
+            double ulp = MathF.BitIncrement((float)u64[j]) - (float)u64[j];
+            double rel = Math.Abs(u[j] - u64[j]) / u64[j];
+            if (j <= 500) Assert.True(Math.Abs(u[j] - u64[j]) <= 32 * ulp, $"u_{j}: {u[j]} vs {u64[j]}");
+            Assert.True(rel <= 5e-4, $"u_{j}: {u[j]} vs {u64[j]} ({rel:G3} relative)");
+        }
+        Assert.InRange(Math.Abs(u[999] - u64[999]) / u64[999], 4e-4, 5e-4);
+    }
+
+    [Fact]
     public void GeneralizedSamplerNoiseLevels()
     {
         // edm over [0.002, 80] is Eq. 5; vp refit hits the range ends; iddpm keeps the u_j in range.

@@ -11,8 +11,8 @@ public static class SamplerReference
 {
     /// <summary>
     /// Runs the plan's sampler on one sample from unit-normal <paramref name="latent"/> (x_0 =
-    /// latent sigma(t_0) s(t_0)). <paramref name="noise"/>(step, element) supplies the churn /
-    /// ancestral noise (null: zero noise). Returns x_N and the number of denoiser calls.
+    /// latent sigma(t_0) s(t_0)). <paramref name="noise"/>(step, element) supplies the churn
+    /// (euler, RK2, dpm_2) and ancestral noise (null: zero noise). Returns x_N and the number of denoiser calls.
     /// </summary>
     public static double[] Sample(SamplingPlan plan, IHostDenoiser den, ReadOnlySpan<double> latent, out int nfe,
         Func<int, int, double>? noise = null)
@@ -26,7 +26,7 @@ public static class SamplerReference
         nfe = plan.Settings.Solver switch
         {
             Solver.EulerAncestral => EulerAncestral(plan, den, x, noise),
-            Solver.Dpm2 => Dpm2(plan, den, x),
+            Solver.Dpm2 => Dpm2(plan, den, x, noise),
             Solver.DpmPP2M => DpmPP2M(plan, den, x),
             Solver.Lms => Lms(plan, den, x),
             _ => RungeKutta(plan, den, x, noise),
@@ -133,9 +133,11 @@ public static class SamplerReference
         return plan.Steps;
     }
 
-    // k-diffusion dpm_2: Euler to the geometric mid-level sqrt(sigma sigma_next), derivative there
-    // carries the full step; Euler on the last step to 0.
-    static int Dpm2(SamplingPlan plan, IHostDenoiser den, double[] x)
+    // k-diffusion dpm_2 (sample_dpm_2): churn first, sigma_hat = sigma (1 + gamma) and
+    // x += S_noise sqrt(sigma_hat^2 - sigma^2) eps; then Euler to the geometric mid-level
+    // sqrt(sigma_hat sigma_next), whose derivative carries the full step from sigma_hat; Euler on
+    // the last step to 0.
+    static int Dpm2(SamplingPlan plan, IHostDenoiser den, double[] x, Func<int, int, double> noise)
     {
         var sig = plan.Sigma;
         int dim = x.Length, nfe = 0;
@@ -145,17 +147,21 @@ public static class SamplerReference
         for (int i = 0; i < plan.Steps; i++)
         {
             double sc = sig[i], sn = sig[i + 1];
-            den.Denoise(x, sc, dn); nfe++;
-            for (int e = 0; e < dim; e++) d[e] = (x[e] - dn[e]) / sc;
+            double sh = plan.Formulation.Sigma(plan.THat(i, den.RoundSigma));
+            double noiseScale = Math.Sqrt(Math.Max(sh * sh - sc * sc, 0)) * plan.Settings.SNoise;
+            if (noiseScale > 0)
+                for (int e = 0; e < dim; e++) x[e] += noiseScale * noise(i, e);
+            den.Denoise(x, sh, dn); nfe++;
+            for (int e = 0; e < dim; e++) d[e] = (x[e] - dn[e]) / sh;
             if (sn == 0)
             {
-                for (int e = 0; e < dim; e++) x[e] += d[e] * (sn - sc);
+                for (int e = 0; e < dim; e++) x[e] += d[e] * (sn - sh);
                 continue;
             }
-            double sMid = Math.Sqrt(sc * sn);
-            for (int e = 0; e < dim; e++) x2[e] = x[e] + d[e] * (sMid - sc);
+            double sMid = Math.Sqrt(sh * sn);
+            for (int e = 0; e < dim; e++) x2[e] = x[e] + d[e] * (sMid - sh);
             den.Denoise(x2, sMid, dn); nfe++;
-            for (int e = 0; e < dim; e++) x[e] += (x2[e] - dn[e]) / sMid * (sn - sc);
+            for (int e = 0; e < dim; e++) x[e] += (x2[e] - dn[e]) / sMid * (sn - sh);
         }
         return nfe;
     }

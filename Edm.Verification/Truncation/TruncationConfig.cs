@@ -50,7 +50,10 @@ public sealed record TruncationConfig
     /// <summary>The dataset of a name.</summary>
     public AnalyticDataset Dataset(string name) => AnalyticDataset.Create(AnalyticDataset.Parse(name), Dim, Count, Seed);
 
-    /// <summary>The sampler settings of one global-error point (stochastic samplers at their deterministic limit).</summary>
+    /// <summary>
+    /// The sampler settings of one global-error point (stochastic samplers at their deterministic
+    /// limit). Each solver gets only the settings it takes (<see cref="SamplerSettings.Validate"/> refuses the others).
+    /// </summary>
     public SamplerSettings Global(Solver solver, Discretization d, int steps) => new()
     {
         Solver = solver,
@@ -59,7 +62,7 @@ public sealed record TruncationConfig
         Rho = Rho,
         SigmaMin = SigmaMin,
         SigmaMax = SigmaMax,
-        Eta = 0,                                          // euler_ancestral at eta = 0: its deterministic limit
+        Eta = solver == Solver.EulerAncestral ? 0 : 1,   // euler_ancestral at eta = 0: its deterministic limit
     };
 
     /// <summary>The settings of the local-error grid for one rho (edm discretization).</summary>
