@@ -46,7 +46,7 @@ public sealed class GenerateCommand : IBenchCommand
         var sigmaMin = new Option<double?>("--sigma-min") { Description = "Lowest noise level (default: the discretization's, clamped to the network's)" };
         var sigmaMax = new Option<double?>("--sigma-max") { Description = "Highest noise level (default: the discretization's)" };
         var rho = new Option<double?>("--rho") { Description = "Time-step exponent of the edm discretization (default 7)" };
-        var sChurn = new Option<double?>("--s-churn") { Description = "Algorithm 2 S_churn (stochasticity; 0 = deterministic)" };
+        var sChurn = new Option<double?>("--s-churn") { Description = "Algorithm 2 S_churn (stochasticity; 0 = deterministic); heun, euler, midpoint, ralston and dpm_2 take it" };
         var sMin = new Option<double?>("--s-min") { Description = "Algorithm 2 S_tmin" };
         var sMax = new Option<double?>("--s-max") { Description = "Algorithm 2 S_tmax" };
         var sNoise = new Option<double?>("--s-noise") { Description = "Algorithm 2 S_noise (also euler_ancestral's s_noise)" };
@@ -79,15 +79,17 @@ public sealed class GenerateCommand : IBenchCommand
             try
             {
                 var named = SamplerSettings.Named(p.GetValue(sampler)!, p.GetValue(steps));
+                bool noChurn = p.GetValue(sChurn) == 0;
                 settings = named with
                 {
                     SigmaMin = p.GetValue(sigmaMin) ?? named.SigmaMin,
                     SigmaMax = p.GetValue(sigmaMax) ?? named.SigmaMax,
                     Rho = p.GetValue(rho) ?? named.Rho,
                     SChurn = p.GetValue(sChurn) ?? named.SChurn,
-                    STmin = p.GetValue(sMin) ?? named.STmin,
-                    STmax = p.GetValue(sMax) ?? named.STmax,
-                    SNoise = p.GetValue(sNoise) ?? named.SNoise,
+                    // --s-churn 0 turns churn off: the named sampler's churn window and S_noise go with it.
+                    STmin = p.GetValue(sMin) ?? (noChurn ? 0 : named.STmin),
+                    STmax = p.GetValue(sMax) ?? (noChurn ? double.PositiveInfinity : named.STmax),
+                    SNoise = p.GetValue(sNoise) ?? (noChurn ? 1 : named.SNoise),
                     Discretization = p.GetValue(disc) is { } d ? TimeSteps.ParseDiscretization(d) : named.Discretization,
                     Schedule = p.GetValue(schedule) is { } sc ? SamplerSettings.ParseSchedule(sc) : named.Schedule,
                     Scaling = p.GetValue(scaling) is { } sl ? SamplerSettings.ParseScaling(sl) : named.Scaling,
