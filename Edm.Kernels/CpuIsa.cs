@@ -37,6 +37,6 @@ public static class CpuIsa
 
     /// <summary>One line for `info` and the bench header.</summary>
     public static string Describe() =>
-        $"{Name}{(HasFma ? "" : " (no FMA)")}, Vector<float> {Vector<float>.Count} lanes, widest {MaxFloatLanes} lanes" +
+        $"{Name}{(HasFma ? "" : " (no FMA)")}, Vector<float> {Vector<float>.Count} lanes, widest {MaxFloatLanes} lanes, GEMM micro-kernel {GemmCpu.KernelName}" +
         (Forced.Count > 0 ? $"; set by environment: {string.Join(", ", Forced)}" : "");
 }

@@ -11,11 +11,14 @@
 //                  memory, each thread a 4x4 register block (rows ty+16i, cols tx+16j so shared
 //                  reads are conflict-free); bounds-checked loads make any M, N, K correct.
 //   CPU fast path: GotoBLAS-style blocking (KC x N panel of B packed once per depth block, MC x KC
-//                  block of A packed per task), a 6 x 2*Vector<float>.Count FMA micro-kernel,
-//                  Parallel.For over (row block, column block) tasks.
+//                  block of A packed per task, 64-byte aligned), a register-blocked FMA micro-kernel
+//                  chosen at start-up (12 x 32 over Vector512 with AVX-512, 6 x 2*Vector<float>.Count
+//                  otherwise), Parallel.For over (row block, column block) tasks.
 using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -166,16 +169,36 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     }
 }
 
-/// <summary>The CPU fast path of GEMM: plain C# over the CPU accelerator's buffers.</summary>
+/// <summary>A register-blocked micro-kernel: C[0:mr, 0:nr] += alpha * Apanel (MR x kc) * Bpanel (kc x NR).</summary>
+internal unsafe interface IGemmMicroKernel
+{
+    /// <summary>Rows of C per call (A panel height).</summary>
+    static abstract int MR { get; }
+    /// <summary>Columns of C per call (B panel width).</summary>
+    static abstract int NR { get; }
+    /// <summary>Rows of A packed per task block (a multiple of MR; MC x KC floats stay in L2).</summary>
+    static abstract int MC { get; }
+    /// <summary>Runs the kernel on packed panels; <paramref name="mr"/>, <paramref name="nr"/> &lt; MR, NR at the edges.</summary>
+    static abstract void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr);
+}
+
+/// <summary>
+/// The CPU fast path of GEMM: plain C# over the CPU accelerator's buffers. The micro-kernel is
+/// chosen once per process from the ISA: 12 x 32 with Vector512 (AVX-512: 24 accumulators of the 32
+/// registers), else 6 x 2 Vector&lt;float&gt; (AVX2: 12 of 16 registers; SSE: 6 x 8).
+/// EDM_GEMM_KERNEL=vector forces the Vector&lt;float&gt; kernel (for A/B comparisons).
+/// </summary>
 internal static unsafe class GemmCpu
 {
-    // Micro-kernel: MR rows x NR columns of C held in 2*MR vector registers.
-    const int MR = 6;
-    static readonly int VW = Vector<float>.Count;
-    static readonly int NR = 2 * Vector<float>.Count;
-    // Blocking: an MC x KC block of A (96 KiB at KC 256) stays in L2, a KC x NR panel of B in L1.
+    // Depth of a block: a KC x NR panel of B stays in L1 (32 KiB at NR 32), an MC x KC block of A in L2.
     const int KC = 256;
-    const int MC = 96;
+
+    /// <summary>Whether the Vector512 micro-kernel is in use.</summary>
+    public static readonly bool Wide = Vector512.IsHardwareAccelerated && Fma.IsSupported
+                                       && Environment.GetEnvironmentVariable("EDM_GEMM_KERNEL") != "vector";
+
+    /// <summary>The micro-kernel's name, for `info` and the bench header.</summary>
+    public static string KernelName => Wide ? "12x32 Vector512" : $"6x{2 * Vector<float>.Count} Vector<float>";
 
     /// <summary>
     /// Runs the GEMM on host pointers. <paramref name="maxThreads"/> 1 runs serially (callers that
@@ -183,16 +206,24 @@ internal static unsafe class GemmCpu
     /// </summary>
     public static void Run(float* a, float* b, float* c, in GemmShape s, int maxThreads)
     {
+        if (Wide) Run<Micro12x32>(a, b, c, s, maxThreads);
+        else Run<Micro6x2V>(a, b, c, s, maxThreads);
+    }
+
+    static void Run<TK>(float* a, float* b, float* c, in GemmShape s, int maxThreads) where TK : IGemmMicroKernel
+    {
         int outBatches = s.ReduceBatch != 0 ? 1 : s.Batch;
         for (int ob = 0; ob < outBatches; ob++)
             ScaleC(c + (long)ob * s.CBatch, s.M, s.N, s.CRow, s.Beta);
         if (s.Alpha == 0f || s.K == 0) return;
-        int nPanels = (s.N + NR - 1) / NR;
-        float[] bpArr = ArrayPool<float>.Shared.Rent(nPanels * NR * Math.Min(KC, s.K));
+        int nr = TK.NR;
+        int nPanels = (s.N + nr - 1) / nr;
+        float[] bpArr = ArrayPool<float>.Shared.Rent(nPanels * nr * Math.Min(KC, s.K) + 16);
         try
         {
-            fixed (float* bp = bpArr)
+            fixed (float* bpRaw = bpArr)
             {
+                float* bp = Align64(bpRaw);
                 for (int bb = 0; bb < s.Batch; bb++)
                 {
                     float* ab = a + (long)bb * s.ABatch;
@@ -201,8 +232,8 @@ internal static unsafe class GemmCpu
                     for (int p0 = 0; p0 < s.K; p0 += KC)
                     {
                         int kc = Math.Min(KC, s.K - p0);
-                        PackB(bbp, s, p0, kc, bp, maxThreads);
-                        RunBlock(ab, bp, cb, s, p0, kc, maxThreads);
+                        PackB(bbp, s, p0, kc, bp, nr, maxThreads);
+                        RunBlock<TK>(ab, bp, cb, s, p0, kc, maxThreads);
                     }
                 }
             }
@@ -212,6 +243,9 @@ internal static unsafe class GemmCpu
             ArrayPool<float>.Shared.Return(bpArr);
         }
     }
+
+    // 64-byte aligned start inside a buffer rented with 16 floats to spare (full-width loads never split a cache line).
+    static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
     static void ScaleC(float* c, int m, int n, int ldc, float beta)
     {
@@ -224,86 +258,88 @@ internal static unsafe class GemmCpu
         }
     }
 
-    /// <summary>Packs B[p0:p0+kc, 0:N] into NR-wide column panels: panel j, row k at bp[(j*kc + k)*NR].</summary>
-    static void PackB(float* b, GemmShape s, int p0, int kc, float* bp, int maxThreads)
+    /// <summary>Packs B[p0:p0+kc, 0:N] into nr-wide column panels: panel j, row k at bp[(j*kc + k)*nr].</summary>
+    static void PackB(float* b, GemmShape s, int p0, int kc, float* bp, int nr, int maxThreads)
     {
-        int nPanels = (s.N + NR - 1) / NR;
+        int nPanels = (s.N + nr - 1) / nr;
         nint bAddr = (nint)b, bpAddr = (nint)bp;
         Parallel.For(0, nPanels, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, j =>
         {
             float* src = (float*)bAddr;
-            float* dst = (float*)bpAddr + (long)j * kc * NR;
-            int n0 = j * NR;
-            int nr = Math.Min(NR, s.N - n0);
+            float* dst = (float*)bpAddr + (long)j * kc * nr;
+            int n0 = j * nr;
+            int w = Math.Min(nr, s.N - n0);
             for (int k = 0; k < kc; k++)
             {
-                float* d = dst + k * NR;
+                float* d = dst + k * nr;
                 long rowOff = (long)(p0 + k) * s.BRow;
-                if (s.BCol == 1 && nr == NR)
+                if (s.BCol == 1 && w == nr)
                 {
-                    Buffer.MemoryCopy(src + rowOff + n0, d, NR * sizeof(float), NR * sizeof(float));
+                    Buffer.MemoryCopy(src + rowOff + n0, d, nr * sizeof(float), nr * sizeof(float));
                     continue;
                 }
                 int jj = 0;
-                for (; jj < nr; jj++) d[jj] = src[rowOff + (long)(n0 + jj) * s.BCol];
-                for (; jj < NR; jj++) d[jj] = 0f;
+                for (; jj < w; jj++) d[jj] = src[rowOff + (long)(n0 + jj) * s.BCol];
+                for (; jj < nr; jj++) d[jj] = 0f;
             }
         });
     }
 
-    /// <summary>Packs A[m0:m0+mc, p0:p0+kc] into MR-tall row panels: panel i, column k at ap[(i*kc + k)*MR].</summary>
-    static void PackA(float* a, GemmShape s, int m0, int mc, int p0, int kc, float* ap)
+    /// <summary>Packs A[m0:m0+mc, p0:p0+kc] into mr-tall row panels: panel i, column k at ap[(i*kc + k)*mr].</summary>
+    static void PackA(float* a, GemmShape s, int m0, int mc, int p0, int kc, float* ap, int mr)
     {
-        for (int i = 0; i < mc; i += MR)
+        for (int i = 0; i < mc; i += mr)
         {
-            float* dst = ap + (long)(i / MR) * kc * MR;
-            int mr = Math.Min(MR, mc - i);
-            for (int r = 0; r < MR; r++)
+            float* dst = ap + (long)(i / mr) * kc * mr;
+            int h = Math.Min(mr, mc - i);
+            for (int r = 0; r < mr; r++)
             {
-                if (r >= mr)
+                if (r >= h)
                 {
-                    for (int k = 0; k < kc; k++) dst[k * MR + r] = 0f;
+                    for (int k = 0; k < kc; k++) dst[k * mr + r] = 0f;
                     continue;
                 }
                 float* src = a + (long)(m0 + i + r) * s.ARow + (long)p0 * s.ACol;
                 if (s.ACol == 1)
-                    for (int k = 0; k < kc; k++) dst[k * MR + r] = src[k];
+                    for (int k = 0; k < kc; k++) dst[k * mr + r] = src[k];
                 else
-                    for (int k = 0; k < kc; k++) dst[k * MR + r] = src[(long)k * s.ACol];
+                    for (int k = 0; k < kc; k++) dst[k * mr + r] = src[(long)k * s.ACol];
             }
         }
     }
 
     /// <summary>One depth block: tasks over (row block, column block) of C.</summary>
-    static void RunBlock(float* a, float* bp, float* c, GemmShape s, int p0, int kc, int maxThreads)
+    static void RunBlock<TK>(float* a, float* bp, float* c, GemmShape s, int p0, int kc, int maxThreads) where TK : IGemmMicroKernel
     {
+        int MR = TK.MR, NR = TK.NR, MC = TK.MC;
         int rowBlocks = (s.M + MC - 1) / MC;
         int nPanels = (s.N + NR - 1) / NR;
-        // Enough column blocks that there are about 4 tasks per core, each at least 8 panels wide.
+        // Enough column blocks that there are about 4 tasks per core, each at least 4 panels wide.
         int threads = Math.Max(1, Math.Min(maxThreads, Environment.ProcessorCount));
         // Serially (maxThreads 1, conv's per-image GEMMs) one column block avoids repacking A.
-        int colBlocks = threads == 1 ? 1 : Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, Math.Max(1, nPanels / 8));
+        int colBlocks = threads == 1 ? 1 : Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, Math.Max(1, nPanels / 4));
         int panelsPerBlock = (nPanels + colBlocks - 1) / colBlocks;
         colBlocks = (nPanels + panelsPerBlock - 1) / panelsPerBlock;
         nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c;
         var options = new ParallelOptions { MaxDegreeOfParallelism = maxThreads };
         Parallel.For(0, rowBlocks * colBlocks, options,
-            () => ArrayPool<float>.Shared.Rent(MC * KC),
+            () => ArrayPool<float>.Shared.Rent(MC * KC + 16),
             (task, _, apArr) =>
             {
                 int rb = task / colBlocks, cbk = task % colBlocks;
                 int m0 = rb * MC, mc = Math.Min(MC, s.M - m0);
                 int j0 = cbk * panelsPerBlock, j1 = Math.Min(nPanels, j0 + panelsPerBlock);
-                fixed (float* ap = apArr)
+                fixed (float* apRaw = apArr)
                 {
-                    PackA((float*)aAddr, s, m0, mc, p0, kc, ap);
+                    float* ap = Align64(apRaw);
+                    PackA((float*)aAddr, s, m0, mc, p0, kc, ap, MR);
                     float* cc = (float*)cAddr;
                     for (int j = j0; j < j1; j++)
                     {
                         float* bpanel = (float*)bpAddr + (long)j * kc * NR;
                         int n0 = j * NR, nr = Math.Min(NR, s.N - n0);
                         for (int i = 0; i < mc; i += MR)
-                            Micro(ap + (long)(i / MR) * kc * MR, bpanel, kc,
+                            TK.Run(ap + (long)(i / MR) * kc * MR, bpanel, kc,
                                 cc + (long)(m0 + i) * s.CRow + n0, s.CRow, s.Alpha, Math.Min(MR, mc - i), nr);
                     }
                 }
@@ -312,13 +348,31 @@ internal static unsafe class GemmCpu
             apArr => ArrayPool<float>.Shared.Return(apArr));
     }
 
-    /// <summary>C[0:mr, 0:nr] += alpha * Apanel (MR x kc) * Bpanel (kc x NR).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Micro(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr)
+    /// <summary>Adds alpha * the spilled tile t (rows of <paramref name="w"/> floats) to the valid mr x nr corner of C.</summary>
+    internal static void AddEdge(float* c, int ldc, float alpha, float* t, int w, int mr, int nr)
     {
+        for (int r = 0; r < mr; r++)
+            for (int j = 0; j < nr; j++)
+                c[(long)r * ldc + j] += alpha * t[r * w + j];
+    }
+}
+
+/// <summary>6 rows x 2 Vector&lt;float&gt; columns: 12 accumulators (AVX2: 16 registers; SSE: 6 x 8).</summary>
+internal readonly unsafe struct Micro6x2V : IGemmMicroKernel
+{
+    public static int MR => 6;
+    public static int NR => 2 * Vector<float>.Count;
+    public static int MC => 96;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr)
+    {
+        // As in Micro12x32: the spill tile is allocated before the accumulators are live (a call after
+        // the loop, such as zeroing a stackalloc, makes the JIT spill them at every FMA).
+        int vw = Vector<float>.Count, w = 2 * vw;
+        float* t = stackalloc float[6 * 2 * Vector<float>.Count];
         Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        int vw = VW;
         for (int k = 0; k < kc; k++)
         {
             var b0 = Unsafe.ReadUnaligned<Vector<float>>(bp);
@@ -335,36 +389,95 @@ internal static unsafe class GemmCpu
             c40 = Vector.FusedMultiplyAdd(a4, b0, c40); c41 = Vector.FusedMultiplyAdd(a4, b1, c41);
             var a5 = new Vector<float>(ap[5]);
             c50 = Vector.FusedMultiplyAdd(a5, b0, c50); c51 = Vector.FusedMultiplyAdd(a5, b1, c51);
-            ap += MR;
-            bp += 2 * vw;
+            ap += 6;
+            bp += w;
         }
-        var va = new Vector<float>(alpha);
-        if (mr == MR && nr == 2 * vw)
-        {
-            AddRow(c, c00, c01, va, vw); AddRow(c + ldc, c10, c11, va, vw);
-            AddRow(c + 2 * ldc, c20, c21, va, vw); AddRow(c + 3 * ldc, c30, c31, va, vw);
-            AddRow(c + 4 * ldc, c40, c41, va, vw); AddRow(c + 5 * ldc, c50, c51, va, vw);
-            return;
-        }
-        // Edge tile: spill to a stack buffer, add the valid part.
-        float* t = stackalloc float[MR * 2 * Vector<float>.Count];
-        int w = 2 * vw;
         Unsafe.WriteUnaligned(t, c00); Unsafe.WriteUnaligned(t + vw, c01);
         Unsafe.WriteUnaligned(t + w, c10); Unsafe.WriteUnaligned(t + w + vw, c11);
         Unsafe.WriteUnaligned(t + 2 * w, c20); Unsafe.WriteUnaligned(t + 2 * w + vw, c21);
         Unsafe.WriteUnaligned(t + 3 * w, c30); Unsafe.WriteUnaligned(t + 3 * w + vw, c31);
         Unsafe.WriteUnaligned(t + 4 * w, c40); Unsafe.WriteUnaligned(t + 4 * w + vw, c41);
         Unsafe.WriteUnaligned(t + 5 * w, c50); Unsafe.WriteUnaligned(t + 5 * w + vw, c51);
-        for (int r = 0; r < mr; r++)
-            for (int j = 0; j < nr; j++)
-                c[(long)r * ldc + j] += alpha * t[r * w + j];
+        if (mr < 6 || nr < w)
+        {
+            GemmCpu.AddEdge(c, ldc, alpha, t, w, mr, nr);
+            return;
+        }
+        var va = new Vector<float>(alpha);
+        for (int r = 0; r < 6; r++, c += ldc, t += w)
+        {
+            Unsafe.WriteUnaligned(c, Vector.FusedMultiplyAdd(va, Unsafe.ReadUnaligned<Vector<float>>(t), Unsafe.ReadUnaligned<Vector<float>>(c)));
+            Unsafe.WriteUnaligned(c + vw, Vector.FusedMultiplyAdd(va, Unsafe.ReadUnaligned<Vector<float>>(t + vw), Unsafe.ReadUnaligned<Vector<float>>(c + vw)));
+        }
     }
+}
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddRow(float* c, Vector<float> v0, Vector<float> v1, Vector<float> alpha, int vw)
+/// <summary>12 rows x 32 columns (2 Vector512): 24 accumulators of AVX-512's 32 registers.</summary>
+internal readonly unsafe struct Micro12x32 : IGemmMicroKernel
+{
+    public static int MR => 12;
+    public static int NR => 32;
+    public static int MC => 144;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr)
     {
-        Unsafe.WriteUnaligned(c, Vector.FusedMultiplyAdd(alpha, v0, Unsafe.ReadUnaligned<Vector<float>>(c)));
-        Unsafe.WriteUnaligned(c + vw, Vector.FusedMultiplyAdd(alpha, v1, Unsafe.ReadUnaligned<Vector<float>>(c + vw)));
+        // The spill tile is allocated before the accumulators are live, and not zeroed (SkipLocalsInit):
+        // a call after the loop (the zeroing helper) made the JIT spill all 24 at every FMA.
+        float* t = stackalloc float[12 * 32];
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default;
+        Vector512<float> c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Vector512.Load(bp);
+            var b1 = Vector512.Load(bp + 16);
+            var a = Vector512.Create(ap[0]);
+            c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(ap[1]);
+            c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(ap[2]);
+            c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(ap[3]);
+            c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(ap[4]);
+            c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(ap[5]);
+            c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(ap[6]);
+            c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(ap[7]);
+            c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+            a = Vector512.Create(ap[8]);
+            c80 = Vector512.FusedMultiplyAdd(a, b0, c80); c81 = Vector512.FusedMultiplyAdd(a, b1, c81);
+            a = Vector512.Create(ap[9]);
+            c90 = Vector512.FusedMultiplyAdd(a, b0, c90); c91 = Vector512.FusedMultiplyAdd(a, b1, c91);
+            a = Vector512.Create(ap[10]);
+            ca0 = Vector512.FusedMultiplyAdd(a, b0, ca0); ca1 = Vector512.FusedMultiplyAdd(a, b1, ca1);
+            a = Vector512.Create(ap[11]);
+            cb0 = Vector512.FusedMultiplyAdd(a, b0, cb0); cb1 = Vector512.FusedMultiplyAdd(a, b1, cb1);
+            ap += 12;
+            bp += 32;
+        }
+        // Spill the tile and update C from it (full tiles with vectors, edges element by element).
+        Vector512.Store(c00, t); Vector512.Store(c01, t + 16); Vector512.Store(c10, t + 32); Vector512.Store(c11, t + 48);
+        Vector512.Store(c20, t + 64); Vector512.Store(c21, t + 80); Vector512.Store(c30, t + 96); Vector512.Store(c31, t + 112);
+        Vector512.Store(c40, t + 128); Vector512.Store(c41, t + 144); Vector512.Store(c50, t + 160); Vector512.Store(c51, t + 176);
+        Vector512.Store(c60, t + 192); Vector512.Store(c61, t + 208); Vector512.Store(c70, t + 224); Vector512.Store(c71, t + 240);
+        Vector512.Store(c80, t + 256); Vector512.Store(c81, t + 272); Vector512.Store(c90, t + 288); Vector512.Store(c91, t + 304);
+        Vector512.Store(ca0, t + 320); Vector512.Store(ca1, t + 336); Vector512.Store(cb0, t + 352); Vector512.Store(cb1, t + 368);
+        if (mr < 12 || nr < 32)
+        {
+            GemmCpu.AddEdge(c, ldc, alpha, t, 32, mr, nr);
+            return;
+        }
+        var va = Vector512.Create(alpha);
+        for (int r = 0; r < 12; r++, c += ldc, t += 32)
+        {
+            Vector512.FusedMultiplyAdd(va, Vector512.Load(t), Vector512.Load(c)).Store(c);
+            Vector512.FusedMultiplyAdd(va, Vector512.Load(t + 16), Vector512.Load(c + 16)).Store(c + 16);
+        }
     }
 }
 

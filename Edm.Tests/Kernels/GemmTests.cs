@@ -44,6 +44,8 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(3, 3, 13, 17, 19, false, true)]
     [InlineData(3, 0, 13, 17, 19, true, false)]
     [InlineData(1, 4, 6, 33, 7, false, false)]
+    [InlineData(0, 0, 301, 97, 517, false, false)]   // several row blocks and depth blocks, edge tiles on both sides
+    [InlineData(2, 2, 157, 65, 260, true, true)]
     public void MatMul_FastPath_MatchesReference(int batchA, int batchB, int m, int n, int k, bool ta, bool tb) =>
         WithPath(true, () => CheckMatMul(batchA, batchB, m, n, k, ta, tb, m * 7 + n));
 
