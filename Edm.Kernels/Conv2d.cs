@@ -333,8 +333,47 @@ public static partial class Ops
 
     // ---- CPU fast path ----
 
-    /// <summary>col (Cin*k*k, Ho*Wo) of one image x (Cin, H, W): each (r, oy) row segment is a contiguous copy.</summary>
+    // im2col / col2im on the CPU. For a "same" convolution (Ho = H, Wo = W: every conv of the
+    // networks) row r = (ci, ky, kx) of col is the plane x[ci] shifted by d = (ky - pad) W + (kx - pad)
+    // in flat index: one contiguous copy (zeros where n + d leaves the plane), then the |kx - pad|
+    // columns per row that wrapped around a row edge are zeroed. (A pixel whose source row is outside
+    // the image but whose column is inside lands outside the plane, so the flat bounds handle rows.)
+    // One copy per (ci, ky, kx) instead of one per (ci, ky, kx, oy): at 16x16 and 16 channels the
+    // per-row copies cost more than the GEMM. Other shapes copy row segments.
+
+    /// <summary>col (Cin*k*k, Ho*Wo) of one image x (Cin, H, W).</summary>
     static void Im2ColCpu(ReadOnlySpan<float> x, Span<float> col, ConvShape s)
+    {
+        if (s.Ho != s.H || s.Wo != s.W)
+        {
+            Im2ColSegments(x, col, s);
+            return;
+        }
+        int w = s.W, p = s.H * s.W;
+        for (int ci = 0; ci < s.Cin; ci++)
+            for (int ky = 0; ky < s.K; ky++)
+                for (int kx = 0; kx < s.K; kx++)
+                {
+                    int r = (ci * s.K + ky) * s.K + kx, dx = kx - s.Pad, d = (ky - s.Pad) * w + dx;
+                    var dst = col.Slice(r * p, p);
+                    int lo = Math.Clamp(-d, 0, p), hi = Math.Clamp(p - d, lo, p);
+                    dst[..lo].Clear();
+                    if (hi > lo) x.Slice(ci * p + lo + d, hi - lo).CopyTo(dst[lo..hi]);
+                    dst[hi..].Clear();
+                    ZeroWrappedColumns(dst, s.H, w, dx);
+                }
+    }
+
+    /// <summary>Zeroes, in each row of a (rows, w) plane, the columns ox with ox + dx outside [0, w).</summary>
+    static void ZeroWrappedColumns(Span<float> plane, int rows, int w, int dx)
+    {
+        if (dx == 0) return;
+        int c0 = dx > 0 ? w - dx : 0, n = Math.Min(Math.Abs(dx), w);
+        for (int oy = 0; oy < rows; oy++) plane.Slice(oy * w + c0, n).Clear();
+    }
+
+    /// <summary>col of one image for any output size: each (r, oy) row segment is a contiguous copy.</summary>
+    static void Im2ColSegments(ReadOnlySpan<float> x, Span<float> col, ConvShape s)
     {
         for (int ci = 0; ci < s.Cin; ci++)
             for (int ky = 0; ky < s.K; ky++)
@@ -355,22 +394,39 @@ public static partial class Ops
                 }
     }
 
-    /// <summary>dx (Cin, H, W) += col2im(dcol (Cin*k*k, Ho*Wo)) for one image: contiguous row adds.</summary>
-    static void Col2ImCpu(ReadOnlySpan<float> dcol, Span<float> dx, ConvShape s)
+    /// <summary>
+    /// dx (Cin, H, W) += col2im(dcol (Cin*k*k, Ho*Wo)) for one image. For a "same" convolution the
+    /// wrapped columns of each dcol row are zeroed (dcol is scratch) and the row is added to the
+    /// shifted plane in one pass; other shapes add row segments.
+    /// </summary>
+    static void Col2ImCpu(Span<float> dcol, Span<float> dx, ConvShape s)
     {
+        bool same = s.Ho == s.H && s.Wo == s.W;
+        int p = s.H * s.W;
         for (int ci = 0; ci < s.Cin; ci++)
             for (int ky = 0; ky < s.K; ky++)
                 for (int kx = 0; kx < s.K; kx++)
                 {
                     int r = (ci * s.K + ky) * s.K + kx;
+                    if (same)
+                    {
+                        int sx = kx - s.Pad, d = (ky - s.Pad) * s.W + sx;
+                        var src = dcol.Slice(r * p, p);
+                        ZeroWrappedColumns(src, s.H, s.W, sx);
+                        int lo = Math.Clamp(-d, 0, p), hi = Math.Clamp(p - d, lo, p);
+                        if (hi == lo) continue;
+                        var dst = dx.Slice(ci * p + lo + d, hi - lo);
+                        System.Numerics.Tensors.TensorPrimitives.Add(dst, src[lo..hi], dst);
+                        continue;
+                    }
                     int oxLo = Math.Max(0, s.Pad - kx), oxHi = Math.Min(s.Wo, s.W + s.Pad - kx);
                     if (oxLo >= oxHi) continue;
                     for (int oy = 0; oy < s.Ho; oy++)
                     {
                         int iy = oy + ky - s.Pad;
                         if (iy < 0 || iy >= s.H) continue;
-                        var dst = dx.Slice((ci * s.H + iy) * s.W + oxLo + kx - s.Pad, oxHi - oxLo);
-                        System.Numerics.Tensors.TensorPrimitives.Add(dst, dcol.Slice(r * s.Pixels + oy * s.Wo + oxLo, oxHi - oxLo), dst);
+                        var seg = dx.Slice((ci * s.H + iy) * s.W + oxLo + kx - s.Pad, oxHi - oxLo);
+                        System.Numerics.Tensors.TensorPrimitives.Add(seg, dcol.Slice(r * s.Pixels + oy * s.Wo + oxLo, oxHi - oxLo), seg);
                     }
                 }
     }
@@ -438,7 +494,7 @@ public static partial class Ops
                         GemmHost((float*)aw, dyb, pc, g, threads);
                         var dxs = new Span<float>(dxb, xImg);
                         dxs.Clear();
-                        Col2ImCpu(new ReadOnlySpan<float>(pc, colLen), dxs, s);
+                        Col2ImCpu(new Span<float>(pc, colLen), dxs, s);
                     }
                 }
                 finally { ArrayPool<float>.Shared.Return(dcol); }

@@ -263,7 +263,15 @@ internal static unsafe class GemmCpu
     {
         int nPanels = (s.N + nr - 1) / nr;
         nint bAddr = (nint)b, bpAddr = (nint)bp;
-        Parallel.For(0, nPanels, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, j =>
+        // Serial callers (conv's per-image GEMMs) pay no Parallel.For: at small sizes it cost more than the packing.
+        if (maxThreads == 1)
+        {
+            for (int j = 0; j < nPanels; j++) PackBPanel(j);
+            return;
+        }
+        Parallel.For(0, nPanels, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, PackBPanel);
+
+        void PackBPanel(int j)
         {
             float* src = (float*)bAddr;
             float* dst = (float*)bpAddr + (long)j * kc * nr;
@@ -282,7 +290,7 @@ internal static unsafe class GemmCpu
                 for (; jj < w; jj++) d[jj] = src[rowOff + (long)(n0 + jj) * s.BCol];
                 for (; jj < nr; jj++) d[jj] = 0f;
             }
-        });
+        }
     }
 
     /// <summary>Packs A[m0:m0+mc, p0:p0+kc] into mr-tall row panels: panel i, column k at ap[(i*kc + k)*mr].</summary>
@@ -321,31 +329,41 @@ internal static unsafe class GemmCpu
         int panelsPerBlock = (nPanels + colBlocks - 1) / colBlocks;
         colBlocks = (nPanels + panelsPerBlock - 1) / panelsPerBlock;
         nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c;
+        if (threads == 1)
+        {
+            var apArr = ArrayPool<float>.Shared.Rent(MC * KC + 16);
+            for (int task = 0; task < rowBlocks * colBlocks; task++) RunTask(task, apArr);
+            ArrayPool<float>.Shared.Return(apArr);
+            return;
+        }
         var options = new ParallelOptions { MaxDegreeOfParallelism = maxThreads };
         Parallel.For(0, rowBlocks * colBlocks, options,
             () => ArrayPool<float>.Shared.Rent(MC * KC + 16),
-            (task, _, apArr) =>
-            {
-                int rb = task / colBlocks, cbk = task % colBlocks;
-                int m0 = rb * MC, mc = Math.Min(MC, s.M - m0);
-                int j0 = cbk * panelsPerBlock, j1 = Math.Min(nPanels, j0 + panelsPerBlock);
-                fixed (float* apRaw = apArr)
-                {
-                    float* ap = Align64(apRaw);
-                    PackA((float*)aAddr, s, m0, mc, p0, kc, ap, MR);
-                    float* cc = (float*)cAddr;
-                    for (int j = j0; j < j1; j++)
-                    {
-                        float* bpanel = (float*)bpAddr + (long)j * kc * NR;
-                        int n0 = j * NR, nr = Math.Min(NR, s.N - n0);
-                        for (int i = 0; i < mc; i += MR)
-                            TK.Run(ap + (long)(i / MR) * kc * MR, bpanel, kc,
-                                cc + (long)(m0 + i) * s.CRow + n0, s.CRow, s.Alpha, Math.Min(MR, mc - i), nr);
-                    }
-                }
-                return apArr;
-            },
+            (task, _, apArr) => RunTask(task, apArr),
             apArr => ArrayPool<float>.Shared.Return(apArr));
+
+        // One task: pack the A block of its row block, run its column panels.
+        float[] RunTask(int task, float[] apArr)
+        {
+            int rb = task / colBlocks, cbk = task % colBlocks;
+            int m0 = rb * MC, mc = Math.Min(MC, s.M - m0);
+            int j0 = cbk * panelsPerBlock, j1 = Math.Min(nPanels, j0 + panelsPerBlock);
+            fixed (float* apRaw = apArr)
+            {
+                float* ap = Align64(apRaw);
+                PackA((float*)aAddr, s, m0, mc, p0, kc, ap, MR);
+                float* cc = (float*)cAddr;
+                for (int j = j0; j < j1; j++)
+                {
+                    float* bpanel = (float*)bpAddr + (long)j * kc * NR;
+                    int n0 = j * NR, nr = Math.Min(NR, s.N - n0);
+                    for (int i = 0; i < mc; i += MR)
+                        TK.Run(ap + (long)(i / MR) * kc * MR, bpanel, kc,
+                            cc + (long)(m0 + i) * s.CRow + n0, s.CRow, s.Alpha, Math.Min(MR, mc - i), nr);
+                }
+            }
+            return apArr;
+        }
     }
 
     /// <summary>Adds alpha * the spilled tile t (rows of <paramref name="w"/> floats) to the valid mr x nr corner of C.</summary>
