@@ -28,8 +28,13 @@ public sealed class DatasetCommand : IBenchCommand
         var dest = new Option<string>("--dest") { Description = "Dataset zip to write (replaced atomically)", Required = true };
         var resolution = new Option<int?>("--resolution") { Description = "Resize every image to R x R (Lanczos-3); default: keep the source size" };
         var transform = new Option<string>("--transform") { Description = "none (sources must be square) or center-crop (largest centred square)", DefaultValueFactory = _ => "none" };
+        var filter = new Option<string>("--filter")
+        {
+            Description = "Resize filter: lanczos (edm's dataset_tool) or box (the f x f block mean that `train --resolution` uses; R must divide the size)",
+            DefaultValueFactory = _ => "lanczos",
+        };
         var cmd = new Command("convert", "Convert a folder or zip of images to a dataset zip");
-        foreach (var o in new Option[] { source, dest, resolution, transform }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { source, dest, resolution, transform, filter }) cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() => Run(() =>
         {
             var t = p.GetValue(transform) switch
@@ -41,7 +46,13 @@ public sealed class DatasetCommand : IBenchCommand
             int? r = p.GetValue(resolution);
             if (r is < 1 or > DatasetConverter.MaxResolution) throw new UsageException($"--resolution {r} is out of range; allowed: 1..{DatasetConverter.MaxResolution}");
             string src = p.GetValue(source)!, dst = p.GetValue(dest)!;
-            DatasetConverter.Convert(src, dst, r, t, Console.WriteLine);
+            var f = p.GetValue(filter) switch
+            {
+                "lanczos" => ResizeFilter.Lanczos,
+                "box" => ResizeFilter.Box,
+                var other => throw new UsageException($"--filter '{other}' is unknown; allowed: lanczos, box"),
+            };
+            DatasetConverter.Convert(src, dst, r, t, Console.WriteLine, f);
             Report(dst);
         })));
         return cmd;

@@ -23,6 +23,19 @@ public enum SquareTransform
     CenterCrop,
 }
 
+/// <summary>How images are resized to the requested resolution.</summary>
+public enum ResizeFilter
+{
+    /// <summary>Lanczos-3 (edm's dataset_tool, PIL LANCZOS).</summary>
+    Lanczos,
+    /// <summary>
+    /// The mean of each f x f block (f = source size / resolution, which must divide it), rounded to
+    /// 8 bits: what `train --resolution` feeds the network, so FID references match what a model
+    /// trained at a lower resolution saw.
+    /// </summary>
+    Box,
+}
+
 /// <summary>Converts image folders and zips to dataset zips (see the file header).</summary>
 public static class DatasetConverter
 {
@@ -37,7 +50,8 @@ public static class DatasetConverter
     /// written atomically. <paramref name="resolution"/> null keeps the source size. Returns the
     /// number of images written. Throws <see cref="DatasetException"/> naming the offending file.
     /// </summary>
-    public static int Convert(string source, string dest, int? resolution, SquareTransform transform, Action<string>? progress = null)
+    public static int Convert(string source, string dest, int? resolution, SquareTransform transform, Action<string>? progress = null,
+        ResizeFilter filter = ResizeFilter.Lanczos)
     {
         if (resolution is < 1 or > MaxResolution)
             throw new DatasetException($"resolution {resolution} is out of range; allowed: 1..{MaxResolution} (a dataset holds every image decoded in memory when training)");
@@ -75,7 +89,8 @@ public static class DatasetConverter
                 if (!labels.TryGetValue(files[i], out int l)) throw new DatasetException($"{name} has no label in the source's {ImageDataset.LabelsFile}");
                 label = l;
             }
-            var (chw, c, r) = LoadSquare(src.Read(files[i]), name, resolution, transform);
+            var (chw, c, r) = LoadSquare(src.Read(files[i]), name, filter == ResizeFilter.Box ? null : resolution, transform);
+            if (filter == ResizeFilter.Box && resolution is { } target && target != r) (chw, r) = (BoxDownsample(chw, c, r, target, name), target);
             if (i == 0) { channels = c; res = r; }
             else if (r != res) throw new DatasetException($"{name} is {r}x{r} but '{files[0]}' is {res}x{res}; give --resolution to resize all images to one size");
             else if (c != channels) throw new DatasetException($"{name} has {c} channel(s) but '{files[0]}' has {channels}; all images must be grayscale or all colour");
@@ -107,6 +122,25 @@ public static class DatasetConverter
         {
             throw new DatasetException($"'{ImageDataset.LabelsFile}' in '{source}' is not of the form {{\"labels\": [[\"file\", class], ...]}}: {e.Message}", e);
         }
+    }
+
+    /// <summary>Planar (C, r, r) bytes averaged over f x f blocks to (C, target, target), f = r / target, rounded half up.</summary>
+    static byte[] BoxDownsample(byte[] chw, int c, int r, int target, string name)
+    {
+        if (r % target != 0)
+            throw new DatasetException($"{name} is {r}x{r}; --filter box needs a resolution that divides it (e.g. {r / 2}), got {target}");
+        int f = r / target, area = f * f;
+        var result = new byte[c * target * target];
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < target; y++)
+                for (int x = 0; x < target; x++)
+                {
+                    int sum = 0;
+                    for (int dy = 0; dy < f; dy++)
+                        for (int dx = 0; dx < f; dx++) sum += chw[(ch * r + y * f + dy) * r + x * f + dx];
+                    result[(ch * target + y) * target + x] = (byte)((2 * sum + area) / (2 * area));
+                }
+        return result;
     }
 
     /// <summary>Decodes any supported image, makes it square and of the requested size; planar (C, H, W) bytes.</summary>

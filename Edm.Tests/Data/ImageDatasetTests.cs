@@ -198,6 +198,30 @@ public sealed class ImageDatasetTests(CpuDevice cpu) : IClassFixture<CpuDevice>,
     }
 
     [Fact]
+    public void Convert_with_the_box_filter_averages_blocks_as_train_resolution_does()
+    {
+        var src = _dir["boxsrc"];
+        Directory.CreateDirectory(src);
+        var hw = TempDir.RandomBytes(8 * 8, 7);
+        TempDir.WritePng(Path.Combine(src, "a.png"), 8, 8, 1, hw);
+        var dest = _dir["box.zip"];
+        DatasetConverter.Convert(src, dest, 4, SquareTransform.None, filter: ResizeFilter.Box);
+        using var ds = ImageDataset.Open(dest);
+        Assert.Equal((1, 4, 1), (ds.Count, ds.Resolution, ds.Channels));
+        var img = new float[16];
+        ds.GetImage(0, img);
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++)
+            {
+                int sum = hw[2 * y * 8 + 2 * x] + hw[2 * y * 8 + 2 * x + 1] + hw[(2 * y + 1) * 8 + 2 * x] + hw[(2 * y + 1) * 8 + 2 * x + 1];
+                int mean = (2 * sum + 4) / 8;                                  // rounded half up
+                Assert.Equal(mean / 127.5f - 1, img[y * 4 + x], 5);
+            }
+        var e = Assert.Throws<DatasetException>(() => DatasetConverter.Convert(src, _dir["box3.zip"], 3, SquareTransform.None, filter: ResizeFilter.Box));
+        Assert.Contains("divides", e.Message);
+    }
+
+    [Fact]
     public void Convert_crops_resizes_and_reads_zips()
     {
         var src = _dir["src"];
