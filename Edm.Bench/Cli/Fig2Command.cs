@@ -24,7 +24,7 @@ public sealed class Fig2Command : IBenchCommand
     /// <summary>Default NFE values: Fig. 2's range, Heun at 3 to 36 steps.</summary>
     public const string DefaultNfe = "5,9,17,35,71";
 
-    /// <summary>Default number of images per point (about 25 minutes on 2 CPU cores with the default NFE; see docs/metrics.md).</summary>
+    /// <summary>Default number of images per point: with the default NFE, 1.23M image-NFE, about 30-70 minutes on 2 CPU cores (docs/metrics.md).</summary>
     public const int DefaultImages = 1000;
 
     /// <summary>Largest NFE accepted (a guard against a typo that would run for hours).</summary>

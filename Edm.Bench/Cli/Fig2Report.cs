@@ -115,7 +115,7 @@ public static class Fig2Report
             plt.XLabel("NFE (log scale)");
             plt.YLabel("FID (log scale)");
             plt.Title($"{formulation} ({images} images)");
-            plt.ShowLegend(Alignment.UpperRight);
+            plt.ShowLegend(Alignment.LowerLeft);  // FID falls with NFE: the lower left is the emptiest corner
         }
         // A temporary name that still ends in .png, then a rename: a reader never sees half a file.
         string full = Path.GetFullPath(path), tmp = Path.Combine(Path.GetDirectoryName(full)!, $".fig2.tmp-{Environment.ProcessId}.png");
