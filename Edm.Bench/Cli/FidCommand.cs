@@ -82,9 +82,7 @@ public sealed class FidCommand : IBenchCommand
         foreach (var o in new Option[] { device, images, reference, features, num }) cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
         {
-            var refStats = Load(p.GetValue(reference)!);
-            if (refStats.Dim != MnistClassifier.FeatureDim)
-                throw new UsageException($"--ref '{p.GetValue(reference)}' has {refStats.Dim} features, the classifier gives {MnistClassifier.FeatureDim}; make the reference with the same --features");
+            var refStats = LoadReference(p.GetValue(reference)!);
             var stats = StatisticsOf(p.GetValue(device), p.GetValue(images)!, p.GetValue(features)!, p.GetValue(num), "--images");
             var r = FrechetDistance.Compute(stats, refStats);
             Console.WriteLine(r.Distance.ToString("F6", CultureInfo.InvariantCulture));
@@ -106,21 +104,32 @@ public sealed class FidCommand : IBenchCommand
         using var dev = CommonOptions.OpenDevice(deviceSpec);
         using var net = FeatureNet(dev, features);
         RequireMatch(net, ds);
-        var clock = Stopwatch.StartNew();
         // N images spread evenly over the set (a dataset stored class by class keeps every class).
         var images = ds.ReadImages(Enumerable.Range(0, n).Select(i => (int)((long)i * ds.Count / n)).ToArray());
-        int next = 0;
-        var f = ClassifierTraining.Features(net, images, n, progress: done =>
-        {
-            if (done < next && done < n) return;
-            next = done + Math.Max(1, n / 10);
-            double ips = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-            Console.WriteLine($"  features {done}/{n}  {ips:F0} img/s  eta {TimeSpan.FromSeconds(Math.Round((n - done) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
-        });
-        return FeatureStatistics.Of(f, n, MnistClassifier.FeatureDim);
+        return StatisticsOfImages(net, images, n, progress: true);
     }
 
-    static MnistClassifier FeatureNet(EdmDevice dev, string spec)
+    /// <summary>
+    /// Feature statistics of <paramref name="count"/> images (N, C, R, R) in [-1, 1] (as a dataset
+    /// reads PNGs: <see cref="ImageIO.Quantize"/> gives in-memory samples the same values); with
+    /// <paramref name="progress"/>, a line per tenth with the rate and ETA.
+    /// </summary>
+    public static FeatureStatistics StatisticsOfImages(MnistClassifier net, float[] images, int count, bool progress)
+    {
+        var clock = Stopwatch.StartNew();
+        int next = 0;
+        var f = ClassifierTraining.Features(net, images, count, progress: !progress ? null : done =>
+        {
+            if (done < next && done < count) return;
+            next = done + Math.Max(1, count / 10);
+            double ips = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+            Console.WriteLine($"  features {done}/{count}  {ips:F0} img/s  eta {TimeSpan.FromSeconds(Math.Round((count - done) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
+        });
+        return FeatureStatistics.Of(f, count, MnistClassifier.FeatureDim);
+    }
+
+    /// <summary>The feature network of a --features value (classifier:PATH); a bad value or file is a usage error.</summary>
+    public static MnistClassifier FeatureNet(EdmDevice dev, string spec)
     {
         int colon = spec.IndexOf(':');
         string kind = colon < 0 ? spec : spec[..colon], path = colon < 0 ? "" : spec[(colon + 1)..];
@@ -147,6 +156,15 @@ public sealed class FidCommand : IBenchCommand
     {
         if (ds.Channels != net.Channels || ds.Resolution != net.Resolution)
             throw new UsageException($"'{ds.Path}' holds {ds.Channels}x{ds.Resolution}x{ds.Resolution} images, the classifier takes {net.Channels}x{net.Resolution}x{net.Resolution}");
+    }
+
+    /// <summary>Reference statistics (--ref), which must have the feature network's size; problems are usage errors.</summary>
+    public static FeatureStatistics LoadReference(string path)
+    {
+        var stats = Load(path);
+        if (stats.Dim != MnistClassifier.FeatureDim)
+            throw new UsageException($"--ref '{path}' has {stats.Dim} features, the classifier gives {MnistClassifier.FeatureDim}; make the reference with the same --features");
+        return stats;
     }
 
     static FeatureStatistics Load(string path)

@@ -25,6 +25,16 @@ public static class ImageIO
         return v >= 255f ? (byte)255 : (byte)v;
     }
 
+    /// <summary>
+    /// Rounds floats in place to the values an 8-bit PNG holds: x = ToFloat(ToByte(x)), exactly what
+    /// <see cref="SavePng(string, ReadOnlySpan{float}, int, int, int)"/> then reading the file back gives
+    /// (so statistics of images kept in memory match those of the same images saved as PNGs).
+    /// </summary>
+    public static void Quantize(Span<float> values)
+    {
+        for (int i = 0; i < values.Length; i++) values[i] = ToFloat(ToByte(values[i]));
+    }
+
     /// <summary>Saves a (C, H, W) image in [-1, 1] (C = 1 or 3) as an 8-bit PNG, atomically.</summary>
     public static void SavePng(string path, ReadOnlySpan<float> chw, int channels, int height, int width)
     {

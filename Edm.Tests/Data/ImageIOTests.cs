@@ -48,6 +48,19 @@ public sealed class ImageIOTests(CpuDevice cpu) : IClassFixture<CpuDevice>, IDis
     }
 
     [Fact]
+    public void Quantize_gives_what_a_png_holds()
+    {
+        // Unclipped sampler output, as fig2 keeps it in memory: the values a saved-and-loaded PNG has.
+        var chw = TestData.Random(12 * 5, 11, -1.3, 1.3);  // (1, 12, 5)
+        chw[0] = float.NaN;
+        var path = _dir["q.png"];
+        ImageIO.SavePng(path, chw, 1, 12, 5);
+        var q = (float[])chw.Clone();
+        ImageIO.Quantize(q);
+        Assert.Equal(ImageIO.LoadPng(path).Data, q);
+    }
+
+    [Fact]
     public void Rgb_planes_are_written_as_red_green_blue()
     {
         // (3, 1, 2): pixel 0 pure red, pixel 1 pure blue.
