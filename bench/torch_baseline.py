@@ -31,9 +31,20 @@ unless noted):
                           backward of DDPM++ (no optimizer); b = 8 on cpu (--quick: 2), 128 on
                           cuda (--quick too); baseline "none" (NaN); GFLOP/s from 3 x the forward's
                           conv/linear/attention FLOPs                             StepBench.cs
+  step_ddpmpp_tiny        "ddpmpp-tiny (32, 1, R, R) label_dim 0", R = 16 and 32 (--quick: one row,
+                          "ddpmpp-tiny (2, 1, 8, 8) label_dim 0"): forward + EDM loss + backward +
+                          torch.optim.Adam step (lr 1e-3) of the tiny DDPM++ (1 channel,
+                          unconditional, 188,769 parameters); baseline "none"     TinyStepBench.cs
+  step_ddpmpp_tiny_fwd    "ddpmpp-tiny (64, 1, R, R) label_dim 0" (--quick as above, batch 2): the
+                          preconditioned forward D(x; sigma) under torch.no_grad, eval mode
+                                                                                  TinyStepBench.cs
 
 Usage: python3 bench/torch_baseline.py --device cpu|cuda [--ops a,b] [--quick] [--json PATH]
        [--threads N] [--reps N]
+       python3 bench/torch_baseline.py --export-onnx DIR
+         writes DIR/ddpmpp-tiny-16.onnx and DIR/ddpmpp-tiny-32.onnx: the tiny network's
+         preconditioned forward (x (64, 1, R, R), sigma (64)) -> D (64, 1, R, R), opset 17, for
+         `Edm.Bench kernels --op step_ddpmpp_tiny_fwd --onnx DIR` (ONNX Runtime as the peer)
 """
 import argparse
 import json
@@ -42,6 +53,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -268,6 +280,7 @@ class DdpmBlock(torch.nn.Module):
             self.norm2 = norm(cout)
             self.qkv = torch.nn.Conv2d(cout, 3 * cout, 1)
             self.proj = torch.nn.Conv2d(cout, cout, 1)
+            self.attn_scale = 1 / math.sqrt(cout)  # a constant, so the ONNX export traces no shape arithmetic
 
     def forward(self, x, emb):
         h = self.conv0(F.silu(self.norm0(x)))
@@ -277,21 +290,22 @@ class DdpmBlock(torch.nn.Module):
         if self.attention:
             b, c, hh, ww = x.shape
             # (B, 3C, H, W) read as (B, C, 3, N): channel 3i + j of qkv is component j of channel i.
-            q, k, v = self.qkv(self.norm2(x)).reshape(b, c, 3, hh * ww).unbind(2)
-            p = torch.softmax(torch.einsum("bcq,bck->bqk", q, k / math.sqrt(c)), dim=2)  # (B, N, N)
-            a = torch.einsum("bqk,bck->bcq", p, v).reshape(b, c, hh, ww)
+            # Batched matrix products (not einsum): they export to ONNX MatMul, ONNX Runtime's fast path.
+            q, k, v = self.qkv(self.norm2(x)).reshape(b, c, 3, hh * ww).unbind(2)       # (B, C, N) each
+            p = torch.softmax(torch.bmm(q.transpose(1, 2), k * self.attn_scale), dim=2)   # (B, N, N) = q^T k
+            a = torch.bmm(v, p.transpose(1, 2)).reshape(b, c, hh, ww)                   # a[c, q] = sum_k p[q, k] v[c, k]
             x = (self.proj(a) + x) * SKIP_SCALE
         return x
 
 
 class DdpmPP(torch.nn.Module):
-    """F(x; c_noise, class labels) of DDPM++ at 32x32."""
+    """F(x; c_noise, class labels) of DDPM++ (labels None and no label layer when label_dim is 0)."""
 
     def __init__(self, res=32, img_ch=3, label_dim=STEP_LABEL_DIM, ch=128, mult=(2, 2, 2), blocks=4, attn=(16,), dropout=0.13):
         super().__init__()
         emb = 4 * ch
         self.noise_ch, self.label_dim = ch, label_dim
-        self.map_label = torch.nn.Linear(label_dim, ch)
+        self.map_label = torch.nn.Linear(label_dim, ch) if label_dim else None
         self.map_layer0 = torch.nn.Linear(ch, emb)
         self.map_layer1 = torch.nn.Linear(emb, emb)
         self.enc, self.dec = torch.nn.ModuleList(), torch.nn.ModuleList()
@@ -331,7 +345,9 @@ class DdpmPP(torch.nn.Module):
         return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
 
     def forward(self, x, c_noise, labels):
-        emb = self.embed(c_noise) + self.map_label(labels * math.sqrt(self.label_dim))
+        emb = self.embed(c_noise)
+        if self.map_label is not None:
+            emb = emb + self.map_label(labels * math.sqrt(self.label_dim))
         emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))
         skips = []
         for m in self.enc:
@@ -344,6 +360,15 @@ class DdpmPP(torch.nn.Module):
         return self.out_conv(F.silu(self.out_norm(x)))
 
 
+def edm_denoise(net, x, sigma, labels=None, sigma_data=0.5):
+    """D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) under the EDM preconditioning (Table 1);
+    sigma (B, 1, 1, 1)."""
+    s2 = sigma ** 2 + sigma_data ** 2
+    c_skip, c_out, c_in = sigma_data ** 2 / s2, sigma * sigma_data / s2.sqrt(), 1 / s2.sqrt()
+    c_noise = sigma.log().flatten() / 4
+    return c_skip * x + c_out * net(c_in * x, c_noise, labels)
+
+
 def edm_loss(net, y, labels, p_mean=-1.2, p_std=1.2, sigma_data=0.5):
     """EDM loss (docs/formulas.md section 6) through the EDM preconditioning (Table 1): sum over
     pixels of lambda(sigma) ||D(y + n; sigma) - y||^2, averaged over the batch."""
@@ -351,10 +376,7 @@ def edm_loss(net, y, labels, p_mean=-1.2, p_std=1.2, sigma_data=0.5):
     sigma = torch.exp(p_mean + p_std * torch.randn(b, 1, 1, 1, device=y.device))
     weight = (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
     x = y + torch.randn_like(y) * sigma
-    s2 = sigma ** 2 + sigma_data ** 2
-    c_skip, c_out, c_in = sigma_data ** 2 / s2, sigma * sigma_data / s2.sqrt(), 1 / s2.sqrt()
-    c_noise = sigma.log().flatten() / 4
-    d = c_skip * x + c_out * net(c_in * x, c_noise, labels)
+    d = edm_denoise(net, x, sigma, labels, sigma_data)
     return (weight * (d - y) ** 2).sum() / b
 
 
@@ -399,6 +421,102 @@ def step_ddpmpp(op, dev, quick):
     return [Case(op, step_shape(batch), 0.0, flops, run, note, grad=True, copy=False)]
 
 
+# --- step_ddpmpp_tiny (TinyStepBench.cs): the ddpmpp-tiny preset, 1 channel, unconditional ----------
+# model_channels 16, channel_mult [1, 2], num_blocks 1, attention at R/2 (one head), dropout 0,
+# positional embedding, label_dim 0: 188,769 parameters at every resolution, like ours.
+TINY_PARAMETERS = 188_769
+TINY_STEP_BATCH, TINY_FWD_BATCH, TINY_QUICK_BATCH = 32, 64, 2
+
+
+def tiny_net(res):
+    """Presets.Create("ddpmpp-tiny", resolution: res, channels: 1, labelDim: 0)."""
+    return DdpmPP(res=res, img_ch=1, label_dim=0, ch=16, mult=(1, 2), blocks=1, attn=(res // 2,), dropout=0.0)
+
+
+def tiny_shape(batch, res):
+    """TinyStepBench.ShapeString."""
+    return f"ddpmpp-tiny {fmt([batch, 1, res, res])} label_dim 0"
+
+
+def tiny_parameters(op, net):
+    """Prints the parameter count and asserts it equals ours."""
+    params = sum(p.numel() for p in net.parameters())
+    print(f"{op}: DDPM++ tiny parameters {params:,} (ours: {TINY_PARAMETERS:,}; "
+          f"{'equal' if params == TINY_PARAMETERS else 'DIFFERENT'})", flush=True)
+    assert params == TINY_PARAMETERS, f"the tiny network has {params:,} parameters, ours {TINY_PARAMETERS:,}"
+    return params
+
+
+class EdmPrecond(torch.nn.Module):
+    """D(x; sigma) of an unconditional network, sigma (B,): the exported and timed forward."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, sigma):
+        return edm_denoise(self.net, x, sigma.reshape(-1, 1, 1, 1))
+
+
+def tiny_inputs(batch, res, dev):
+    """x = y + sigma n, y uniform in [-1, 1], sigma log-spaced over [0.002, 80] (TinyDenoise)."""
+    sigma = torch.exp(torch.linspace(math.log(0.002), math.log(80), batch, device=dev))
+    y = torch.rand(batch, 1, res, res, device=dev) * 2 - 1
+    return y + torch.randn_like(y) * sigma[:, None, None, None], sigma
+
+
+def step_ddpmpp_tiny(op, dev, quick):
+    forward_only = op == "step_ddpmpp_tiny_fwd"
+    cases = []
+    for res in ([8] if quick else [16, 32]):
+        batch = TINY_QUICK_BATCH if quick else (TINY_FWD_BATCH if forward_only else TINY_STEP_BATCH)
+        net = tiny_net(res).to(dev)
+        params = tiny_parameters(op, net)
+        x, sigma = tiny_inputs(batch, res, dev)
+        fwd = forward_flops(net, x, None)
+        if forward_only:
+            precond = EdmPrecond(net.eval())
+
+            def run(precond=precond, x=x, sigma=sigma):
+                return precond(x, sigma)
+            note = (f"images/s = {batch} x 1000 / ms; {params:,} parameters; D(x; sigma) under torch.no_grad, eval; "
+                    f"{fwd / 1e9:.2f} GFLOP per pass")
+            cases.append(Case(op, tiny_shape(batch, res), 0.0, fwd, run, note, grad=False, copy=False))
+        else:
+            net.train()
+            y = torch.rand(batch, 1, res, res, device=dev) * 2 - 1
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+
+            def run(net=net, y=y, opt=opt):
+                opt.zero_grad(set_to_none=True)
+                edm_loss(net, y, None).backward()
+                opt.step()
+            note = (f"images/s = {batch} x 1000 / ms; {params:,} parameters; forward + EDM loss + backward + Adam (lr 0.001); "
+                    f"GFLOP/s from {3 * fwd / 1e9:.2f} GFLOP per step (3 x forward conv/linear/attention FLOPs)")
+            cases.append(Case(op, tiny_shape(batch, res), 0.0, 3 * fwd, run, note, grad=True, copy=False))
+    return cases
+
+
+def export_onnx(out_dir):
+    """Writes DIR/ddpmpp-tiny-{16,32}.onnx: D(x; sigma) of the tiny network at batch 64, fixed shapes."""
+    os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(0)
+    for res in (16, 32):
+        net = tiny_net(res).eval()
+        tiny_parameters("export-onnx", net)
+        x, sigma = tiny_inputs(TINY_FWD_BATCH, res, torch.device("cpu"))
+        path = os.path.join(out_dir, f"ddpmpp-tiny-{res}.onnx")
+        tmp = path + ".tmp"
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch 1.13's exporter warns about its own constants' shape inference; the shapes are fixed.
+            warnings.filterwarnings("ignore", message="The shape inference of prim::Constant")
+            torch.onnx.export(EdmPrecond(net), (x, sigma), tmp, opset_version=17, input_names=["x", "sigma"],
+                              output_names=["D"], do_constant_folding=True)
+        os.replace(tmp, path)
+        print(f"wrote {path}: x {fmt(x.shape)}, sigma {fmt(sigma.shape)} -> D {fmt(x.shape)}, opset 17")
+    return 0
+
+
 OPS = {
     "gelu": elementwise, "silu": elementwise, "axpy": elementwise, "add": elementwise, "sum": elementwise,
     "gemm": gemm, "conv2d": conv2d, "conv2d-bwd": conv2d,
@@ -406,6 +524,7 @@ OPS = {
     "attention": attention, "attention_fwd_bwd": attention,
     "softmax": softmax, "dropout": dropout, "upsample2x": pooling, "avgpool2x": pooling,
     "step_ddpmpp": step_ddpmpp,
+    "step_ddpmpp_tiny": step_ddpmpp_tiny, "step_ddpmpp_tiny_fwd": step_ddpmpp_tiny,
 }
 
 # Ops of our bench without a PyTorch row (accepted in --ops so that one list serves both benches).
@@ -460,7 +579,11 @@ def main(argv=None):
     ap.add_argument("--json", help="write the rows to this path")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
     ap.add_argument("--reps", type=int, default=7, help="timed repetitions per case (median reported)")
+    ap.add_argument("--export-onnx", metavar="DIR",
+                    help="write DIR/ddpmpp-tiny-16.onnx and -32.onnx (the tiny network's D(x; sigma), batch 64) and exit")
     args = ap.parse_args(argv)
+    if args.export_onnx:
+        return export_onnx(args.export_onnx)
 
     ops = list(OPS) if not args.ops else [o.strip() for o in args.ops.split(",") if o.strip()]
     skipped = [o for o in ops if o in OURS_ONLY]

@@ -24,9 +24,14 @@ public sealed class KernelsCommand : IBenchCommand
         var ops = new Option<string?>("--op") { Description = "Comma-separated op names (default: all but the full-size training-step rows step_ddpmpp*; 'all': every op); see the list printed on an unknown name" };
         var quick = new Option<bool>("--quick") { Description = "Smaller sizes (a fast smoke pass)" };
         var reps = new Option<int>("--reps") { Description = "Timed repetitions per case (median reported)", DefaultValueFactory = _ => 7 };
+        var onnx = new Option<string?>("--onnx")
+        {
+            Description = $"Folder with ddpmpp-tiny-16.onnx and ddpmpp-tiny-32.onnx (bench/torch_baseline.py --export-onnx DIR): " +
+                          $"the {TinyStepBench.ForwardOp} rows then time ONNX Runtime (CPU) as their baseline",
+        };
         var cmd = new Command("kernels", "Time kernels against a baseline measured in the same run");
-        foreach (var o in new Option[] { device, json, ops, quick, reps }) cmd.Options.Add(o);
-        cmd.SetAction(p => CliErrors.Guard(() => Run(p.GetValue(device), p.GetValue(ops), p.GetValue(quick), p.GetValue(json), p.GetValue(reps))));
+        foreach (var o in new Option[] { device, json, ops, quick, reps, onnx }) cmd.Options.Add(o);
+        cmd.SetAction(p => CliErrors.Guard(() => Run(p.GetValue(device), p.GetValue(ops), p.GetValue(quick), p.GetValue(json), p.GetValue(reps), p.GetValue(onnx))));
         return cmd;
     }
 
@@ -34,7 +39,7 @@ public sealed class KernelsCommand : IBenchCommand
     public const int MaxReps = 1000;
 
     /// <summary>Runs the selected cases and prints the table.</summary>
-    public static int Run(string? deviceSpec, string? opList, bool quick, string? jsonPath, int reps = 7)
+    public static int Run(string? deviceSpec, string? opList, bool quick, string? jsonPath, int reps = 7, string? onnxDir = null)
     {
         if (reps < 1 || reps > MaxReps) throw new UsageException($"--reps {reps} is out of range; allowed: 1..{MaxReps}");
         var benches = Benches();
@@ -48,6 +53,7 @@ public sealed class KernelsCommand : IBenchCommand
         var unknown = selected.Where(o => !all.Contains(o)).ToList();
         if (unknown.Count > 0) throw new UsageException($"unknown op '{string.Join(",", unknown)}' in --op; allowed: {string.Join(", ", all)}");
         CommonOptions.RequireWritable(jsonPath, "--json");
+        if (onnxDir is not null) RequireOnnx(onnxDir, selected, quick);
         using var dev = CommonOptions.OpenDevice(deviceSpec);
         Console.WriteLine($"kernels on {dev}; ratio = our time / baseline time (lower is better)");
         MachineLimits? limits = null;
@@ -61,7 +67,7 @@ public sealed class KernelsCommand : IBenchCommand
         var rows = new List<BenchRow>();
         foreach (var bench in benches)
             foreach (var op in bench.Ops.Where(selected.Contains))
-                foreach (var c in bench.Cases(dev, op, quick))
+                foreach (var c in bench.Cases(dev, op, new BenchSettings(quick, onnxDir)))
                 {
                     try
                     {
@@ -80,5 +86,21 @@ public sealed class KernelsCommand : IBenchCommand
                 }
         if (jsonPath is not null) CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(rows, JsonOpts.Indented));
         return 0;
+    }
+
+    /// <summary>
+    /// --onnx before any work: it needs the forward rows at full size, and every model file must load
+    /// with the inputs of those rows (a missing folder or file, a file ONNX Runtime cannot read or a
+    /// model of other shapes is a usage error).
+    /// </summary>
+    static void RequireOnnx(string dir, List<string> selected, bool quick)
+    {
+        if (string.IsNullOrWhiteSpace(dir)) throw new UsageException("--onnx is empty; give the folder written by bench/torch_baseline.py --export-onnx DIR");
+        if (!selected.Contains(TinyStepBench.ForwardOp))
+            throw new UsageException($"--onnx times ONNX Runtime in the {TinyStepBench.ForwardOp} rows only; add --op {TinyStepBench.ForwardOp}");
+        if (quick)
+            throw new UsageException($"--onnx needs the full-size {TinyStepBench.ForwardOp} rows (batch {TinyStepBench.ForwardBatch} at 16x16 and 32x32, the exported shapes); drop --quick");
+        foreach (int res in TinyStepBench.Resolutions(quick))
+            new OnnxPeer(dir, res, new float[TinyStepBench.ForwardBatch * res * res], new float[TinyStepBench.ForwardBatch]).Dispose();
     }
 }

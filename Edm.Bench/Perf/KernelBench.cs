@@ -31,6 +31,11 @@ public sealed record BenchRow(
 public sealed record BenchCase(string Op, string Shape, double Bytes, double Flops, Action Run, string Baseline, Action? RunBaseline,
     IDisposable? Resources = null, string? Note = null);
 
+/// <summary>What `kernels` was asked for beyond the op and device.</summary>
+/// <param name="Quick">Small sizes (a fast smoke pass).</param>
+/// <param name="OnnxDir">Folder of the ONNX Runtime peer's models (`--onnx`), or null.</param>
+public sealed record BenchSettings(bool Quick, string? OnnxDir = null);
+
 /// <summary>A family's benchmark cases. Implementations need a public parameterless constructor.</summary>
 public interface IKernelBench
 {
@@ -40,6 +45,8 @@ public interface IKernelBench
     IReadOnlyList<string> ExplicitOps => [];
     /// <summary>Builds the cases of one op; <paramref name="quick"/> asks for small sizes.</summary>
     IEnumerable<BenchCase> Cases(EdmDevice device, string op, bool quick);
+    /// <summary>Builds the cases of one op under every setting of the run (families that read only --quick need not implement it).</summary>
+    IEnumerable<BenchCase> Cases(EdmDevice device, string op, BenchSettings settings) => Cases(device, op, settings.Quick);
 }
 
 /// <summary>Median timing of synchronised launches.</summary>
