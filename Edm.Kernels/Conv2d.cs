@@ -505,21 +505,24 @@ public static partial class Ops
     static unsafe void ConvBackwardWeightCpu(Tensor x, Tensor dy, Tensor dw, ConvShape s, bool accumulate)
     {
         int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels, wLen = s.Cout * s.KDim;
-        // dW (Cout, KDim) += dy[b] (Cout, P) col[b]^T (P, KDim).
-        var g = new GemmShape(s.Cout, s.KDim, s.Pixels, 1, 0, 0, s.Pixels, 1, 0, 1, s.Pixels, 0, s.KDim, 1f, 1f);
+        // Computed transposed, dW^T (KDim, Cout) += col[b] (KDim, P) dy[b]^T (P, Cout): the large
+        // operand col is then read along its rows when packed, and only dy (Cout x P, the smaller)
+        // is gathered across rows; dW = dW^T^T is added at the end. (dW = dy col^T packed col^T,
+        // a strided gather of KDim x P floats per image, which dominated at small channel counts.)
+        var g = new GemmShape(s.KDim, s.Cout, s.Pixels, 1, 0, 0, s.Pixels, 1, 0, 1, s.Pixels, 0, s.Cout, 1f, 1f);
         var dws = dw.CpuSpan();
         if (!accumulate) dws.Clear();
         int cores = Environment.ProcessorCount;
         fixed (float* px = x.CpuSpan(), pdy = dy.CpuSpan(), pdw = dws)
         {
-            nint ax = (nint)px, ady = (nint)pdy, adw = (nint)pdw;
+            nint ax = (nint)px, ady = (nint)pdy;
             void OneImage(int b, float* target, int threads)
             {
                 float* xb = (float*)ax + (long)b * xImg;
                 float* dyb = (float*)ady + (long)b * yImg;
                 if (s.Pointwise)
                 {
-                    GemmHost(dyb, xb, target, g, threads);
+                    GemmHost(xb, dyb, target, g, threads);
                     return;
                 }
                 float[] col = ArrayPool<float>.Shared.Rent(colLen);
@@ -528,34 +531,40 @@ public static partial class Ops
                     fixed (float* pc = col)
                     {
                         Im2ColCpu(new ReadOnlySpan<float>(xb, xImg), new Span<float>(pc, colLen), s);
-                        GemmHost(dyb, pc, target, g, threads);
+                        GemmHost(pc, dyb, target, g, threads);
                     }
                 }
                 finally { ArrayPool<float>.Shared.Return(col); }
             }
             // Images are cut into groups fixed by the batch size alone; each group sums its images in
-            // order into its own dW, and the groups are added in order: the same bits whatever the
+            // order into its own dW^T, and the groups are added in order: the same bits whatever the
             // thread count or scheduling (a reduction partitioned by index, not by worker).
             int groups = Math.Min(s.Batch, DeterministicChunks.MaxChunks / 2);
-            if (groups == 1)
-            {
-                for (int b = 0; b < s.Batch; b++) OneImage(b, (float*)adw, cores);
-                return;
-            }
-            var partials = DeterministicChunks.Map(s.Batch, groups, (b0, count) =>
+            float[][] partials = groups == 1
+                ? [SumImages(0, s.Batch, cores)]
+                : DeterministicChunks.Map(s.Batch, groups, (b0, count) => SumImages(b0, count, 1));
+
+            float[] SumImages(int b0, int count, int threads)
             {
                 var partial = ArrayPool<float>.Shared.Rent(wLen);
                 Array.Clear(partial, 0, wLen);
                 fixed (float* pp = partial)
-                    for (int b = b0; b < b0 + count; b++) OneImage(b, pp, 1);
+                    for (int b = b0; b < b0 + count; b++) OneImage(b, pp, threads);
                 return partial;
-            });
-            var dst = new Span<float>((float*)adw, wLen);
-            foreach (var partial in partials)
-            {
-                System.Numerics.Tensors.TensorPrimitives.Add(dst, partial.AsSpan(0, wLen), dst);
-                ArrayPool<float>.Shared.Return(partial);
             }
+
+            var total = partials[0];
+            for (int q = 1; q < partials.Length; q++)
+            {
+                System.Numerics.Tensors.TensorPrimitives.Add(total.AsSpan(0, wLen), partials[q].AsSpan(0, wLen), total.AsSpan(0, wLen));
+                ArrayPool<float>.Shared.Return(partials[q]);
+            }
+            for (int co = 0; co < s.Cout; co++)                      // dW[co, r] += dW^T[r, co]
+            {
+                float* row = pdw + (long)co * s.KDim;
+                for (int r = 0; r < s.KDim; r++) row[r] += total[r * s.Cout + co];
+            }
+            ArrayPool<float>.Shared.Return(total);
         }
     }
 }
