@@ -9,8 +9,8 @@
 //
 // Variants:
 //   1. float64 loops (Edm.Verification/References/AttentionReference.cs): the full Nq x Nk matrix per head.
-//   2. CPU fast path: Parallel.For over query rows, one row of scores at a time (TensorPrimitives);
-//      backward materialises P and dS for one head at a time (Nq x Nk floats each).
+//   2. CPU fast path: forward per head as GEMMs (S = scale Q K^T, row softmax, O = P V) with the CPU
+//      GEMM; backward materialises P and dS for one head at a time (Nq x Nk floats each).
 //   3. ILGPU kernels, flash-style (Dao et al. 2022): nothing of size Nq x Nk is stored. Forward: one
 //      group of 128 threads per tile of br query rows; it streams tiles of bc keys and values
 //      through shared memory, keeps the running row max m and sum l (online softmax: on a new
@@ -465,32 +465,48 @@ public static partial class Ops
         return new AttentionShape(bh, nq, nk, d, tiled, streamed, sc);
     }
 
-    static void AttentionForwardCpu(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, AttentionShape s)
+    // Per head: S = scale Q K^T and O = P V as two GEMMs (the CPU GEMM's micro-kernel instead of one
+    // dot product per (query, key) pair), the row softmax in between (TensorPrimitives). Heads run in
+    // parallel with serial GEMMs when there are at least as many as cores, else one after the other
+    // with parallel GEMMs. Holds one Nq x Nk score matrix per worker.
+    static unsafe void AttentionForwardCpu(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, AttentionShape s)
     {
-        int d = s.D, nq = s.Nq, nk = s.Nk;
-        RowChunks.Run(s.BH * nq, nk * d, (r0, r1) =>
+        int d = s.D, nq = s.Nq, nk = s.Nk, cores = Environment.ProcessorCount;
+        // S (nq, nk) = scale * Q (nq, d) K^T: B = K^T read through strides (k, n) -> n*d + k.
+        var gs = new GemmShape(nq, nk, d, 1, 0, 0, d, 1, 0, 1, d, 0, nk, s.Scale, 0f);
+        // O (nq, d) = P (nq, nk) V (nk, d).
+        var go = new GemmShape(nq, d, nk, 1, 0, 0, nk, 1, 0, d, 1, 0, d, 1f, 0f);
+        fixed (float* pq = q.CpuSpan(), pk = k.CpuSpan(), pv = v.CpuSpan(), po = o.CpuSpan(), pl = lse.CpuSpan())
         {
-            var qs = q.CpuSpan(); var ks = k.CpuSpan(); var vs = v.CpuSpan();
-            var os = o.CpuSpan(); var ls = lse.CpuSpan();
-            var p = new float[nk];
-            for (int row = r0; row < r1; row++)
+            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, al = (nint)pl;
+            void Head(int bh, int threads)
             {
-                int bh = row / nq;
-                var qi = qs.Slice(row * d, d);
-                var kh = ks.Slice(bh * nk * d, nk * d);
-                var vh = vs.Slice(bh * nk * d, nk * d);
-                for (int j = 0; j < nk; j++) p[j] = s.Scale * TensorPrimitives.Dot(qi, kh.Slice(j * d, d));
-                float m = TensorPrimitives.Max(p);
-                TensorPrimitives.Subtract(p, m, p);
-                TensorPrimitives.Exp(p, p);
-                float l = TensorPrimitives.Sum(p);
-                var oi = os.Slice(row * d, d);
-                oi.Clear();
-                for (int j = 0; j < nk; j++) TensorPrimitives.MultiplyAdd(vh.Slice(j * d, d), p[j], oi, oi);
-                TensorPrimitives.Multiply(oi, 1f / l, oi);
-                ls[row] = m + MathF.Log(l);
+                var scores = System.Buffers.ArrayPool<float>.Shared.Rent(nq * nk);
+                try
+                {
+                    fixed (float* ps = scores)
+                    {
+                        GemmHost((float*)aq + (long)bh * nq * d, (float*)ak + (long)bh * nk * d, ps, gs, threads);
+                        for (int i = 0; i < nq; i++)
+                        {
+                            var row = new Span<float>(ps + (long)i * nk, nk);
+                            float m = TensorPrimitives.Max(row);
+                            TensorPrimitives.Subtract(row, m, row);
+                            TensorPrimitives.Exp(row, row);
+                            float l = TensorPrimitives.Sum(row);
+                            TensorPrimitives.Multiply(row, 1f / l, row);
+                            ((float*)al)[(long)bh * nq + i] = m + MathF.Log(l);
+                        }
+                        GemmHost(ps, (float*)av + (long)bh * nk * d, (float*)ao + (long)bh * nq * d, go, threads);
+                    }
+                }
+                finally { System.Buffers.ArrayPool<float>.Shared.Return(scores); }
             }
-        });
+            if (s.BH >= cores && cores > 1)
+                Parallel.For(0, s.BH, new ParallelOptions { MaxDegreeOfParallelism = cores }, bh => Head(bh, 1));
+            else
+                for (int bh = 0; bh < s.BH; bh++) Head(bh, cores);
+        }
     }
 
     static void AttentionBackwardCpu(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,

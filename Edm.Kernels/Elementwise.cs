@@ -200,6 +200,38 @@ public static partial class Ops
         var ib = StridedIndex.Broadcast(name, shape, b.Shape);
         if (dev.UseCpuFastPath)
         {
+            BroadcastCpu(a, b, y, shape, ia, ib, op);
+            return;
+        }
+        var kb = dev.Kernel(BinaryBroadcastKey<TOp>.Instance, acc =>
+            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, TOp>(ElementwiseKernels.BinaryBroadcastKernel<TOp>));
+        int tb = dev.LaunchThreads(n);
+        kb(dev.Accelerator.DefaultStream, tb, a.View, b.View, y.View, n, tb, ia, ib, op);
+    }
+
+    // Broadcast binary op in plain C#, by runs: the output's trailing dimensions over which each
+    // operand is either whole (its own contiguous run) or entirely broadcast (one value) form a run
+    // of length L; each run is one same-shape or span-scalar op (TensorPrimitives for + - * /), and
+    // the operands' offsets are computed once per run instead of once per element. Covers bias
+    // (1, C, 1, 1), per-sample (B, 1, 1, 1) and embedding (B, C, 1, 1) adds with long runs.
+    static void BroadcastCpu<TOp>(Tensor a, Tensor b, Tensor y, int[] shape, StridedIndex ia, StridedIndex ib, TOp op) where TOp : struct, IBinaryOp
+    {
+        int rank = shape.Length, k = rank;
+        bool aWhole = true, aOne = true, bWhole = true, bOne = true;       // over dims k..rank-1
+        int pa = rank - a.Shape.Length, pb = rank - b.Shape.Length;
+        while (k > 0)
+        {
+            int d = k - 1, da = d - pa >= 0 ? a.Shape[d - pa] : 1, db = d - pb >= 0 ? b.Shape[d - pb] : 1;
+            bool aw = aWhole && da == shape[d], ao = aOne && da == 1, bw = bWhole && db == shape[d], bo = bOne && db == 1;
+            if (!(aw || ao) || !(bw || bo)) break;
+            (aWhole, aOne, bWhole, bOne) = (aw, ao, bw, bo);
+            k--;
+        }
+        int run = 1;
+        for (int d = k; d < rank; d++) run *= shape[d];
+        int n = y.Length;
+        if (run < 8)
+        {
             CpuParallel.For(n, (s, c) =>
             {
                 var av = a.CpuSpan(); var bv = b.CpuSpan(); var yv = y.CpuSpan();
@@ -207,10 +239,33 @@ public static partial class Ops
             });
             return;
         }
-        var kb = dev.Kernel(BinaryBroadcastKey<TOp>.Instance, acc =>
-            acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, StridedIndex, StridedIndex, TOp>(ElementwiseKernels.BinaryBroadcastKernel<TOp>));
-        int tb = dev.LaunchThreads(n);
-        kb(dev.Accelerator.DefaultStream, tb, a.View, b.View, y.View, n, tb, ia, ib, op);
+        bool aScalar = !aWhole, bScalar = !bWhole;                          // a dimension of size 1 in both: whole wins
+        CpuParallel.For(n / run, (s, c) =>
+        {
+            var av = a.CpuSpan(); var bv = b.CpuSpan(); var yv = y.CpuSpan();
+            for (int r = s; r < s + c; r++)
+            {
+                int o = r * run, oa = ia.Offset(o), ob = ib.Offset(o);
+                var ys = yv.Slice(o, run);
+                if (!aScalar && !bScalar) BinaryCpu(av.Slice(oa, run), bv.Slice(ob, run), ys, op);
+                else if (!aScalar) BinaryScalarCpu(av.Slice(oa, run), bv[ob], ys, op, scalarFirst: false);
+                else if (!bScalar) BinaryScalarCpu(bv.Slice(ob, run), av[oa], ys, op, scalarFirst: true);
+                else ys.Fill(op.Apply(av[oa], bv[ob]));
+            }
+        });
+    }
+
+    // y = op(x, c) (or op(c, x) with scalarFirst): TensorPrimitives for the four arithmetic ops.
+    static void BinaryScalarCpu<TOp>(ReadOnlySpan<float> x, float c, Span<float> y, TOp op, bool scalarFirst) where TOp : struct, IBinaryOp
+    {
+        if (typeof(TOp) == typeof(AddOp)) TensorPrimitives.Add(x, c, y);
+        else if (typeof(TOp) == typeof(MulOp)) TensorPrimitives.Multiply(x, c, y);
+        else if (typeof(TOp) == typeof(SubOp) && !scalarFirst) TensorPrimitives.Subtract(x, c, y);
+        else if (typeof(TOp) == typeof(SubOp)) TensorPrimitives.Subtract(c, x, y);
+        else if (typeof(TOp) == typeof(DivOp) && !scalarFirst) TensorPrimitives.Divide(x, c, y);
+        else if (typeof(TOp) == typeof(DivOp)) TensorPrimitives.Divide(c, x, y);
+        else if (scalarFirst) for (int i = 0; i < x.Length; i++) y[i] = op.Apply(c, x[i]);
+        else for (int i = 0; i < x.Length; i++) y[i] = op.Apply(x[i], c);
     }
 
     // Unary op in plain C#: the operator's SIMD form when it has one (v3), else a scalar loop.

@@ -62,13 +62,21 @@ public static partial class Ops
         var y = Tensor.Empty(x.Device, shape);
         var dev = x.Device;
         int n = x.Length;
-        if (dev.UseCpuFastPath)
+        if (dev.UseCpuFastPath && n > 0)
         {
-            CpuParallel.For(n, (s, c) =>
+            // By output rows: the source offset once per row (not per element), then a copy (unit
+            // stride) or a strided gather along the row.
+            int row = shape[^1], step = strides[^1];
+            CpuParallel.For(n / row, (s, c) =>
             {
                 var xs = x.CpuSpan(); var ys = y.CpuSpan();
-                for (int i = s; i < s + c; i++) ys[i] = xs[src.Offset(i)];
-            });
+                for (int r = s; r < s + c; r++)
+                {
+                    int o = r * row, b = src.Offset(o);
+                    if (step == 1) xs.Slice(b, row).CopyTo(ys.Slice(o, row));
+                    else for (int j = 0; j < row; j++) ys[o + j] = xs[b + j * step];
+                }
+            }, minChunk: Math.Max(1, CpuParallel.MinChunk / row));
             return y;
         }
         int t = dev.LaunchThreads(n);

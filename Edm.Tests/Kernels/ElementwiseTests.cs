@@ -19,6 +19,12 @@ public sealed class ElementwiseTests(CpuDevice cpu) : BothPathsTests(cpu), IClas
         { [1, 1, 1, 5], [3, 2, 4, 1] },
         { [5], [2, 3, 5] },
         { [2, 1, 3, 1, 2, 3], [1, 4, 3, 1, 1, 3] },
+        // Long runs (the CPU fast path's run-by-run broadcast): embedding, bias, per-sample factors.
+        { [4, 6, 8, 8], [4, 6, 1, 1] },
+        { [3, 5, 9, 11], [1, 5, 1, 1] },
+        { [6, 2, 5, 4], [6, 1, 1, 1] },
+        { [2, 3, 40], [1, 3, 40] },
+        { [2, 1, 16], [1, 3, 1] },
     };
 
     [Theory, MemberData(nameof(BroadcastShapes))]
