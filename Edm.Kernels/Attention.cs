@@ -9,8 +9,9 @@
 //
 // Variants:
 //   1. float64 loops (Edm.Verification/References/AttentionReference.cs): the full Nq x Nk matrix per head.
-//   2. CPU fast path: forward per head as GEMMs (S = scale Q K^T, row softmax, O = P V) with the CPU
-//      GEMM; backward materialises P and dS for one head at a time (Nq x Nk floats each).
+//   2. CPU fast path: per head as GEMMs with the CPU GEMM (forward: S = scale Q K^T, row softmax,
+//      O = P V; backward: P from lse, dV = P^T dO, dP = dO V^T, dS, dQ = scale dS K, dK = scale dS^T Q),
+//      Nq x Nk matrices per worker.
 //   3. ILGPU kernels, flash-style (Dao et al. 2022): nothing of size Nq x Nk is stored. Forward: one
 //      group of 128 threads per tile of br query rows; it streams tiles of bc keys and values
 //      through shared memory, keeps the running row max m and sum l (online softmax: on a new
@@ -509,62 +510,63 @@ public static partial class Ops
         }
     }
 
-    static void AttentionBackwardCpu(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
+    // Per head, with the CPU GEMM: S = scale Q K^T, P = exp(S - lse) (row by row), dV = P^T dO,
+    // dP = dO V^T, dS = P (dP - D) with D_i = dO_i . O_i, dQ = scale dS K, dK = scale dS^T Q.
+    // Heads in parallel with serial GEMMs when there are at least as many as cores, else one after
+    // the other with parallel GEMMs; two Nq x Nk matrices (P, dS) per worker. Every output element is
+    // written once (no cross-head sums), so the result does not depend on the thread count.
+    static unsafe void AttentionBackwardCpu(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
         Tensor dq, Tensor dk, Tensor dv, AttentionShape s)
     {
-        int d = s.D, nq = s.Nq, nk = s.Nk;
-        // P and dS of one head at a time (Nq x Nk each), reused across heads.
-        var p = new float[nq * nk];
-        var ds = new float[nq * nk];
-        for (int bh = 0; bh < s.BH; bh++)
+        int d = s.D, nq = s.Nq, nk = s.Nk, cores = Environment.ProcessorCount;
+        float scale = s.Scale;
+        var gS = new GemmShape(nq, nk, d, 1, 0, 0, d, 1, 0, 1, d, 0, nk, scale, 0f);      // S = scale Q K^T
+        var gDv = new GemmShape(nk, d, nq, 1, 0, 0, 1, nk, 0, d, 1, 0, d, 1f, 0f);        // dV = P^T dO
+        var gDp = new GemmShape(nq, nk, d, 1, 0, 0, d, 1, 0, 1, d, 0, nk, 1f, 0f);        // dP = dO V^T
+        var gDq = new GemmShape(nq, d, nk, 1, 0, 0, nk, 1, 0, d, 1, 0, d, scale, 0f);     // dQ = scale dS K
+        var gDk = new GemmShape(nk, d, nq, 1, 0, 0, 1, nk, 0, d, 1, 0, d, scale, 0f);     // dK = scale dS^T Q
+        fixed (float* pq = q.CpuSpan(), pk = k.CpuSpan(), pv = v.CpuSpan(), po = o.CpuSpan(), pl = lse.CpuSpan(), pg = dO.CpuSpan(),
+               pdq = dq.CpuSpan(), pdk = dk.CpuSpan(), pdv = dv.CpuSpan())
         {
-            int head = bh;
-            // Rows of dQ, with P and dS recomputed from lse.
-            RowChunks.Run(nq, nk * d, (r0, r1) =>
+            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, al = (nint)pl, ag = (nint)pg,
+                 adq = (nint)pdq, adk = (nint)pdk, adv = (nint)pdv;
+            void Head(int bh, int threads)
             {
-                var qs = q.CpuSpan(); var ks = k.CpuSpan(); var vs = v.CpuSpan(); var os = o.CpuSpan();
-                var ls = lse.CpuSpan(); var gs = dO.CpuSpan(); var dqs = dq.CpuSpan();
-                var kh = ks.Slice(head * nk * d, nk * d);
-                var vh = vs.Slice(head * nk * d, nk * d);
-                for (int i = r0; i < r1; i++)
+                long qo = (long)bh * nq * d, ko = (long)bh * nk * d;
+                var pArr = System.Buffers.ArrayPool<float>.Shared.Rent(nq * nk);
+                var dsArr = System.Buffers.ArrayPool<float>.Shared.Rent(nq * nk);
+                try
                 {
-                    int row = head * nq + i;
-                    var qi = qs.Slice(row * d, d);
-                    var gi = gs.Slice(row * d, d);
-                    float di = TensorPrimitives.Dot(gi, os.Slice(row * d, d));
-                    var pi = p.AsSpan(i * nk, nk);
-                    var dsi = ds.AsSpan(i * nk, nk);
-                    for (int j = 0; j < nk; j++)
+                    fixed (float* pp = pArr, pds = dsArr)
                     {
-                        pi[j] = MathF.Exp(s.Scale * TensorPrimitives.Dot(qi, kh.Slice(j * d, d)) - ls[row]);
-                        dsi[j] = pi[j] * (TensorPrimitives.Dot(gi, vh.Slice(j * d, d)) - di);
-                    }
-                    var dqi = dqs.Slice(row * d, d);
-                    dqi.Clear();
-                    for (int j = 0; j < nk; j++) TensorPrimitives.MultiplyAdd(kh.Slice(j * d, d), dsi[j], dqi, dqi);
-                    TensorPrimitives.Multiply(dqi, s.Scale, dqi);
-                }
-            });
-            // Rows of dK and dV: sums over queries of the stored P and dS columns.
-            RowChunks.Run(nk, nq * d, (j0, j1) =>
-            {
-                var qs = q.CpuSpan(); var gs = dO.CpuSpan(); var dks = dk.CpuSpan(); var dvs = dv.CpuSpan();
-                var dkh = dks.Slice((head * nk + j0) * d, (j1 - j0) * d);
-                var dvh = dvs.Slice((head * nk + j0) * d, (j1 - j0) * d);
-                dkh.Clear();
-                dvh.Clear();
-                for (int i = 0; i < nq; i++)
-                {
-                    var qi = qs.Slice((head * nq + i) * d, d);
-                    var gi = gs.Slice((head * nq + i) * d, d);
-                    for (int j = j0; j < j1; j++)
-                    {
-                        TensorPrimitives.MultiplyAdd(gi, p[i * nk + j], dvh.Slice((j - j0) * d, d), dvh.Slice((j - j0) * d, d));
-                        TensorPrimitives.MultiplyAdd(qi, ds[i * nk + j], dkh.Slice((j - j0) * d, d), dkh.Slice((j - j0) * d, d));
+                        float* qh = (float*)aq + qo, kh = (float*)ak + ko, vh = (float*)av + ko, oh = (float*)ao + qo, gh = (float*)ag + qo;
+                        GemmHost(qh, kh, pp, gS, threads);
+                        GemmHost(gh, vh, pds, gDp, threads);
+                        for (int i = 0; i < nq; i++)
+                        {
+                            var prow = new Span<float>(pp + (long)i * nk, nk);
+                            var dsrow = new Span<float>(pds + (long)i * nk, nk);
+                            TensorPrimitives.Subtract(prow, ((float*)al)[(long)bh * nq + i], prow);
+                            TensorPrimitives.Exp(prow, prow);
+                            float di = TensorPrimitives.Dot(new ReadOnlySpan<float>(gh + (long)i * d, d), new ReadOnlySpan<float>(oh + (long)i * d, d));
+                            TensorPrimitives.Subtract(dsrow, di, dsrow);
+                            TensorPrimitives.Multiply(dsrow, prow, dsrow);
+                        }
+                        GemmHost(pp, gh, (float*)adv + ko, gDv, threads);
+                        GemmHost(pds, kh, (float*)adq + qo, gDq, threads);
+                        GemmHost(pds, qh, (float*)adk + ko, gDk, threads);
                     }
                 }
-                TensorPrimitives.Multiply(dkh, s.Scale, dkh);
-            });
+                finally
+                {
+                    System.Buffers.ArrayPool<float>.Shared.Return(pArr);
+                    System.Buffers.ArrayPool<float>.Shared.Return(dsArr);
+                }
+            }
+            if (s.BH >= cores && cores > 1)
+                Parallel.For(0, s.BH, new ParallelOptions { MaxDegreeOfParallelism = cores }, bh => Head(bh, 1));
+            else
+                for (int bh = 0; bh < s.BH; bh++) Head(bh, cores);
         }
     }
 }
