@@ -296,6 +296,25 @@ internal static unsafe class GemmCpu
     /// <summary>Packs A[m0:m0+mc, p0:p0+kc] into mr-tall row panels: panel i, column k at ap[(i*kc + k)*mr].</summary>
     static void PackA(float* a, GemmShape s, int m0, int mc, int p0, int kc, float* ap, int mr)
     {
+        if (s.ACol == 1)
+        {
+            // Rows contiguous along k (A not transposed: conv weights, im2col for dW): write each
+            // panel column k once, reading the panel's rows as parallel streams.
+            nint* rows = stackalloc nint[mr];
+            for (int i = 0; i < mc; i += mr)
+            {
+                float* dst = ap + (long)(i / mr) * kc * mr;
+                int h = Math.Min(mr, mc - i);
+                for (int r = 0; r < h; r++) rows[r] = (nint)(a + (long)(m0 + i + r) * s.ARow + p0);
+                for (int k = 0; k < kc; k++, dst += mr)
+                {
+                    int r = 0;
+                    for (; r < h; r++) dst[r] = ((float*)rows[r])[k];
+                    for (; r < mr; r++) dst[r] = 0f;
+                }
+            }
+            return;
+        }
         for (int i = 0; i < mc; i += mr)
         {
             float* dst = ap + (long)(i / mr) * kc * mr;
