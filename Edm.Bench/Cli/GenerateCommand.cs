@@ -16,6 +16,9 @@ public sealed class GenerateCommand : IBenchCommand
 {
     static string SamplerNames => string.Join(", ", SamplerSettings.NamedSamplers);
 
+    /// <summary>Most images in the grid (the first seeds of a larger run).</summary>
+    public const int GridMax = 256;
+
     /// <summary>Most sampler steps accepted (a guard against a typo that would run for hours).</summary>
     public const int MaxSteps = 1000;
 
@@ -41,7 +44,7 @@ public sealed class GenerateCommand : IBenchCommand
         var cls = new Option<int?>("--class") { Description = "Class of every image (conditional networks; default: random per seed)" };
         var batch = new Option<int>("--batch") { Description = "Images per sampler batch", DefaultValueFactory = _ => 64 };
         var outdir = new Option<string>("--outdir") { Description = "Folder for the per-seed PNGs", DefaultValueFactory = _ => "out/generate" };
-        var grid = new Option<string?>("--grid") { Description = "Grid PNG path, ending in .png (default: OUTDIR/grid.png)" };
+        var grid = new Option<string?>("--grid") { Description = "Grid PNG of the first 256 seeds, a path ending in .png (default: OUTDIR/grid.png)" };
         // NVlabs/edm generate.py's sampler options; each overrides the --sampler's setting when given.
         var sigmaMin = new Option<double?>("--sigma-min") { Description = "Lowest noise level (default: the discretization's, clamped to the network's)" };
         var sigmaMax = new Option<double?>("--sigma-max") { Description = "Highest noise level (default: the discretization's)" };
@@ -136,17 +139,19 @@ public sealed class GenerateCommand : IBenchCommand
                         double s = clock.Elapsed.TotalSeconds, ips = written / Math.Max(s, 1e-9);
                         Console.WriteLine($"  {ProgressBar(written, todo.Length)} {written}/{todo.Length} images  {ips:F1} img/s  " +
                                           $"elapsed {TimeSpan.FromSeconds(Math.Round(s)):hh\\:mm\\:ss}  eta {TimeSpan.FromSeconds(Math.Round((todo.Length - written) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
-                    }, w);
-                    // The grid shows every requested seed, read back from the PNGs (the ones kept and the new ones).
-                    var all = new float[seedList.Length * c * r * r];
-                    for (int i = 0; i < seedList.Length; i++)
+                    }, w, keepImages: false);
+                    // The grid shows the first GridMax requested seeds, read back from the PNGs (the ones
+                    // kept and the new ones): memory stays that of one batch plus the grid.
+                    int shown = Math.Min(seedList.Length, GridMax);
+                    var all = new float[shown * c * r * r];
+                    for (int i = 0; i < shown; i++)
                     {
                         var img = ImageIO.LoadPng(PathOf(seedList[i]));
                         if (img.Data.Length != c * r * r)
                             throw new UsageException($"--skip-existing: '{PathOf(seedList[i])}' is {string.Join("x", img.Shape)}, not {c}x{r}x{r} (made by another network?); remove it or use another --outdir");
                         img.Data.CopyTo(all.AsSpan(i * c * r * r));
                     }
-                    ImageIO.SaveGrid(gridPath, all, seedList.Length, c, r, r);
+                    ImageIO.SaveGrid(gridPath, all, shown, c, r, r);
                 }
                 catch (IOException e)
                 {

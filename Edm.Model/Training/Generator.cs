@@ -22,9 +22,12 @@ public static class Generator
     /// (N, C, R, R) floats in [-1, 1] roughly (unclipped). <paramref name="onBatch"/> sees each batch's
     /// seeds and images (e.g. to save them as they come). <paramref name="guidance"/> is the
     /// classifier-free guidance weight of a conditional network (<see cref="Precond.Guidance"/>; 1 = none).
+    /// With <paramref name="keepImages"/> false nothing is accumulated (memory stays that of one
+    /// batch, whatever the number of seeds) and an empty array is returned: consume the images in
+    /// <paramref name="onBatch"/>.
     /// </summary>
     public static float[] Generate(Precond net, ulong[] seeds, SamplerSettings settings, int batch, int? fixedClass = null,
-        Action<ulong[], float[]>? onBatch = null, double guidance = 1)
+        Action<ulong[], float[]>? onBatch = null, double guidance = 1, bool keepImages = true)
     {
         if (!double.IsFinite(guidance)) throw new InvalidOptionException(nameof(guidance), $"{guidance} must be a finite number (1 = no guidance)");
         if (guidance != 1 && net.Network.LabelDim == 0)
@@ -36,7 +39,7 @@ public static class Generator
         settings.Validate();
         int c = net.ImgChannels, r = net.Network.ImgResolution, size = c * r * r;
         var dev = net.Network.Module.Device;
-        var all = new float[(long)seeds.Length * size];
+        var all = keepImages ? new float[(long)seeds.Length * size] : [];
         for (int start = 0; start < seeds.Length; start += batch)
         {
             var chunk = seeds[start..Math.Min(seeds.Length, start + batch)];
@@ -53,7 +56,7 @@ public static class Generator
                 using var latents = Samplers.Latents(dev, chunk, c, r, r);
                 using var x = Samplers.Sample(net, latents, settings, chunk).X;
                 var host = x.ToArray();
-                host.CopyTo(all, (long)start * size);
+                if (keepImages) host.CopyTo(all, (long)start * size);
                 onBatch?.Invoke(chunk, host);
             }
             finally

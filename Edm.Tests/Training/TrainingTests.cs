@@ -222,6 +222,10 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
             Assert.Equal(one, three);
             var single = Generator.Generate(net, [7], settings, batch: 1);
             Assert.Equal(one.AsSpan(64, 64).ToArray(), single);
+            // Streaming (keepImages false): nothing is kept, the batches carry the same images.
+            var streamed = new List<float>();
+            Assert.Empty(Generator.Generate(net, seeds, settings, batch: 2, onBatch: (_, images) => streamed.AddRange(images), keepImages: false));
+            Assert.Equal(one, streamed.ToArray());
             Assert.NotEqual(one.AsSpan(0, 64).ToArray(), one.AsSpan(64, 64).ToArray());
         }
         // Random classes come from each seed's own stream: fixed per seed, covering every class.
