@@ -259,7 +259,7 @@ public static partial class Ops
                 ABatch: 0, ARow: s.KDim, ACol: 1,
                 BBatch: s.KDim * s.Pixels, BRow: s.Pixels, BCol: 1,
                 CBatch: yImg, CRow: s.Pixels, Alpha: 1f, Beta: 0f);
-            RunGemmKernel(device, weight.View, colView, y.View.SubView(b0 * yImg, bc * yImg), g, GemmVariant.Tiled);
+            RunGemmKernel(device, weight.View, colView, y.View.SubView(b0 * yImg, bc * yImg), g, GemmVariant.Auto);
         }
     }
 
@@ -289,7 +289,7 @@ public static partial class Ops
                 ABatch: 0, ARow: 1, ACol: s.KDim,
                 BBatch: yImg, BRow: s.Pixels, BCol: 1,
                 CBatch: s.KDim * s.Pixels, CRow: s.Pixels, Alpha: 1f, Beta: 0f);
-            RunGemmKernel(device, weight.View, dy.View.SubView(b0 * yImg, bc * yImg), target, g, GemmVariant.Tiled);
+            RunGemmKernel(device, weight.View, dy.View.SubView(b0 * yImg, bc * yImg), target, g, GemmVariant.Auto);
             if (dcol is not null)
             {
                 int threads = device.LaunchThreads((long)bc * xImg);
@@ -325,7 +325,7 @@ public static partial class Ops
                 BBatch: s.KDim * s.Pixels, BRow: 1, BCol: s.Pixels,
                 CBatch: wLen, CRow: s.KDim, Alpha: 1f, Beta: 0f);
             var pv = partial.View.SubView(0, bc * wLen);
-            RunGemmKernel(device, dy.View.SubView(b0 * yImg, bc * yImg), colView, pv, g, GemmVariant.Tiled);
+            RunGemmKernel(device, dy.View.SubView(b0 * yImg, bc * yImg), colView, pv, g, GemmVariant.Auto);
             int threads = device.LaunchThreads(wLen);
             k.SumBatch(threads, pv, dw.View, bc, accumulate || b0 > 0 ? 1f : 0f, threads);
         }

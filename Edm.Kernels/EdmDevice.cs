@@ -57,6 +57,17 @@ public sealed class EdmDevice : IDisposable
     /// verify the kernels themselves. Ignored on GPUs.
     /// </summary>
     public bool CpuFastPaths { get; set; } = true;
+    /// <summary>Environment variable that sets <see cref="AllowTf32"/> at start-up ("1": on).</summary>
+    public const string Tf32EnvironmentVariable = "EDM_TF32";
+
+    /// <summary>
+    /// Whether GEMMs (and so convolutions) of at least one 128x128 tile may run on TF32 tensor cores
+    /// (inputs rounded to 10 mantissa bits, float32 accumulation), like PyTorch's allow_tf32. CUDA
+    /// only; ignored elsewhere. Off unless EDM_TF32=1 (or set here) until the kernel has been
+    /// verified on a GPU (docs/perf.md); verify's float32 rows run with it off.
+    /// </summary>
+    public bool AllowTf32 { get; set; } = Environment.GetEnvironmentVariable(Tf32EnvironmentVariable)?.Trim() == "1";
+
     /// <summary>True when an op should take its plain C# path.</summary>
     public bool UseCpuFastPath => IsCpu && CpuFastPaths;
 

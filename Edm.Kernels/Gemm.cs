@@ -21,6 +21,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace Edm.Kernels;
 
@@ -39,10 +40,26 @@ public readonly record struct GemmShape(
 /// <summary>Which GEMM kernel a GPU-style launch uses (the CPU fast path ignores it).</summary>
 public enum GemmVariant
 {
+    /// <summary>
+    /// The engine's choice (<see cref="GemmKernels.Choose"/>): variant 3 (or 4 where TF32 is allowed)
+    /// when C has at least one full 128x128 tile, else variant 2; EDM_GEMM_GPU=tiled|tiled128|tf32
+    /// forces one (for A/B comparisons).
+    /// </summary>
+    Auto = 0,
     /// <summary>Variant 1: one thread per output, no reuse (a baseline).</summary>
     Naive = 1,
     /// <summary>Variant 2: shared-memory tiles with 4x4 register blocking.</summary>
     Tiled = 2,
+    /// <summary>
+    /// Variant 3: 128x128 tiles, 8x8 register blocking, double-buffered shared tiles with the next
+    /// tile prefetched into registers (the GPU default for large products).
+    /// </summary>
+    Tiled128 = 3,
+    /// <summary>
+    /// Variant 4: variant 3's tiles on TF32 tensor cores (inputs rounded to 10 mantissa bits, float32
+    /// accumulation; CUDA only, sm_80 and later). Chosen by Auto only where <see cref="EdmDevice.AllowTf32"/> is set.
+    /// </summary>
+    Tf32 = 4,
 }
 
 /// <summary>The GEMM kernels, loaded once per device.</summary>
@@ -60,15 +77,65 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
 
     internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> Naive;
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Tiled;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Tiled128;
+
+    /// <summary>C tile edge of variant 3.</summary>
+    public const int Tile128 = 128;
+    /// <summary>Depth of variant 3's shared tiles.</summary>
+    public const int Tile128K = 8;
+    // Row pitch of variant 3's shared tiles (floats): 4 over the tile so that the column-wise
+    // stores of a k-contiguous operand spread over the banks.
+    const int Pitch128 = Tile128 + 4;
+    const int Buffer128 = Tile128K * Pitch128;
+    // Variant 4's pitch: 136 = 8 (mod 32), so a fragment load (rows t and t+4, columns g) hits 32 banks.
+    const int PitchTf32 = Tile128 + 8;
+    const int BufferTf32 = Tile128K * PitchTf32;
+    readonly Accelerator _acc;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>? _tf32;
+
+    /// <summary>
+    /// Diagnostic for the first runs on a GPU (verify's TF32 row), never set by the engine: variant 4
+    /// passes the A fragment's middle registers swapped, so that one run tells which of the two
+    /// plausible fragment layouts the hardware uses.
+    /// </summary>
+    public static bool Tf32SwapADiagnostic { get; set; }
+
+    /// <summary>Variant 4's launcher, loaded on first use (CUDA only: its inline PTX compiles for no other backend).</summary>
+    internal Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> Tf32 =>
+        _tf32 ??= _acc.AcceleratorType == AcceleratorType.Cuda
+            ? _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmTf32Kernel)
+            : throw new NotSupportedException($"the TF32 GEMM (tensor cores, inline PTX) runs on CUDA devices only; this device is {_acc.AcceleratorType}");
 
     GemmKernels(Accelerator acc)
     {
+        _acc = acc;
+        Tiled128 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiled128Kernel);
         Naive = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmNaiveKernel);
         Tiled = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiledKernel);
     }
 
     /// <inheritdoc/>
     public static GemmKernels Load(EdmDevice device) => new(device.Accelerator);
+
+    /// <summary>Environment variable that forces the GPU GEMM kernel: "tiled" (variant 2) or "tiled128" (variant 3).</summary>
+    public const string KernelEnvironmentVariable = "EDM_GEMM_GPU";
+
+    static readonly GemmVariant? Forced = Environment.GetEnvironmentVariable(KernelEnvironmentVariable)?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => null,
+        "tiled" => GemmVariant.Tiled,
+        "tiled128" => GemmVariant.Tiled128,
+        "tf32" => GemmVariant.Tf32,
+        var v => throw new ArgumentException($"{KernelEnvironmentVariable}={v} is not a GEMM kernel; allowed: auto, tiled, tiled128, tf32"),
+    };
+
+    /// <summary>
+    /// The variant <see cref="GemmVariant.Auto"/> resolves to for a product of M x N outputs on
+    /// <paramref name="device"/>: below one full 128x128 tile variant 2; else variant 4 (TF32) on CUDA
+    /// where <see cref="EdmDevice.AllowTf32"/> is set, variant 3 otherwise.
+    /// </summary>
+    public static GemmVariant Choose(EdmDevice device, int m, int n) => Forced ?? (m < Tile128 || n < Tile128 ? GemmVariant.Tiled
+        : device.AllowTf32 && device.Kind == DeviceKind.Cuda ? GemmVariant.Tf32 : GemmVariant.Tiled128);
 
     /// <summary>Variant 1: C element per thread (grid-stride over batch*M*N outputs).</summary>
     static void GemmNaiveKernel(Index1D tid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int stride)
@@ -149,6 +216,175 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
         Store(c, s, co, mA + 48, nA, c30, c31, c32, c33);
     }
 
+    /// <summary>
+    /// Variant 3: one 128x128 C tile per group of 256 threads (16 x 16), each thread an 8x8 block at
+    /// rows ty+16i and columns tx+16j (consecutive threads read consecutive shared words: no bank
+    /// conflicts, the A words broadcast). Depth-8 tiles of A and B in two shared buffers: while the
+    /// group computes on one, each thread holds its four A and four B elements of the next tile in
+    /// registers and stores them into the other buffer, so one barrier per tile suffices.
+    /// Grid (ceil(N/128), ceil(M/128), batch or 1). Any M, N, K (bounds-checked loads, zero fill).
+    /// </summary>
+    static void GemmTiled128Kernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s)
+    {
+        var sa = SharedMemory.Allocate<float>(2 * Buffer128); // sa[buf*Buffer128 + k*Pitch128 + m]
+        var sb = SharedMemory.Allocate<float>(2 * Buffer128); // sb[buf*Buffer128 + k*Pitch128 + n]
+        int tid = Group.IdxX;
+        int tx = tid & 15, ty = tid >> 4;
+        int n0 = Grid.IdxX * Tile128, m0 = Grid.IdxY * Tile128;
+        var acc = new GemmAcc8x8();
+        int b0 = s.ReduceBatch != 0 ? 0 : Grid.IdxZ;
+        int b1 = s.ReduceBatch != 0 ? s.Batch : Grid.IdxZ + 1;
+        bool aAlongK = s.ACol == 1, bAlongN = s.BCol == 1;
+        // This thread's load slots: element e = tid + 256 r of a 128 x 8 tile (r < 4).
+        // A along K: (m, k) = (e >> 3, e & 7); along M: (e & 127, e >> 7). B likewise with n.
+        int tiles = (s.K + Tile128K - 1) / Tile128K;
+        for (int bb = b0; bb < b1; bb++)
+        {
+            int ao = bb * s.ABatch, bo = bb * s.BBatch;
+            float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
+            LoadA(a, s, ao, m0, 0, tid, aAlongK, out pa0, out pa1, out pa2, out pa3);
+            LoadB(b, s, bo, n0, 0, tid, bAlongN, out pb0, out pb1, out pb2, out pb3);
+            StoreTiles(sa, sb, 0, tid, aAlongK, bAlongN, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, Pitch128, false);
+            Group.Barrier();
+            for (int t = 0; t < tiles; t++)
+            {
+                int cur = (t & 1) * Buffer128;
+                bool more = t + 1 < tiles;
+                if (more)
+                {
+                    int k0 = (t + 1) * Tile128K;
+                    LoadA(a, s, ao, m0, k0, tid, aAlongK, out pa0, out pa1, out pa2, out pa3);
+                    LoadB(b, s, bo, n0, k0, tid, bAlongN, out pb0, out pb1, out pb2, out pb3);
+                }
+                // A loop (ILGPU keeps it): unrolled by hand, ptxas hoists the loads of all eight steps
+                // (234 registers, one group per multiprocessor) and still computes every address.
+                for (int kk = 0; kk < Tile128K; kk++)
+                    acc.Step(sa, sb, cur + kk * Pitch128 + ty, cur + kk * Pitch128 + tx);
+                if (more)
+                    StoreTiles(sa, sb, Buffer128 - cur, tid, aAlongK, bAlongN, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, Pitch128, false);
+                Group.Barrier();
+            }
+        }
+        int co = s.ReduceBatch != 0 ? 0 : Grid.IdxZ * s.CBatch;
+        acc.Store(c, s, co, m0 + ty, n0 + tx);
+    }
+
+    static void LoadA(ArrayView<float> a, GemmShape s, int ao, int m0, int k0, int tid, bool alongK,
+        out float v0, out float v1, out float v2, out float v3)
+    {
+        v0 = LoadA1(a, s, ao, m0, k0, tid, alongK);
+        v1 = LoadA1(a, s, ao, m0, k0, tid + 256, alongK);
+        v2 = LoadA1(a, s, ao, m0, k0, tid + 512, alongK);
+        v3 = LoadA1(a, s, ao, m0, k0, tid + 768, alongK);
+    }
+
+    static float LoadA1(ArrayView<float> a, GemmShape s, int ao, int m0, int k0, int e, bool alongK)
+    {
+        int m = m0 + (alongK ? e >> 3 : e & 127), k = k0 + (alongK ? e & 7 : e >> 7);
+        return m < s.M && k < s.K ? a[ao + m * s.ARow + k * s.ACol] : 0f;
+    }
+
+    static void LoadB(ArrayView<float> b, GemmShape s, int bo, int n0, int k0, int tid, bool alongN,
+        out float v0, out float v1, out float v2, out float v3)
+    {
+        v0 = LoadB1(b, s, bo, n0, k0, tid, alongN);
+        v1 = LoadB1(b, s, bo, n0, k0, tid + 256, alongN);
+        v2 = LoadB1(b, s, bo, n0, k0, tid + 512, alongN);
+        v3 = LoadB1(b, s, bo, n0, k0, tid + 768, alongN);
+    }
+
+    static float LoadB1(ArrayView<float> b, GemmShape s, int bo, int n0, int k0, int e, bool alongN)
+    {
+        int n = n0 + (alongN ? e & 127 : e >> 3), k = k0 + (alongN ? e >> 7 : e & 7);
+        return n < s.N && k < s.K ? b[bo + k * s.BRow + n * s.BCol] : 0f;
+    }
+
+    static void StoreTiles(ArrayView<float> sa, ArrayView<float> sb, int buf, int tid, bool aAlongK, bool bAlongN,
+        float a0, float a1, float a2, float a3, float b0, float b1, float b2, float b3, int pitch, bool tf32)
+    {
+        StoreA1(sa, buf, tid, aAlongK, a0, pitch, tf32); StoreA1(sa, buf, tid + 256, aAlongK, a1, pitch, tf32);
+        StoreA1(sa, buf, tid + 512, aAlongK, a2, pitch, tf32); StoreA1(sa, buf, tid + 768, aAlongK, a3, pitch, tf32);
+        StoreB1(sb, buf, tid, bAlongN, b0, pitch, tf32); StoreB1(sb, buf, tid + 256, bAlongN, b1, pitch, tf32);
+        StoreB1(sb, buf, tid + 512, bAlongN, b2, pitch, tf32); StoreB1(sb, buf, tid + 768, bAlongN, b3, pitch, tf32);
+    }
+
+    static void StoreA1(ArrayView<float> sa, int buf, int e, bool alongK, float v, int pitch, bool tf32)
+    {
+        int m = alongK ? e >> 3 : e & 127, k = alongK ? e & 7 : e >> 7;
+        sa[buf + k * pitch + m] = tf32 ? ToTf32(v) : v;
+    }
+
+    static void StoreB1(ArrayView<float> sb, int buf, int e, bool alongN, float v, int pitch, bool tf32)
+    {
+        int n = alongN ? e & 127 : e >> 3, k = alongN ? e >> 7 : e & 7;
+        sb[buf + k * pitch + n] = tf32 ? ToTf32(v) : v;
+    }
+
+    /// <summary>v rounded to TF32 (10 mantissa bits, to nearest, ties away: cvt.rna.tf32.f32), kept as a float's bits.</summary>
+    static float ToTf32(float v)
+    {
+        CudaAsm.Emit("cvt.rna.tf32.f32 %0, %1;", out uint r, v);
+        return Interop.IntAsFloat(r);
+    }
+
+    /// <summary>d = a b + d for one 16x8x8 tile of a warp (PTX mma.sync.aligned.m16n8k8, TF32 in, float32 accumulate).</summary>
+    internal static void Mma(ref float d0, ref float d1, ref float d2, ref float d3, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
+        Ref<float> r0 = d0, r1 = d1, r2 = d2, r3 = d3;
+        Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
+        CudaAsm.EmitRef("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+            ref r0, ref r1, ref r2, ref r3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+        d0 = r0.Value; d1 = r1.Value; d2 = r2.Value; d3 = r3.Value;
+    }
+
+    /// <summary>
+    /// Variant 4 (CUDA only): TF32 tensor cores through inline PTX. The 128x128 tile, the loads and
+    /// the double buffering of variant 3 (elements rounded to TF32 as they enter shared memory, row
+    /// pitch 136 so that the fragment loads hit 32 distinct banks); 8 warps, each a 32x64 block of
+    /// 2 x 8 mma tiles (16x8x8). <paramref name="swapA"/>: see <see cref="GemmAccTf32.Step"/>.
+    /// </summary>
+    static void GemmTf32Kernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int swapA)
+    {
+        var sa = SharedMemory.Allocate<float>(2 * BufferTf32);
+        var sb = SharedMemory.Allocate<float>(2 * BufferTf32);
+        int tid = Group.IdxX;
+        int lane = tid & 31, warp = tid >> 5;
+        int g = lane >> 2, t = lane & 3;
+        int wm = (warp & 3) * 32, wn = (warp >> 2) * 64;
+        int n0 = Grid.IdxX * Tile128, m0 = Grid.IdxY * Tile128;
+        var acc = new GemmAccTf32();
+        int b0 = s.ReduceBatch != 0 ? 0 : Grid.IdxZ;
+        int b1 = s.ReduceBatch != 0 ? s.Batch : Grid.IdxZ + 1;
+        bool aAlongK = s.ACol == 1, bAlongN = s.BCol == 1;
+        int tiles = (s.K + Tile128K - 1) / Tile128K;
+        for (int bb = b0; bb < b1; bb++)
+        {
+            int ao = bb * s.ABatch, bo = bb * s.BBatch;
+            float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
+            LoadA(a, s, ao, m0, 0, tid, aAlongK, out pa0, out pa1, out pa2, out pa3);
+            LoadB(b, s, bo, n0, 0, tid, bAlongN, out pb0, out pb1, out pb2, out pb3);
+            StoreTiles(sa, sb, 0, tid, aAlongK, bAlongN, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, PitchTf32, true);
+            Group.Barrier();
+            for (int kt = 0; kt < tiles; kt++)
+            {
+                int cur = (kt & 1) * BufferTf32;
+                bool more = kt + 1 < tiles;
+                if (more)
+                {
+                    int k0 = (kt + 1) * Tile128K;
+                    LoadA(a, s, ao, m0, k0, tid, aAlongK, out pa0, out pa1, out pa2, out pa3);
+                    LoadB(b, s, bo, n0, k0, tid, bAlongN, out pb0, out pb1, out pb2, out pb3);
+                }
+                acc.Step(sa, sb, cur, wm, cur + wn, PitchTf32, g, t, swapA);
+                if (more)
+                    StoreTiles(sa, sb, BufferTf32 - cur, tid, aAlongK, bAlongN, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, PitchTf32, true);
+                Group.Barrier();
+            }
+        }
+        int co = s.ReduceBatch != 0 ? 0 : Grid.IdxZ * s.CBatch;
+        acc.Store(c, s, co, m0 + wm + g, n0 + wn + 2 * t);
+    }
+
     /// <summary>Writes one thread's row of four outputs (columns n, n+16, n+32, n+48) with alpha/beta.</summary>
     static void Store(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1, float v2, float v3)
     {
@@ -165,6 +401,193 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
         if (n >= s.N) return;
         int i = row + n;
         // beta == 0 overwrites (C may hold garbage or NaN), as BLAS does.
+        c[i] = s.Beta == 0f ? s.Alpha * v : s.Alpha * v + s.Beta * c[i];
+    }
+}
+
+/// <summary>
+/// The 8x8 accumulator block of one thread of GEMM variant 3 (rows r+16i, columns c+16j), as 64
+/// scalar fields so that ILGPU keeps it in registers (an array would live in local memory).
+/// </summary>
+internal struct GemmAcc8x8
+{
+    public float c00, c01, c02, c03, c04, c05, c06, c07;
+    public float c10, c11, c12, c13, c14, c15, c16, c17;
+    public float c20, c21, c22, c23, c24, c25, c26, c27;
+    public float c30, c31, c32, c33, c34, c35, c36, c37;
+    public float c40, c41, c42, c43, c44, c45, c46, c47;
+    public float c50, c51, c52, c53, c54, c55, c56, c57;
+    public float c60, c61, c62, c63, c64, c65, c66, c67;
+    public float c70, c71, c72, c73, c74, c75, c76, c77;
+
+    /// <summary>One depth step: eight A words at ia+16i, eight B words at ib+16j, 64 FMAs.</summary>
+    public void Step(ArrayView<float> sa, ArrayView<float> sb, int ia, int ib)
+    {
+        float a0 = sa[ia + 0], a1 = sa[ia + 16], a2 = sa[ia + 32], a3 = sa[ia + 48];
+        float a4 = sa[ia + 64], a5 = sa[ia + 80], a6 = sa[ia + 96], a7 = sa[ia + 112];
+        float b0 = sb[ib + 0], b1 = sb[ib + 16], b2 = sb[ib + 32], b3 = sb[ib + 48];
+        float b4 = sb[ib + 64], b5 = sb[ib + 80], b6 = sb[ib + 96], b7 = sb[ib + 112];
+        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3; c04 += a0 * b4; c05 += a0 * b5; c06 += a0 * b6; c07 += a0 * b7;
+        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3; c14 += a1 * b4; c15 += a1 * b5; c16 += a1 * b6; c17 += a1 * b7;
+        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3; c24 += a2 * b4; c25 += a2 * b5; c26 += a2 * b6; c27 += a2 * b7;
+        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3; c34 += a3 * b4; c35 += a3 * b5; c36 += a3 * b6; c37 += a3 * b7;
+        c40 += a4 * b0; c41 += a4 * b1; c42 += a4 * b2; c43 += a4 * b3; c44 += a4 * b4; c45 += a4 * b5; c46 += a4 * b6; c47 += a4 * b7;
+        c50 += a5 * b0; c51 += a5 * b1; c52 += a5 * b2; c53 += a5 * b3; c54 += a5 * b4; c55 += a5 * b5; c56 += a5 * b6; c57 += a5 * b7;
+        c60 += a6 * b0; c61 += a6 * b1; c62 += a6 * b2; c63 += a6 * b3; c64 += a6 * b4; c65 += a6 * b5; c66 += a6 * b6; c67 += a6 * b7;
+        c70 += a7 * b0; c71 += a7 * b1; c72 += a7 * b2; c73 += a7 * b3; c74 += a7 * b4; c75 += a7 * b5; c76 += a7 * b6; c77 += a7 * b7;
+    }
+
+    /// <summary>Writes the block to C (rows m+16i, columns n+16j) with alpha/beta, skipping what lies outside.</summary>
+    public readonly void Store(ArrayView<float> c, GemmShape s, int co, int m, int n)
+    {
+        StoreRow(c, s, co, m + 0, n, c00, c01, c02, c03, c04, c05, c06, c07);
+        StoreRow(c, s, co, m + 16, n, c10, c11, c12, c13, c14, c15, c16, c17);
+        StoreRow(c, s, co, m + 32, n, c20, c21, c22, c23, c24, c25, c26, c27);
+        StoreRow(c, s, co, m + 48, n, c30, c31, c32, c33, c34, c35, c36, c37);
+        StoreRow(c, s, co, m + 64, n, c40, c41, c42, c43, c44, c45, c46, c47);
+        StoreRow(c, s, co, m + 80, n, c50, c51, c52, c53, c54, c55, c56, c57);
+        StoreRow(c, s, co, m + 96, n, c60, c61, c62, c63, c64, c65, c66, c67);
+        StoreRow(c, s, co, m + 112, n, c70, c71, c72, c73, c74, c75, c76, c77);
+    }
+
+    static void StoreRow(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
+    {
+        if (m >= s.M) return;
+        int row = co + m * s.CRow;
+        Put(c, s, row, n + 0, v0);
+        Put(c, s, row, n + 16, v1);
+        Put(c, s, row, n + 32, v2);
+        Put(c, s, row, n + 48, v3);
+        Put(c, s, row, n + 64, v4);
+        Put(c, s, row, n + 80, v5);
+        Put(c, s, row, n + 96, v6);
+        Put(c, s, row, n + 112, v7);
+    }
+
+    static void Put(ArrayView<float> c, GemmShape s, int row, int n, float v)
+    {
+        if (n >= s.N) return;
+        int i = row + n;
+        c[i] = s.Beta == 0f ? s.Alpha * v : s.Alpha * v + s.Beta * c[i];
+    }
+}
+
+/// <summary>
+/// The accumulators of one thread of the TF32 GEMM (variant 4): a warp's 32x64 block is 2 x 8
+/// mma tiles of 16x8, each thread holding four floats of each (c_i_j_0..3 at rows g, g, g+8, g+8
+/// and columns 2t, 2t+1, 2t, 2t+1 of tile (i, j), g = lane / 4, t = lane % 4), as scalar fields so
+/// that ILGPU keeps them in registers.
+/// </summary>
+internal struct GemmAccTf32
+{
+    public float c000, c001, c002, c003;
+    public float c010, c011, c012, c013;
+    public float c020, c021, c022, c023;
+    public float c030, c031, c032, c033;
+    public float c040, c041, c042, c043;
+    public float c050, c051, c052, c053;
+    public float c060, c061, c062, c063;
+    public float c070, c071, c072, c073;
+    public float c100, c101, c102, c103;
+    public float c110, c111, c112, c113;
+    public float c120, c121, c122, c123;
+    public float c130, c131, c132, c133;
+    public float c140, c141, c142, c143;
+    public float c150, c151, c152, c153;
+    public float c160, c161, c162, c163;
+    public float c170, c171, c172, c173;
+
+    /// <summary>
+    /// One k-step of 8: the A fragments of the warp's two 16-row tiles (rows ra and ra + 16, tf32 bits
+    /// stored as floats in sa[k*pitch + m]) and the B fragments of its eight 8-column tiles (from
+    /// column rb, sb[k*pitch + n]), then 16 mma.sync.m16n8k8 (TF32 inputs, float32 accumulation).
+    /// <paramref name="swapA"/> != 0 passes A's middle registers swapped (a diagnostic of the
+    /// fragment layout, for the first runs on a GPU).
+    /// </summary>
+    public void Step(ArrayView<float> sa, ArrayView<float> sb, int ka, int ra, int rb, int pitch, int g, int t, int swapA)
+    {
+        int r0 = ka + t * pitch + g, r4 = ka + (t + 4) * pitch + g;
+        uint x00 = Interop.FloatAsInt(sa[r0 + ra + 0]), x01 = Interop.FloatAsInt(sa[r0 + ra + 8]);
+        uint x02 = Interop.FloatAsInt(sa[r4 + ra + 0]), x03 = Interop.FloatAsInt(sa[r4 + ra + 8]);
+        uint a00 = x00, a01 = swapA != 0 ? x02 : x01, a02 = swapA != 0 ? x01 : x02, a03 = x03;
+        uint x10 = Interop.FloatAsInt(sa[r0 + ra + 16]), x11 = Interop.FloatAsInt(sa[r0 + ra + 24]);
+        uint x12 = Interop.FloatAsInt(sa[r4 + ra + 16]), x13 = Interop.FloatAsInt(sa[r4 + ra + 24]);
+        uint a10 = x10, a11 = swapA != 0 ? x12 : x11, a12 = swapA != 0 ? x11 : x12, a13 = x13;
+        uint b00 = Interop.FloatAsInt(sb[r0 + rb + 0]), b01 = Interop.FloatAsInt(sb[r4 + rb + 0]);
+        uint b10 = Interop.FloatAsInt(sb[r0 + rb + 8]), b11 = Interop.FloatAsInt(sb[r4 + rb + 8]);
+        uint b20 = Interop.FloatAsInt(sb[r0 + rb + 16]), b21 = Interop.FloatAsInt(sb[r4 + rb + 16]);
+        uint b30 = Interop.FloatAsInt(sb[r0 + rb + 24]), b31 = Interop.FloatAsInt(sb[r4 + rb + 24]);
+        uint b40 = Interop.FloatAsInt(sb[r0 + rb + 32]), b41 = Interop.FloatAsInt(sb[r4 + rb + 32]);
+        uint b50 = Interop.FloatAsInt(sb[r0 + rb + 40]), b51 = Interop.FloatAsInt(sb[r4 + rb + 40]);
+        uint b60 = Interop.FloatAsInt(sb[r0 + rb + 48]), b61 = Interop.FloatAsInt(sb[r4 + rb + 48]);
+        uint b70 = Interop.FloatAsInt(sb[r0 + rb + 56]), b71 = Interop.FloatAsInt(sb[r4 + rb + 56]);
+        GemmKernels.Mma(ref c000, ref c001, ref c002, ref c003, a00, a01, a02, a03, b00, b01);
+        GemmKernels.Mma(ref c010, ref c011, ref c012, ref c013, a00, a01, a02, a03, b10, b11);
+        GemmKernels.Mma(ref c020, ref c021, ref c022, ref c023, a00, a01, a02, a03, b20, b21);
+        GemmKernels.Mma(ref c030, ref c031, ref c032, ref c033, a00, a01, a02, a03, b30, b31);
+        GemmKernels.Mma(ref c040, ref c041, ref c042, ref c043, a00, a01, a02, a03, b40, b41);
+        GemmKernels.Mma(ref c050, ref c051, ref c052, ref c053, a00, a01, a02, a03, b50, b51);
+        GemmKernels.Mma(ref c060, ref c061, ref c062, ref c063, a00, a01, a02, a03, b60, b61);
+        GemmKernels.Mma(ref c070, ref c071, ref c072, ref c073, a00, a01, a02, a03, b70, b71);
+        GemmKernels.Mma(ref c100, ref c101, ref c102, ref c103, a10, a11, a12, a13, b00, b01);
+        GemmKernels.Mma(ref c110, ref c111, ref c112, ref c113, a10, a11, a12, a13, b10, b11);
+        GemmKernels.Mma(ref c120, ref c121, ref c122, ref c123, a10, a11, a12, a13, b20, b21);
+        GemmKernels.Mma(ref c130, ref c131, ref c132, ref c133, a10, a11, a12, a13, b30, b31);
+        GemmKernels.Mma(ref c140, ref c141, ref c142, ref c143, a10, a11, a12, a13, b40, b41);
+        GemmKernels.Mma(ref c150, ref c151, ref c152, ref c153, a10, a11, a12, a13, b50, b51);
+        GemmKernels.Mma(ref c160, ref c161, ref c162, ref c163, a10, a11, a12, a13, b60, b61);
+        GemmKernels.Mma(ref c170, ref c171, ref c172, ref c173, a10, a11, a12, a13, b70, b71);
+    }
+
+    /// <summary>Writes the block to C: tile (i, j) at rows m + 16i (+8), columns n + 8j + 2t (+1), with alpha/beta, skipping what lies outside.</summary>
+    public readonly void Store(ArrayView<float> c, GemmShape s, int co, int m, int n)
+    {
+        Put2(c, s, co, m + 0, n + 0, c000, c001);
+        Put2(c, s, co, m + 8, n + 0, c002, c003);
+        Put2(c, s, co, m + 0, n + 8, c010, c011);
+        Put2(c, s, co, m + 8, n + 8, c012, c013);
+        Put2(c, s, co, m + 0, n + 16, c020, c021);
+        Put2(c, s, co, m + 8, n + 16, c022, c023);
+        Put2(c, s, co, m + 0, n + 24, c030, c031);
+        Put2(c, s, co, m + 8, n + 24, c032, c033);
+        Put2(c, s, co, m + 0, n + 32, c040, c041);
+        Put2(c, s, co, m + 8, n + 32, c042, c043);
+        Put2(c, s, co, m + 0, n + 40, c050, c051);
+        Put2(c, s, co, m + 8, n + 40, c052, c053);
+        Put2(c, s, co, m + 0, n + 48, c060, c061);
+        Put2(c, s, co, m + 8, n + 48, c062, c063);
+        Put2(c, s, co, m + 0, n + 56, c070, c071);
+        Put2(c, s, co, m + 8, n + 56, c072, c073);
+        Put2(c, s, co, m + 16, n + 0, c100, c101);
+        Put2(c, s, co, m + 24, n + 0, c102, c103);
+        Put2(c, s, co, m + 16, n + 8, c110, c111);
+        Put2(c, s, co, m + 24, n + 8, c112, c113);
+        Put2(c, s, co, m + 16, n + 16, c120, c121);
+        Put2(c, s, co, m + 24, n + 16, c122, c123);
+        Put2(c, s, co, m + 16, n + 24, c130, c131);
+        Put2(c, s, co, m + 24, n + 24, c132, c133);
+        Put2(c, s, co, m + 16, n + 32, c140, c141);
+        Put2(c, s, co, m + 24, n + 32, c142, c143);
+        Put2(c, s, co, m + 16, n + 40, c150, c151);
+        Put2(c, s, co, m + 24, n + 40, c152, c153);
+        Put2(c, s, co, m + 16, n + 48, c160, c161);
+        Put2(c, s, co, m + 24, n + 48, c162, c163);
+        Put2(c, s, co, m + 16, n + 56, c170, c171);
+        Put2(c, s, co, m + 24, n + 56, c172, c173);
+    }
+
+    static void Put2(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1)
+    {
+        if (m >= s.M) return;
+        int row = co + m * s.CRow;
+        Put(c, s, row, n, v0);
+        Put(c, s, row, n + 1, v1);
+    }
+
+    static void Put(ArrayView<float> c, GemmShape s, int row, int n, float v)
+    {
+        if (n >= s.N) return;
+        int i = row + n;
         c[i] = s.Beta == 0f ? s.Alpha * v : s.Alpha * v + s.Beta * c[i];
     }
 }
@@ -532,7 +955,7 @@ public static partial class Ops
         var c = Tensor.Empty(a.Device, outShape);
         try
         {
-            RunGemm(a, b, c, s with { Alpha = 1f, Beta = 0f }, GemmVariant.Tiled);
+            RunGemm(a, b, c, s with { Alpha = 1f, Beta = 0f }, GemmVariant.Auto);
         }
         catch
         {
@@ -549,7 +972,7 @@ public static partial class Ops
     /// beta = 0 overwrites c whatever it holds.
     /// </summary>
     public static void MatMulInto(Tensor a, Tensor b, Tensor c, bool transA = false, bool transB = false,
-        float alpha = 1f, float beta = 0f, GemmVariant variant = GemmVariant.Tiled)
+        float alpha = 1f, float beta = 0f, GemmVariant variant = GemmVariant.Auto)
     {
         var (s, outShape) = PlanGemm("MatMulInto", a, b, transA, transB);
         int batch = outShape.Length == 3 ? outShape[0] : 1;
@@ -609,6 +1032,12 @@ public static partial class Ops
     {
         var k = device.Kernels<GemmKernels>();
         int outBatches = s.ReduceBatch != 0 ? 1 : s.Batch;
+        if (variant == GemmVariant.Auto) variant = GemmKernels.Choose(device, s.M, s.N);
+        if (variant == GemmVariant.Tf32)
+        {
+            RunTf32(device, k, a, b, c, s, outBatches, GemmKernels.Tf32SwapADiagnostic ? 1 : 0);
+            return;
+        }
         if (variant == GemmVariant.Naive)
         {
             long total = (long)outBatches * s.M * s.N;
@@ -616,21 +1045,40 @@ public static partial class Ops
             k.Naive(threads, a, b, c, s, threads);
             return;
         }
+        int tile = variant == GemmVariant.Tiled128 ? GemmKernels.Tile128 : GemmKernels.Tile;
+        var kernel = variant == GemmVariant.Tiled128 ? k.Tiled128 : k.Tiled;
         // CUDA caps grid.z at 65535: larger batches launch in slices over offset views.
         const int maxZ = 65535;
         for (int z0 = 0; z0 < outBatches; z0 += maxZ)
         {
             int nz = Math.Min(maxZ, outBatches - z0);
-            var grid = new Index3D((s.N + GemmKernels.Tile - 1) / GemmKernels.Tile, (s.M + GemmKernels.Tile - 1) / GemmKernels.Tile, nz);
+            var grid = new Index3D((s.N + tile - 1) / tile, (s.M + tile - 1) / tile, nz);
             if (z0 == 0 && nz == outBatches)
             {
-                k.Tiled(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), a, b, c, s);
+                kernel(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), a, b, c, s);
                 break;
             }
             var sa = a.SubView((long)z0 * s.ABatch);
             var sb = b.SubView((long)z0 * s.BBatch);
             var sc = c.SubView((long)z0 * s.CBatch);
-            k.Tiled(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), sa, sb, sc, s with { Batch = nz });
+            kernel(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), sa, sb, sc, s with { Batch = nz });
+        }
+    }
+
+    /// <summary>
+    /// Variant 4 (TF32 tensor cores, CUDA only). <paramref name="swapA"/> != 0 swaps the A fragment's
+    /// middle registers: a diagnostic for the verify suite's first GPU runs, never the engine's path.
+    /// </summary>
+    internal static void RunTf32(EdmDevice device, GemmKernels k, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int outBatches, int swapA)
+    {
+        const int maxZ = 65535;
+        for (int z0 = 0; z0 < outBatches; z0 += maxZ)
+        {
+            int nz = Math.Min(maxZ, outBatches - z0);
+            var grid = new Index3D((s.N + GemmKernels.Tile128 - 1) / GemmKernels.Tile128, (s.M + GemmKernels.Tile128 - 1) / GemmKernels.Tile128, nz);
+            var config = new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1));
+            if (z0 == 0 && nz == outBatches) { k.Tf32(config, a, b, c, s, swapA); break; }
+            k.Tf32(config, a.SubView((long)z0 * s.ABatch), b.SubView((long)z0 * s.BBatch), c.SubView((long)z0 * s.CBatch), s with { Batch = nz }, swapA);
         }
     }
 

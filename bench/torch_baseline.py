@@ -6,9 +6,12 @@ Row schema (a JSON array): {op, shape, device, median_ms, gbps, gflops, baseline
 ratio, note}. The baseline is a tensor copy of the same bytes (torch-copy); ratio = median_ms /
 baseline_ms, as in ours. GB/s and GFLOP/s use the byte and FLOP counts of our bench files.
 
-Settings: float32, TF32 off (matmul and cuDNN), cudnn.benchmark on. Timing: CUDA events around
+Settings: float32, TF32 off (matmul and cuDNN) unless --tf32 (then both on, and every row's note
+says "tf32"), cudnn.benchmark on. Timing: CUDA events around
 each repetition on GPU, time.perf_counter on CPU (after a synchronise); median of --reps after
-warm-up.
+warm-up. The JSON file is rewritten (atomically) after every row, so a run killed by a timeout
+keeps what it measured; a case that raises is recorded as a row with NaN times and the error in
+its note, and the run goes on (exit code 1 at the end).
 
 Op names and shape strings (must equal Edm.Bench/Perf/*.cs; B = 64, --quick divides B by 16
 unless noted):
@@ -40,7 +43,7 @@ unless noted):
                                                                                   TinyStepBench.cs
 
 Usage: python3 bench/torch_baseline.py --device cpu|cuda [--ops a,b] [--quick] [--json PATH]
-       [--threads N] [--reps N]
+       [--threads N] [--reps N] [--tf32]
        python3 bench/torch_baseline.py --export-onnx DIR
          writes DIR/ddpmpp-tiny-16.onnx and DIR/ddpmpp-tiny-32.onnx: the tiny network's
          preconditioned forward (x (64, 1, R, R), sigma (64)) -> D (64, 1, R, R), opset 17, for
@@ -564,6 +567,24 @@ def json_number(v):
     return v
 
 
+def failed_row(op, shape, device, e):
+    nan = float("nan")
+    return {"op": op, "shape": shape, "device": device, "median_ms": nan, "gbps": nan, "gflops": nan,
+            "baseline": "none", "baseline_ms": nan, "ratio": nan, "note": f"error: {type(e).__name__}: {e}"[:300]}
+
+
+def write_rows(path, rows):
+    """Rewrites the JSON file atomically (called after every row: a killed run keeps its rows)."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        # Non-finite numbers as the strings our C# writer uses ("NaN"), which keeps the file valid JSON.
+        json.dump([{k: json_number(v) for k, v in r.items()} for r in rows], f, indent=2)
+    os.replace(tmp, path)
+
+
 def copy_baseline(nbytes, dev):
     """A tensor copy moving nbytes in total (half read, half written), like our d2d-copy."""
     n = max(1, int(nbytes / 8))
@@ -579,6 +600,7 @@ def main(argv=None):
     ap.add_argument("--json", help="write the rows to this path")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
     ap.add_argument("--reps", type=int, default=7, help="timed repetitions per case (median reported)")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 in matmul and cuDNN (PyTorch's default for convolutions); rows noted 'tf32'")
     ap.add_argument("--export-onnx", metavar="DIR",
                     help="write DIR/ddpmpp-tiny-16.onnx and -32.onnx (the tiny network's D(x; sigma), batch 64) and exit")
     args = ap.parse_args(argv)
@@ -607,39 +629,55 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
 
     dev = torch.device("cuda:0" if args.device == "cuda" else "cpu")
-    # float32 everywhere: no TF32 shortcuts in matmul or cuDNN; cuDNN picks its fastest algorithms.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    # float32 everywhere unless --tf32: no TF32 shortcuts in matmul or cuDNN; cuDNN picks its fastest algorithms.
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"torch {torch.__version__} on {name}; ratio = time / torch-copy time")
+    print(f"torch {torch.__version__} on {name}{' (TF32 on)' if args.tf32 else ''}; ratio = time / torch-copy time")
     print(f"{'op':<18} {'shape':<28} {'ms':>9} {'GB/s':>8} {'GFLOP/s':>8} | {'copy ms':>9} | {'ratio':>6}")
     rows = []
+    failed = 0
+    device_name = "cuda:0" if dev.type == "cuda" else "cpu"
     for op in ops:
-        for case in OPS[op](op, dev, args.quick):
-            with torch.enable_grad() if case.grad else torch.no_grad():
-                ms = median_ms(case.run, dev, args.reps)
-            bms = median_ms(copy_baseline(case.bytes, dev), dev, args.reps) if case.copy else float("nan")
-            row = {
-                "op": case.op, "shape": case.shape, "device": "cuda:0" if dev.type == "cuda" else "cpu",
-                "median_ms": ms, "gbps": case.bytes / 1e6 / ms, "gflops": case.flops / 1e6 / ms,
-                "baseline": "torch-copy" if case.copy else "none", "baseline_ms": bms, "ratio": ms / bms,
-                "note": case.note,
-            }
-            rows.append(row)
-            print(f"{row['op']:<18} {row['shape']:<28} {ms:9.3f} {row['gbps']:8.1f} {row['gflops']:8.1f} | {bms:9.3f} | "
-                  f"{row['ratio']:6.2f}{'  ' + case.note if case.note else ''}", flush=True)
-            del case
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            # Non-finite numbers as the strings our C# writer uses ("NaN"), which keeps the file valid JSON.
-            json.dump([{k: json_number(v) for k, v in r.items()} for r in rows], f, indent=2)
-        os.replace(tmp, args.json)
+        try:
+            cases = iter(OPS[op](op, dev, args.quick))
+            while True:
+                try:
+                    case = next(cases)
+                except StopIteration:
+                    break
+                note = ", ".join(x for x in (case.note, "tf32" if args.tf32 else None) if x) or None
+                try:
+                    with torch.enable_grad() if case.grad else torch.no_grad():
+                        ms = median_ms(case.run, dev, args.reps)
+                    bms = median_ms(copy_baseline(case.bytes, dev), dev, args.reps) if case.copy else float("nan")
+                    row = {
+                        "op": case.op, "shape": case.shape, "device": device_name,
+                        "median_ms": ms, "gbps": case.bytes / 1e6 / ms, "gflops": case.flops / 1e6 / ms,
+                        "baseline": "torch-copy" if case.copy else "none", "baseline_ms": bms, "ratio": ms / bms,
+                        "note": note,
+                    }
+                    print(f"{row['op']:<18} {row['shape']:<28} {ms:9.3f} {row['gbps']:8.1f} {row['gflops']:8.1f} | {bms:9.3f} | "
+                          f"{row['ratio']:6.2f}{'  ' + note if note else ''}", flush=True)
+                except Exception as e:  # recorded, not fatal: the next rows still run
+                    failed += 1
+                    row = failed_row(case.op, case.shape, device_name, e)
+                    print(f"{case.op:<18} {case.shape:<28} FAILED: {row['note']}", flush=True)
+                rows.append(row)
+                write_rows(args.json, rows)
+                del case
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+        except Exception as e:  # building the op's cases failed
+            failed += 1
+            rows.append(failed_row(op, "-", device_name, e))
+            print(f"{op:<18} {'-':<28} FAILED: {rows[-1]['note']}", flush=True)
+            write_rows(args.json, rows)
+    if failed:
+        print(f"{failed} case(s) failed (recorded in the rows' notes)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -65,10 +65,38 @@ public sealed class KernelsCommand : IBenchCommand
         }
         Console.WriteLine($"{"op",-18} {"shape",-28} {"ms",9} {"GB/s",8} {"GFLOP/s",8} {"%peak",6} {"%bw",5} | {"baseline",-20} {"ms",9} {"GB/s",8} {"GFLOP/s",8} | {"ratio",6}");
         var rows = new List<BenchRow>();
+        int failed = 0;
+        // Every row is written as soon as it is measured (the JSON file rewritten atomically), so a
+        // run stopped by a timeout keeps its rows; a case that throws is recorded with NaN times and
+        // the error in its note, and the next cases still run (exit 1 at the end).
+        void Record(BenchRow row)
+        {
+            rows.Add(row);
+            if (jsonPath is not null) CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(rows, JsonOpts.Indented));
+        }
+        void Fail(string op, string shape, Exception e)
+        {
+            failed++;
+            string note = $"error: {e.GetType().Name}: {e.Message}";
+            if (note.Length > 300) note = note[..300];
+            Console.WriteLine($"{op,-18} {shape,-28} FAILED: {note}");
+            Record(new BenchRow(op, shape, dev.Spec, double.NaN, double.NaN, double.NaN, "none", double.NaN, double.NaN, note));
+        }
         foreach (var bench in benches)
             foreach (var op in bench.Ops.Where(selected.Contains))
-                foreach (var c in bench.Cases(dev, op, new BenchSettings(quick, onnxDir)))
+            {
+                IEnumerator<BenchCase> cases;
+                try { cases = bench.Cases(dev, op, new BenchSettings(quick, onnxDir)).GetEnumerator(); }
+                catch (Exception e) when (e is not UsageException) { Fail(op, "-", e); continue; }
+                while (true)
                 {
+                    BenchCase c;
+                    try
+                    {
+                        if (!cases.MoveNext()) break;
+                        c = cases.Current;
+                    }
+                    catch (Exception e) when (e is not UsageException) { Fail(op, "-", e); break; }
                     try
                     {
                         double ms = Timing.MedianMs(c.Run, dev.Synchronize, reps: reps);
@@ -77,14 +105,21 @@ public sealed class KernelsCommand : IBenchCommand
                         double peak = limits is null || c.Flops <= 0 ? double.NaN : gflops / limits.PeakGflops;
                         double bw = limits is null || c.Bytes <= 0 ? double.NaN : gbps / limits.BandwidthGbps;
                         var row = new BenchRow(c.Op, c.Shape, dev.Spec, ms, gbps, gflops, c.Baseline, bms, ms / bms, c.Note, peak, bw);
-                        rows.Add(row);
                         static string Pct(double f) => double.IsNaN(f) ? "-" : $"{100 * f:F0}%";
                         Console.WriteLine($"{row.Op,-18} {row.Shape,-28} {ms,9:F3} {gbps,8:F1} {gflops,8:F1} {Pct(peak),6} {Pct(bw),5} | {row.Baseline,-20} {bms,9:F3} " +
                                           $"{c.Bytes / 1e6 / bms,8:F1} {c.Flops / 1e6 / bms,8:F1} | {row.Ratio,6:F2}{(c.Note is null ? "" : "  " + c.Note)}");
+                        Record(row);
                     }
+                    catch (Exception e) when (e is not UsageException) { Fail(c.Op, c.Shape, e); }
                     finally { c.Resources?.Dispose(); }
                 }
-        if (jsonPath is not null) CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(rows, JsonOpts.Indented));
+                cases.Dispose();
+            }
+        if (failed > 0)
+        {
+            Console.Error.WriteLine($"{failed} case(s) failed (recorded in the rows' notes)");
+            return 1;
+        }
         return 0;
     }
 

@@ -44,11 +44,14 @@ public sealed class VerifyCommand : IBenchCommand
                 Console.WriteLine($"{suite.Family + "/" + r.Name,-24} {r.Shapes,-40} {r.MaxAbsError,12:E2} {r.MaxRelError,12:E2} {r.Tolerance,9:E1}  " +
                                   $"{(r.Passed ? "pass" : "FAIL")}{(r.Note is null ? "" : "  " + r.Note)}");
             }
+            // After every suite, so that a run stopped by a timeout keeps the rows it has.
+            if (jsonPath is not null)
+                CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(new { device = dev.Spec, name = dev.Name, complete = false, rows }, JsonOpts.Indented));
         }
         int failed = rows.Count(r => !r.Passed);
         Console.WriteLine($"{rows.Count - failed} passed, {failed} failed");
         if (jsonPath is not null)
-            CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(new { device = dev.Spec, name = dev.Name, rows }, JsonOpts.Indented));
+            CommonOptions.WriteAtomic(jsonPath, JsonSerializer.Serialize(new { device = dev.Spec, name = dev.Name, complete = true, rows }, JsonOpts.Indented));
         return failed == 0 ? 0 : 1;
     }
 }

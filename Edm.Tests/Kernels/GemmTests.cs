@@ -55,13 +55,48 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(0, 0, 5, 67, 18, true, true)]
     [InlineData(2, 1, 9, 13, 17, true, false)]
     [InlineData(0, 2, 9, 13, 17, false, true)]
+    [InlineData(0, 0, 130, 129, 20, false, false)]   // Auto picks the 128x128 kernel: edge tiles in M and N
+    [InlineData(2, 1, 131, 140, 9, true, true)]
     public void MatMul_TiledKernel_MatchesReference(int batchA, int batchB, int m, int n, int k, bool ta, bool tb) =>
         WithPath(false, () => CheckMatMul(batchA, batchB, m, n, k, ta, tb, m + 3 * n));
+
+    [Fact]
+    public void Tf32_runs_on_cuda_only_and_is_never_chosen_elsewhere()
+    {
+        // The tensor-core kernel's inline PTX compiles for CUDA alone: asked for on the CPU
+        // accelerator's kernel path it is a clear error, and allowing TF32 leaves the choice SIMT.
+        using var a = T(_d, Rand(130 * 9, 1), 130, 9);
+        using var b = T(_d, Rand(9 * 140, 2), 9, 140);
+        using var c = Tensor.Empty(_d, 130, 140);
+        WithPath(false, () =>
+        {
+            var e = Assert.Throws<NotSupportedException>(() => Ops.MatMulInto(a, b, c, variant: GemmVariant.Tf32));
+            Assert.Contains("CUDA devices only", e.Message);
+        });
+        bool keep = _d.AllowTf32;
+        _d.AllowTf32 = true;
+        try
+        {
+            Assert.Equal(GemmVariant.Tiled128, GemmKernels.Choose(_d, 130, 140));
+            Assert.Equal(GemmVariant.Tiled, GemmKernels.Choose(_d, 127, 140));
+        }
+        finally { _d.AllowTf32 = keep; }
+    }
+
+    [Theory]
+    [InlineData(1f, 1f)]
+    [InlineData(1f + 1f / 4096, 1f)]                  // below half an ulp of TF32 (2^-10): down
+    [InlineData(1f + 1f / 2048, 1f + 1f / 1024)]      // a tie: away from zero
+    [InlineData(-(1f + 1f / 2048), -(1f + 1f / 1024))]
+    [InlineData(1f + 3f / 2048, 1f + 2f / 1024)]      // above half: up
+    public void RoundTf32_keeps_ten_mantissa_bits_rounding_ties_away(float x, float expected) =>
+        Assert.Equal(expected, GemmVerify.RoundTf32(x));
 
     [Theory]
     [InlineData(true, GemmVariant.Tiled)]
     [InlineData(false, GemmVariant.Tiled)]
     [InlineData(false, GemmVariant.Naive)]
+    [InlineData(false, GemmVariant.Tiled128)]
     public void MatMulInto_AlphaBeta_And_BatchReduction(bool fast, GemmVariant variant) => WithPath(fast, () =>
     {
         int bt = 2, m = 11, n = 21, k = 7;

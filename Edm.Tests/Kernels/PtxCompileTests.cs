@@ -15,7 +15,8 @@ namespace Edm.Tests.Kernels;
 // level the engine runs (EdmDevice.KernelOptimization): ILGPU's PTX backend needs no GPU. This
 // catches constructs the CPU accelerator runs but the CUDA backend rejects, and checks each
 // kernel's static shared memory against the 48 KiB a block may declare statically. ptxas and the
-// driver are not run here (bench/gpu-check.sh does that).
+// driver are not run here (scripts/ptxas-check.sh assembles the dumped PTX with ptxas where it is
+// installed; the GPU check runs it on the card).
 // One reflection scan finds the kernels: implicitly grouped ones are static void methods whose
 // first parameter is an Index1D (generic ones instantiated for the operators the engine uses);
 // explicitly grouped ones are static void methods over ArrayViews, scalars and the engine's small
@@ -71,6 +72,12 @@ public sealed class PtxCompileTests
     {
         string ptx = CompilePtx(m, explicitlyGrouped);
         Assert.Contains(".entry", ptx);
+        // scripts/ptxas-check.sh sets EDM_PTX_DUMP to a folder and assembles every file with ptxas.
+        if (Environment.GetEnvironmentVariable("EDM_PTX_DUMP") is { Length: > 0 } dump)
+        {
+            Directory.CreateDirectory(dump);
+            File.WriteAllText(Path.Combine(dump, Regex.Replace(Name(m), @"[^A-Za-z0-9_.]", "_") + ".ptx"), ptx);
+        }
         int shared = Regex.Matches(ptx, @"\.shared[^\n]*\[(\d+)\]").Sum(x => int.Parse(x.Groups[1].Value));
         Assert.InRange(shared, 0, 48 * 1024);
     }

@@ -47,6 +47,8 @@ public sealed class ElementwiseVerify : IVerifySuite
         yield return Permute(d, [2, 3, 5, 7], [0, 3, 1, 2]);
         yield return RandomMoments(d, normal: true, n: 1 << 20);
         yield return RandomMoments(d, normal: false, n: 1 << 20);
+        yield return RandomEqualsHost(d, normal: false, n: 1 << 16);
+        yield return RandomEqualsHost(d, normal: true, n: 1 << 16);
     }
 
     static string S(int[] s) => Shapes.Format(s);
@@ -186,6 +188,29 @@ public sealed class ElementwiseVerify : IVerifySuite
         using var tx = Tensor.FromArray(d, x, shape);
         using var y = Ops.Permute(tx, perm);
         return Compare.Row("permute", $"{S(shape)} [{string.Join(",", perm)}]", y.ToArray(), R.Permute(R.D(x), shape, perm), 0);
+    }
+
+    /// <summary>
+    /// Every element of a device fill against the host's Philox.Uniform / Philox.Normal for the same
+    /// (seed, stream, index): docs/architecture.md promises the same numbers on every device. The
+    /// tolerance (2e-6 (1 + |x|)) admits last-bit differences; the note gives the fraction of elements
+    /// that are bitwise equal (all of them, where the device rounds +, *, /, sqrt and fma as IEEE does).
+    /// </summary>
+    public static VerifyRow RandomEqualsHost(EdmDevice d, bool normal, int n)
+    {
+        using var t = Tensor.Empty(d, n);
+        if (normal) Ops.Normal(t, 99, 3); else Ops.Uniform(t, 99, 3);
+        var v = t.ToArray();
+        var host = new double[n];
+        int same = 0;
+        for (int i = 0; i < n; i++)
+        {
+            float h = normal ? Philox.Normal(99, 3, (uint)i) : Philox.Uniform(99, 3, (uint)i);
+            host[i] = h;
+            if (BitConverter.SingleToInt32Bits(h) == BitConverter.SingleToInt32Bits(v[i])) same++;
+        }
+        var row = Compare.Row(normal ? "normal = host" : "uniform = host", $"({n})", v, host, 2e-6);
+        return row with { Note = $"{100.0 * same / n:F2}% bitwise equal" + (row.Note is null ? "" : "; " + row.Note) };
     }
 
     /// <summary>RNG: mean and variance within 6 standard errors; values depend only on (seed, index).</summary>

@@ -21,7 +21,18 @@ public sealed class GemmVerify : IVerifySuite
         yield return MatMul(d, 0, 0, 65, 70, 129, false, true, GemmVariant.Tiled);
         yield return MatMul(d, 4, 1, 17, 29, 23, true, true, GemmVariant.Tiled);
         yield return MatMul(d, 0, 0, 127, 33, 300, false, false, GemmVariant.Naive);
+        yield return MatMul(d, 0, 0, 300, 257, 129, false, false, GemmVariant.Tiled128);
+        yield return MatMul(d, 0, 0, 130, 200, 77, true, false, GemmVariant.Tiled128);
+        yield return MatMul(d, 0, 0, 129, 131, 40, false, true, GemmVariant.Tiled128);
+        yield return MatMul(d, 3, 1, 140, 135, 19, true, true, GemmVariant.Tiled128);
         yield return ReduceBatch(d, 5, 19, 37, 41);
+        if (d.Kind == DeviceKind.Cuda)
+        {
+            yield return Tf32(d, 0, 0, 300, 257, 129, false, false);
+            yield return Tf32(d, 0, 0, 130, 200, 77, true, false);
+            yield return Tf32(d, 3, 1, 140, 135, 19, true, true);
+            yield return Tf32(d, 0, 0, 512, 512, 512, false, true);
+        }
         yield return Linear(d, 7, 129, 67);
         if (d.IsCpu)
         {
@@ -32,6 +43,8 @@ public sealed class GemmVerify : IVerifySuite
             {
                 yield return MatMul(d, 2, 1, 9, 67, 18, false, true, GemmVariant.Tiled, " kernel");
                 yield return MatMul(d, 0, 0, 9, 13, 17, true, false, GemmVariant.Naive, " kernel");
+                yield return MatMul(d, 2, 1, 130, 20, 11, false, true, GemmVariant.Tiled128, " kernel");
+                yield return MatMul(d, 0, 0, 9, 140, 13, true, false, GemmVariant.Tiled128, " kernel");
                 yield return ReduceBatch(d, 2, 7, 9, 5, " kernel");
                 yield return Linear(d, 3, 18, 6, " kernel");
             }
@@ -54,6 +67,50 @@ public sealed class GemmVerify : IVerifySuite
         var r = GemmReference.MatMul(Array.ConvertAll(a, v => (double)v), Array.ConvertAll(b, v => (double)v), ba, bb, m, n, k, ta, tb);
         string name = $"matmul{(ta ? " A^T" : "")}{(tb ? " B^T" : "")} {variant.ToString().ToLowerInvariant()}{tag}";
         return Compare.Row(name, $"{tA.ShapeString} x {tB.ShapeString}", c.ToArray(), r, 1e-5 * Math.Sqrt(k));
+    }
+
+    /// <summary>x rounded to TF32 as cvt.rna.tf32.f32 does: 10 mantissa bits, to nearest, ties away from zero.</summary>
+    public static float RoundTf32(float x)
+    {
+        if (!float.IsFinite(x)) return x;
+        int bits = BitConverter.SingleToInt32Bits(x);
+        return BitConverter.Int32BitsToSingle((bits + 0x1000) & ~0x1FFF);
+    }
+
+    /// <summary>
+    /// The TF32 kernel (variant 4, CUDA) against the float64 product of the inputs rounded to TF32 (so
+    /// only float32 accumulation error remains: tolerance 1e-5 sqrt(K)). The note gives the error
+    /// against the unrounded float64 product, against the 128x128 SIMT kernel, and of the swapped A
+    /// fragment layout (a diagnostic: that layout must fail).
+    /// </summary>
+    public static VerifyRow Tf32(EdmDevice d, int batchA, int batchB, int m, int n, int k, bool ta, bool tb)
+    {
+        int ba = Math.Max(1, batchA), bb = Math.Max(1, batchB), bt = Math.Max(ba, bb);
+        var a = Compare.Random(ba * m * k, 1);
+        var b = Compare.Random(bb * k * n, 2);
+        using var tA = Tensor.FromArray(d, a, Shape(batchA, ta ? k : m, ta ? m : k));
+        using var tB = Tensor.FromArray(d, b, Shape(batchB, tb ? n : k, tb ? k : n));
+        int[] cShape = batchA == 0 && batchB == 0 ? [m, n] : [bt, m, n];
+        using var c = Tensor.Empty(d, cShape);
+        using var simt = Tensor.Empty(d, cShape);
+        using var swapped = Tensor.Empty(d, cShape);
+        Ops.MatMulInto(tA, tB, c, ta, tb, variant: GemmVariant.Tf32);
+        Ops.MatMulInto(tA, tB, simt, ta, tb, variant: GemmVariant.Tiled128);
+        try
+        {
+            GemmKernels.Tf32SwapADiagnostic = true;
+            Ops.MatMulInto(tA, tB, swapped, ta, tb, variant: GemmVariant.Tf32);
+        }
+        finally { GemmKernels.Tf32SwapADiagnostic = false; }
+        double[] D(float[] x, bool round) => Array.ConvertAll(x, v => (double)(round ? RoundTf32(v) : v));
+        var rounded = GemmReference.MatMul(D(a, true), D(b, true), ba, bb, m, n, k, ta, tb);
+        var exact = GemmReference.MatMul(D(a, false), D(b, false), ba, bb, m, n, k, ta, tb);
+        var got = c.ToArray();
+        static double MaxDiff(float[] x, double[] y) { double e = 0; for (int i = 0; i < x.Length; i++) e = Math.Max(e, Math.Abs(x[i] - y[i])); return e; }
+        var simtD = Array.ConvertAll(simt.ToArray(), v => (double)v);
+        string note = $"vs unrounded inputs {MaxDiff(got, exact):E1}, vs tiled128 {MaxDiff(got, simtD):E1}; swapped A layout {MaxDiff(swapped.ToArray(), rounded):E1}";
+        var row = Compare.Row($"matmul{(ta ? " A^T" : "")}{(tb ? " B^T" : "")} tf32", $"{tA.ShapeString} x {tB.ShapeString}", got, rounded, 1e-5 * Math.Sqrt(k));
+        return row with { Note = row.Note is null ? note : row.Note + "; " + note };
     }
 
     /// <summary>C = 0.5 sum_b A_b B_b^T - C (a weight-gradient-like batch reduction) vs float64.</summary>
