@@ -74,9 +74,10 @@ public sealed class EdmDevice : IDisposable
     /// <summary>
     /// Threads launched by a grid-stride kernel. Launch policy (docs/architecture.md): the CPU
     /// accelerator pays about a microsecond per kernel thread, so it gets a few looping threads
-    /// (4 per core, at least 16); a GPU gets enough threads to fill every multiprocessor.
+    /// (4 per core, at least 16); a GPU gets enough threads to fill every multiprocessor. Settable
+    /// so that tests can run GPU-sized launch shapes (a full reduction's middle pass) on the CPU.
     /// </summary>
-    public int GridThreads { get; }
+    public int GridThreads { get; set; }
 
     /// <summary>Bytes of device memory currently allocated through tensors.</summary>
     public long BytesInUse => Interlocked.Read(ref _bytesInUse);

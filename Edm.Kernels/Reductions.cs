@@ -66,6 +66,21 @@ public static class ReductionKernels
         }
     }
 
+    /// <summary>Middle pass (when pass 1 used more than 1,024 lanes): dst[o * Q + q] = combine of src[o * P + p] over p = q, q + Q, ... &lt; P.</summary>
+    public static void CombineKernel<TOp>(Index1D tid, ArrayView<float> src, ArrayView<float> dst, int outputs, int lanesIn, int lanesOut, int stride, TOp op)
+        where TOp : struct, IReduceOp
+    {
+        int total = outputs * lanesOut;
+        for (int t = tid; t < total; t += stride)
+        {
+            int o = t / lanesOut;
+            int q = t - o * lanesOut;
+            float acc = op.Identity;
+            for (int p = q; p < lanesIn; p += lanesOut) acc = op.Combine(acc, src[o * lanesIn + p]);
+            dst[t] = acc;
+        }
+    }
+
     /// <summary>Pass 2: y[o] = scale * combine of partial[o * P .. o * P + P).</summary>
     public static void FinalKernel<TOp>(Index1D tid, ArrayView<float> partial, ArrayView<float> y, int outputs, int lanes, int stride, float scale, TOp op)
         where TOp : struct, IReduceOp
@@ -81,7 +96,7 @@ public static class ReductionKernels
 
 public static partial class Ops
 {
-    sealed class ReduceKey<TOp> { public static readonly ReduceKey<TOp> Partial = new(), Final = new(); }
+    sealed class ReduceKey<TOp> { public static readonly ReduceKey<TOp> Partial = new(), Combine = new(), Final = new(); }
 
     /// <summary>Sum over <paramref name="axes"/> (all axes when empty or null).</summary>
     public static Tensor Sum(Tensor x, int[]? axes = null, bool keepDims = false) => Reduce(x, axes, keepDims, new SumReduce(), false, "Sum");
@@ -151,8 +166,13 @@ public static partial class Ops
             return y;
         }
 
-        // Lanes per output: enough outputs x lanes to fill the device, at most 1024 and at most R.
-        int lanes = (int)Math.Clamp((long)dev.GridThreads / Math.Max(1, outputs), 1, Math.Min(1024, reduceCount));
+        // Lanes per output: enough outputs x lanes to fill the device, at most R. Above 1,024 lanes
+        // (few outputs: a full reduction) a middle pass combines them down to 1,024, so that pass 2's
+        // one thread per output sums at most 1,024 partials: the first GPU run showed a full sum of
+        // 64M floats at 2 GB/s with pass 1 capped at 1,024 lanes (one or two multiprocessors).
+        // The order of combination depends only on the shape and the device's grid size:
+        // deterministic from run to run.
+        int lanes = (int)Math.Clamp((long)dev.GridThreads / Math.Max(1, outputs), 1, reduceCount);
         using var partial = Tensor.Empty(dev, outputs * lanes);
         var k1 = dev.Kernel(ReduceKey<TOp>.Partial, acc =>
             acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, StridedIndex, StridedIndex, TOp>(ReductionKernels.PartialKernel<TOp>));
@@ -160,8 +180,24 @@ public static partial class Ops
             acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, float, TOp>(ReductionKernels.FinalKernel<TOp>));
         int t1 = dev.LaunchThreads((long)outputs * lanes);
         k1(dev.Accelerator.DefaultStream, t1, x.View, partial.View, outputs, lanes, reduceCount, t1, kept, red, op);
-        int t2 = dev.LaunchThreads(outputs);
-        k2(dev.Accelerator.DefaultStream, t2, partial.View, y.View, outputs, lanes, t2, scale, op);
+        Tensor? middle = null;
+        try
+        {
+            var last = partial;
+            if (lanes > 1024)
+            {
+                middle = Tensor.Empty(dev, outputs * 1024);
+                var km = dev.Kernel(ReduceKey<TOp>.Combine, acc =>
+                    acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, TOp>(ReductionKernels.CombineKernel<TOp>));
+                int tm = dev.LaunchThreads((long)outputs * 1024);
+                km(dev.Accelerator.DefaultStream, tm, partial.View, middle.View, outputs, lanes, 1024, tm, op);
+                last = middle;
+                lanes = 1024;
+            }
+            int t2 = dev.LaunchThreads(outputs);
+            k2(dev.Accelerator.DefaultStream, t2, last.View, y.View, outputs, lanes, t2, scale, op);
+        }
+        finally { middle?.Dispose(); }
         return y;
     }
 

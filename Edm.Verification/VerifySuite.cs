@@ -20,11 +20,11 @@ public interface IVerifySuite
 /// <summary>The verify suites of this library.</summary>
 public static class VerifySuites
 {
-    /// <summary>Every IVerifySuite in this assembly, ordered by family (elementwise first).</summary>
+    /// <summary>Every IVerifySuite in this assembly, ordered by family (elementwise first, tf32 last).</summary>
     public static IReadOnlyList<IVerifySuite> All() => typeof(IVerifySuite).Assembly.GetTypes()
         .Where(t => typeof(IVerifySuite).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
         .Select(t => (IVerifySuite)Activator.CreateInstance(t)!)
-        .OrderBy(s => s.Family == "elementwise" ? "" : s.Family).ToList();
+        .OrderBy(s => s.Family == "elementwise" ? "" : s.Family == "tf32" ? "\uffff" : s.Family).ToList();
 }
 
 /// <summary>Comparison helpers: |got - ref| &lt;= atol + rtol |ref| (llm.c style).</summary>

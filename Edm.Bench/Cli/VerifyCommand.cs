@@ -32,11 +32,16 @@ public sealed class VerifyCommand : IBenchCommand
         var rows = new List<VerifyRow>();
         foreach (var suite in VerifySuites.All())
         {
-            IEnumerable<VerifyRow> results;
-            try { results = suite.Run(dev).ToList(); }
+            // Row by row: a row that throws keeps the rows before it and ends its suite.
+            var results = new List<VerifyRow>();
+            try
+            {
+                foreach (var r in suite.Run(dev)) results.Add(r);
+            }
             catch (Exception e) when (e is not UsageException)
             {
-                results = [new VerifyRow(suite.Family, "-", double.NaN, double.NaN, 0, false, $"threw {e.GetType().Name}: {e.Message}")];
+                results.Add(new VerifyRow(suite.Family, "-", double.NaN, double.NaN, 0, false,
+                    $"threw {e.GetType().Name} after {results.Count} row(s) of the suite: {e.Message}"));
             }
             foreach (var r in results)
             {

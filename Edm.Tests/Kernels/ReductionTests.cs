@@ -32,6 +32,29 @@ public sealed class ReductionTests(CpuDevice cpu) : BothPathsTests(cpu), IClassF
     });
 
     [Fact]
+    public void A_gpu_sized_grid_reduces_through_the_middle_pass()
+    {
+        // With a GPU's grid (more than 1,024 lanes per output) pass 1's partials are combined down
+        // to 1,024 lanes before the final pass; on the CPU accelerator's kernels at 4,096 threads.
+        int keep = _d.GridThreads;
+        _d.CpuFastPaths = false;
+        _d.GridThreads = 4096;
+        try
+        {
+            foreach (var k in ElementwiseVerify.ReduceKinds)
+            {
+                Pass(ElementwiseVerify.Reduce(_d, k, [20011], []));
+                Pass(ElementwiseVerify.Reduce(_d, k, [2, 9001], [1]));
+            }
+        }
+        finally
+        {
+            _d.GridThreads = keep;
+            _d.CpuFastPaths = true;
+        }
+    }
+
+    [Fact]
     public void Reduction_keepdims_and_sumto_shapes()
     {
         using var scope = new TensorScope();
