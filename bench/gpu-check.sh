@@ -108,7 +108,7 @@ app() { bash .gpu/run-on-gpu.sh Edm.Bench "$@"; }
 export -f app
 export python
 
-echo "gpu-check $(date -u +%FT%TZ) $([ $rehearse -eq 1 ] && echo '(rehearsal on the CPU)') commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')" | tee -a "$WORK/summary.txt"
+echo "gpu-check $(date -u +%FT%TZ) $([ $rehearse -eq 1 ] && echo '(rehearsal on the CPU)') packed from $(cat .gpu/commit.txt 2> /dev/null || echo '?')" | tee -a "$WORK/summary.txt"
 
 env_info() {
   nvidia-smi || echo "(no nvidia-smi)"

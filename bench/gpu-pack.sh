@@ -14,4 +14,6 @@ rm -f "$tmp"/app/libonnxruntime*.so "$tmp"/app/onnxruntime*.dll "$tmp"/app/libSk
   "$tmp"/app/Microsoft.CodeAnalysis*.dll "$tmp"/app/Microsoft.Diagnostics.*.dll
 tar -C "$tmp" -cf - app | gzip -9 > .gpu/app.tar.gz
 rm -rf "$tmp"
+# The device machine's copy of .git need not match the tree sent: say here what was packed.
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+uncommitted')" > .gpu/commit.txt
 echo "packed .gpu/app.tar.gz ($(du -m .gpu/app.tar.gz | cut -f1) MiB) for the GPU check: bash bench/gpu-check.sh"
