@@ -77,7 +77,13 @@ public sealed class EdmDevice : IDisposable
     /// (4 per core, at least 16); a GPU gets enough threads to fill every multiprocessor. Settable
     /// so that tests can run GPU-sized launch shapes (a full reduction's middle pass) on the CPU.
     /// </summary>
-    public int GridThreads { get; set; }
+    public int GridThreads
+    {
+        get => _gridThreads;
+        set => _gridThreads = value is >= 1 and <= Tensor.MaxGridThreads ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, $"GridThreads must be in 1..{Tensor.MaxGridThreads} (grid-stride loops stay below 2^31)");
+    }
+    int _gridThreads;
 
     /// <summary>Bytes of device memory currently allocated through tensors.</summary>
     public long BytesInUse => Interlocked.Read(ref _bytesInUse);

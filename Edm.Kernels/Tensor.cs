@@ -45,8 +45,15 @@ public sealed class DeviceOutOfMemoryException(EdmDevice device, long bytes, Exc
 /// <summary>A float32 N-d tensor in device memory, contiguous, row-major.</summary>
 public sealed class Tensor : IDisposable
 {
-    /// <summary>Largest element count: kernels index with 32-bit integers.</summary>
-    public const long MaxElements = int.MaxValue;
+    /// <summary>
+    /// Largest element count: kernels index with 32-bit integers, and a grid-stride loop
+    /// (<c>i += stride</c>) must not overflow past the last element, so the limit leaves
+    /// <see cref="MaxGridThreads"/> of headroom below 2^31 (2,130,706,431 elements).
+    /// </summary>
+    public const long MaxElements = int.MaxValue - MaxGridThreads;
+
+    /// <summary>Most threads a grid-stride launch may start (EdmDevice.GridThreads is checked against it).</summary>
+    public const int MaxGridThreads = 1 << 24;
 
     readonly TensorStorage _storage;
     readonly int _offset;

@@ -25,6 +25,11 @@ public sealed class TensorTests(CpuDevice cpu) : BothPathsTests(cpu), IClassFixt
         Assert.Throws<ArgumentException>(() => Tensor.Zeros(_d, -1));
         e = Assert.Throws<ArgumentException>(() => Tensor.Empty(_d, 65536, 65536));
         Assert.Contains("32-bit", e.Message);
+        // The limit keeps grid-stride loops (i += stride, stride <= MaxGridThreads) below 2^31.
+        e = Assert.Throws<ArgumentException>(() => Tensor.Empty(_d, 2, int.MaxValue / 2));
+        Assert.Contains("32-bit", e.Message);
+        Assert.True(Tensor.MaxElements + Tensor.MaxGridThreads <= int.MaxValue);
+        Assert.Throws<ArgumentOutOfRangeException>(() => _d.GridThreads = Tensor.MaxGridThreads + 1);
         Assert.Throws<ArgumentException>(() => a.Reshape(4, -1));
         Assert.Throws<ArgumentException>(() => Ops.Clamp(a, 1, 0));
         Assert.Throws<ArgumentException>(() => Ops.Concat(0, a, Tensor.Zeros(_d, 2, 4)));
