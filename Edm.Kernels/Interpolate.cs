@@ -1,6 +1,6 @@
 // Bilinear resizing to any output size, PyTorch's F.interpolate(x, size=(oh, ow), mode="bilinear",
 // align_corners=False), over (..., H, W) (every leading dimension is a plane index p).
-//   per axis, with scale = in / out: src = max(0, (o + 0.5) scale - 0.5), i0 = floor(src),
+//   per axis: src = max(0, (o + 0.5) in / out - 0.5) (exact: a ratio of integers), i0 = floor(src),
 //   i1 = min(i0 + 1, in - 1), l1 = src - i0, l0 = 1 - l1;
 //   y[p, oy, ox] = ly0 (lx0 x[p, y0, x0] + lx1 x[p, y0, x1]) + ly1 (lx0 x[p, y1, x0] + lx1 x[p, y1, x1]).
 // No antialiasing (as PyTorch's default antialias=False): downsizing samples, it does not average.
@@ -18,43 +18,51 @@ using ILGPU.Runtime;
 
 namespace Edm.Kernels;
 
-/// <summary>The bilinear taps of one axis (align_corners=False), shared by the kernels and the CPU path.</summary>
+/// <summary>
+/// The bilinear taps of one axis (align_corners=False), shared by the kernels and the CPU path. The
+/// source coordinate src = (o + 0.5) in / out - 0.5 = ((2o + 1) in - out) / (2 out) is a ratio of
+/// integers, so i0 = floor(src) is computed exactly and only the fraction is rounded (to float32).
+/// PyTorch's CPU kernel computes it in double precision: a float32 coordinate would move the
+/// weights of 32 -> 299 by ~1e-6, three times PyTorch's own float32 rounding of the blend.
+/// </summary>
 public static class BilinearTaps
 {
     /// <summary>Source taps of output <paramref name="o"/>: indices i0, i1 and the weight l1 of i1 (i0 gets 1 - l1).</summary>
-    public static void Tap(int o, float scale, int inSize, out int i0, out int i1, out float l1)
+    public static void Tap(int o, int inSize, int outSize, out int i0, out int i1, out float l1)
     {
-        float src = scale * (o + 0.5f) - 0.5f;
-        if (src < 0f) src = 0f;
-        i0 = (int)src;
-        if (i0 > inSize - 1) i0 = inSize - 1;
+        long num = (2L * o + 1) * inSize - outSize, den = 2L * outSize;   // src = num / den, clamped at 0
+        if (num <= 0) { i0 = 0; l1 = 0f; }
+        else
+        {
+            long q = num / den;
+            i0 = (int)q;
+            l1 = (float)(num - q * den) / den;
+        }
+        if (i0 > inSize - 1) { i0 = inSize - 1; l1 = 0f; }
         i1 = i0 < inSize - 1 ? i0 + 1 : i0;
-        l1 = src - i0;
     }
 
     /// <summary>Weight of input <paramref name="i"/> in output <paramref name="o"/> (0 when o does not read i).</summary>
-    public static float Weight(int o, int i, float scale, int inSize)
+    public static float Weight(int o, int i, int inSize, int outSize)
     {
-        Tap(o, scale, inSize, out int i0, out int i1, out float l1);
+        Tap(o, inSize, outSize, out int i0, out int i1, out float l1);
         float w = 0f;
         if (i0 == i) w += 1f - l1;
         if (i1 == i) w += l1;
         return w;
     }
 
-    /// <summary>A first output index no later than the first output that reads input i (taps are monotone in o).</summary>
-    public static int FirstReader(int i, float scale)
+    /// <summary>The first output that reads input i: the first o with i0(o) &gt;= i - 1 (taps are monotone in o).</summary>
+    public static int FirstReader(int i, int inSize, int outSize)
     {
-        int o = (int)((i - 0.5f) / scale - 0.5f) - 2;
-        return o < 0 ? 0 : o;
+        long num = (2L * (i - 1) + 1) * outSize - inSize;  // i0(o) >= t  <=>  (2o + 1) in - out >= 2 out t
+        if (num <= 0) return 0;
+        return (int)((num + 2L * inSize - 1) / (2L * inSize));
     }
-
-    /// <summary>Scale in / out of one axis, as PyTorch computes it for a given size.</summary>
-    public static float Scale(int inSize, int outSize) => (float)inSize / outSize;
 }
 
-/// <summary>Shape of one resize: P planes of H x W to Ho x Wo, with the per-axis scales.</summary>
-public readonly record struct ResizeShape(int P, int H, int W, int Ho, int Wo, float ScaleH, float ScaleW);
+/// <summary>Shape of one resize: P planes of H x W to Ho x Wo.</summary>
+public readonly record struct ResizeShape(int P, int H, int W, int Ho, int Wo);
 
 /// <summary>Bilinear resize kernels, loaded once per device.</summary>
 public sealed class InterpolateKernels : IKernelFamily<InterpolateKernels>
@@ -80,8 +88,8 @@ public sealed class InterpolateKernels : IKernelFamily<InterpolateKernels>
         for (int i = tid; i < n; i += stride)
         {
             int ox = i % s.Wo, oy = (i / s.Wo) % s.Ho, p = i / (s.Wo * s.Ho);
-            BilinearTaps.Tap(oy, s.ScaleH, s.H, out int y0, out int y1, out float ly);
-            BilinearTaps.Tap(ox, s.ScaleW, s.W, out int x0, out int x1, out float lx);
+            BilinearTaps.Tap(oy, s.H, s.Ho, out int y0, out int y1, out float ly);
+            BilinearTaps.Tap(ox, s.W, s.Wo, out int x0, out int x1, out float lx);
             int b = p * s.H * s.W;
             float r0 = (1f - lx) * x[b + y0 * s.W + x0] + lx * x[b + y0 * s.W + x1];
             float r1 = (1f - lx) * x[b + y1 * s.W + x0] + lx * x[b + y1 * s.W + x1];
@@ -97,11 +105,11 @@ public sealed class InterpolateKernels : IKernelFamily<InterpolateKernels>
         {
             int ix = i % s.W, row = i / s.W; // row = (p, oy)
             float acc = 0f;
-            for (int ox = BilinearTaps.FirstReader(ix, s.ScaleW); ox < s.Wo; ox++)
+            for (int ox = BilinearTaps.FirstReader(ix, s.W, s.Wo); ox < s.Wo; ox++)
             {
-                BilinearTaps.Tap(ox, s.ScaleW, s.W, out int x0, out _, out _);
+                BilinearTaps.Tap(ox, s.W, s.Wo, out int x0, out _, out _);
                 if (x0 > ix) break;
-                acc += BilinearTaps.Weight(ox, ix, s.ScaleW, s.W) * dy[row * s.Wo + ox];
+                acc += BilinearTaps.Weight(ox, ix, s.W, s.Wo) * dy[row * s.Wo + ox];
             }
             t[i] = acc;
         }
@@ -115,11 +123,11 @@ public sealed class InterpolateKernels : IKernelFamily<InterpolateKernels>
         {
             int ix = i % s.W, iy = (i / s.W) % s.H, p = i / (s.W * s.H);
             float acc = 0f;
-            for (int oy = BilinearTaps.FirstReader(iy, s.ScaleH); oy < s.Ho; oy++)
+            for (int oy = BilinearTaps.FirstReader(iy, s.H, s.Ho); oy < s.Ho; oy++)
             {
-                BilinearTaps.Tap(oy, s.ScaleH, s.H, out int y0, out _, out _);
+                BilinearTaps.Tap(oy, s.H, s.Ho, out int y0, out _, out _);
                 if (y0 > iy) break;
-                acc += BilinearTaps.Weight(oy, iy, s.ScaleH, s.H) * t[(p * s.Ho + oy) * s.W + ix];
+                acc += BilinearTaps.Weight(oy, iy, s.H, s.Ho) * t[(p * s.Ho + oy) * s.W + ix];
             }
             dx[i] = acc;
         }
@@ -175,21 +183,21 @@ public static partial class Ops
         if (h < 1 || w < 1) throw new ArgumentException($"{op}: x has shape {Shapes.Format(x)}; H and W must be >= 1");
         Shapes.Validate(op, PoolOutShape(x, oh, ow));
         int planes = (int)(Shapes.Count(x) / ((long)h * w));
-        return new ResizeShape(planes, h, w, oh, ow, BilinearTaps.Scale(h, oh), BilinearTaps.Scale(w, ow));
+        return new ResizeShape(planes, h, w, oh, ow);
     }
 
     /// <summary>Tap tables of one axis: (i0, i1, l1) per output.</summary>
-    static (int[] I0, int[] I1, float[] L1) ResizeTable(int outSize, float scale, int inSize)
+    static (int[] I0, int[] I1, float[] L1) ResizeTable(int outSize, int inSize)
     {
         var i0 = new int[outSize]; var i1 = new int[outSize]; var l1 = new float[outSize];
-        for (int o = 0; o < outSize; o++) BilinearTaps.Tap(o, scale, inSize, out i0[o], out i1[o], out l1[o]);
+        for (int o = 0; o < outSize; o++) BilinearTaps.Tap(o, inSize, outSize, out i0[o], out i1[o], out l1[o]);
         return (i0, i1, l1);
     }
 
     static void ResizeForwardCpu(Tensor x, Tensor y, ResizeShape s)
     {
-        var ty = ResizeTable(s.Ho, s.ScaleH, s.H);
-        var tx = ResizeTable(s.Wo, s.ScaleW, s.W);
+        var ty = ResizeTable(s.Ho, s.H);
+        var tx = ResizeTable(s.Wo, s.W);
         int hw = s.H * s.W, ohw = s.Ho * s.Wo;
         RowChunks.Run(s.P, ohw, (p0, p1) =>
         {
@@ -217,8 +225,8 @@ public static partial class Ops
 
     static void ResizeBackwardCpu(Tensor dy, Tensor dx, ResizeShape s)
     {
-        var ty = ResizeTable(s.Ho, s.ScaleH, s.H);
-        var tx = ResizeTable(s.Wo, s.ScaleW, s.W);
+        var ty = ResizeTable(s.Ho, s.H);
+        var tx = ResizeTable(s.Wo, s.W);
         int hw = s.H * s.W, ohw = s.Ho * s.Wo;
         RowChunks.Run(s.P, ohw, (p0, p1) =>
         {

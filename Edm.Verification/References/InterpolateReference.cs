@@ -5,16 +5,10 @@ namespace Edm.Verification;
 /// <summary>Bilinear resize in double precision.</summary>
 public static class InterpolateReference
 {
-    /// <summary>
-    /// Taps of output o on an axis of size n resized to m: src = max(0, (o + 0.5) n / m - 0.5). The
-    /// coordinate is computed in float32, as PyTorch does for float tensors (its opmath type; the
-    /// scale n / m rounded to float first): in float64 the weights of 28 -> 299 differ by ~1e-6,
-    /// which is PyTorch's own definition, not an error of ours. The blend is in float64.
-    /// </summary>
+    /// <summary>Taps of output o on an axis of size n resized to m: src = max(0, (o + 0.5) n / m - 0.5).</summary>
     static (int I0, int I1, double L1) Tap(int o, int n, int m)
     {
-        float scale = (float)n / m;
-        double src = Math.Max(0f, scale * (o + 0.5f) - 0.5f);
+        double src = Math.Max(0, (o + 0.5) * n / m - 0.5);
         int i0 = Math.Min((int)Math.Floor(src), n - 1);
         return (i0, Math.Min(i0 + 1, n - 1), src - i0);
     }
