@@ -426,3 +426,67 @@ public sealed class InceptionV3 : Module
         return net;
     }
 }
+
+/// <summary>
+/// A feature network for the Frechet distance: images (N, C, R, R) in [-1, 1] (as datasets read
+/// PNGs) to features (N, FeatureDim).
+/// </summary>
+public interface IFeatureNetwork : IDisposable
+{
+    /// <summary>What the features are, for messages ("the classifier", "Inception-v3").</summary>
+    string Description { get; }
+    /// <summary>Features per image.</summary>
+    int FeatureDim { get; }
+    /// <summary>Null when images of <paramref name="channels"/> x <paramref name="resolution"/>^2 can be fed, else why not.</summary>
+    string? Refuses(int channels, int resolution);
+    /// <summary>Features (N, FeatureDim) of <paramref name="count"/> images (N, C, R, R); <paramref name="progress"/> sees images done.</summary>
+    float[] Features(float[] images, int count, int channels, int resolution, Action<int>? progress = null);
+}
+
+/// <summary>The FID Inception-v3 as a feature network: RGB or grayscale (tiled to RGB, as pytorch-fid's PIL conversion does) of any size.</summary>
+public sealed class InceptionFeatures(InceptionV3 net, int batch = 16) : IFeatureNetwork
+{
+    /// <summary>The network.</summary>
+    public InceptionV3 Network { get; } = net;
+
+    /// <inheritdoc/>
+    public string Description => "Inception-v3";
+
+    /// <inheritdoc/>
+    public int FeatureDim => Network.FeatureDim;
+
+    /// <inheritdoc/>
+    public string? Refuses(int channels, int resolution) =>
+        channels is 1 or 3 ? null : $"Inception-v3 takes RGB (3 channels) or grayscale (1) images, not {channels} channels";
+
+    /// <inheritdoc/>
+    public float[] Features(float[] images, int count, int channels, int resolution, Action<int>? progress = null)
+    {
+        if (Refuses(channels, resolution) is { } why) throw new ArgumentException($"InceptionFeatures: {why}");
+        int size = channels * resolution * resolution, plane = resolution * resolution;
+        if (images.Length != (long)count * size) throw new ArgumentException($"InceptionFeatures: {images.Length} floats for {count} images of {size}");
+        var features = new float[(long)count * FeatureDim];
+        using var noGrad = Tape.NoGrad();
+        for (int start = 0; start < count; start += batch)
+        {
+            using var scope = new TensorScope();
+            int n = Math.Min(batch, count - start);
+            // [-1, 1] -> [0, 1] (pytorch-fid's input range), grayscale tiled to three channels.
+            var rgb = new float[n * 3 * plane];
+            for (int b = 0; b < n; b++)
+                for (int c = 0; c < 3; c++)
+                {
+                    var src = images.AsSpan((start + b) * size + (channels == 1 ? 0 : c) * plane, plane);
+                    var dst = rgb.AsSpan((b * 3 + c) * plane, plane);
+                    for (int i = 0; i < plane; i++) dst[i] = 0.5f * (src[i] + 1f);
+                }
+            var x = new Variable(Tensor.FromArray(Network.Device, rgb, n, 3, resolution, resolution));
+            Network.Features(x).Value.ToArray().CopyTo(features.AsSpan(start * FeatureDim));
+            progress?.Invoke(start + n);
+        }
+        return features;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Network.Dispose();
+}

@@ -124,4 +124,31 @@ public sealed class InceptionV3Tests(CpuDevice cpu, ITestOutputHelper output) : 
         Assert.Contains("not FID Inception-v3 weights", e.Message);
         Assert.Contains("'Conv2d_1a_3x3.conv.weight'", e.Message);
     }
+
+    [Fact]
+    public void Fid_with_inception_features_from_the_cli()
+    {
+        using var tmp = new TempDir();
+        string data = TestData.Repo("Edm.Tests/Fixtures/mnist-heldout-334.zip");   // grayscale 28x28 digits, tiled to RGB
+        string incep = "inception:" + Path.Combine(TestData.Repo("Edm.Tests/Fixtures/inception"), "weights.safetensors");
+        var reference = tmp["ref.npz"];
+        var (code, output, err) = CliProcess.Run("fid", "ref", "--data", data, "--dest", reference, "--features", incep, "--num", "12", "--device", "cpu");
+        Assert.True(code == 0, err);
+        Assert.Contains("(128 features)", output);                        // the fixture is the width/16 network
+        (code, output, err) = CliProcess.Run("fid", "calc", "--images", data, "--ref", reference, "--features", incep, "--num", "12", "--device", "cpu");
+        Assert.True(code == 0, err);
+        Assert.InRange(double.Parse(output.Trim().Split('\n')[^1], System.Globalization.CultureInfo.InvariantCulture), -1e-3, 1e-3);
+        // Another network's weights: one error line, exit 2, nothing written.
+        var dest = tmp["r2.npz"];
+        (code, _, err) = CliProcess.Run("fid", "ref", "--data", data, "--dest", dest, "--features", "inception:" + TestData.Repo("models/mnist-classifier.safetensors"), "--device", "cpu");
+        Assert.Equal(2, code);
+        var lines = err.Trim().Split('\n');
+        Assert.Single(lines);
+        Assert.StartsWith("error:", lines[0]);
+        Assert.Contains("'Conv2d_1a_3x3.conv.weight'", lines[0]);
+        Assert.False(File.Exists(dest));
+        Assert.Equal(2, CliProcess.Code("fid", "ref", "--data", data, "--dest", dest, "--features", "inception:", "--device", "cpu"));
+        Assert.Equal(2, CliProcess.Code("fid", "ref", "--data", data, "--dest", dest, "--features", "inception:" + tmp["absent.safetensors"], "--device", "cpu"));
+        Assert.False(File.Exists(dest));
+    }
 }
