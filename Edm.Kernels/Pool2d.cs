@@ -332,6 +332,23 @@ public static partial class Ops
         return best;
     }
 
+    /// <summary>Max over rows [ya, yb) and columns [xa, xb) of a plane; a NaN wins (and ends the scan).</summary>
+    static float WindowMax(ReadOnlySpan<float> plane, int w, int ya, int yb, int xa, int xb)
+    {
+        float m = plane[ya * w + xa];
+        if (float.IsNaN(m)) return m;
+        for (int iy = ya; iy < yb; iy++)
+        {
+            var row = plane.Slice(iy * w + xa, xb - xa);
+            for (int j = 0; j < row.Length; j++)
+            {
+                float v = row[j];
+                if (!(v <= m)) { if (float.IsNaN(v)) return v; m = v; }
+            }
+        }
+        return m;
+    }
+
     static void PoolForwardCpu(Tensor x, Tensor y, PoolShape s)
     {
         int hw = s.H * s.W, ohw = s.Ho * s.Wo;
@@ -345,9 +362,9 @@ public static partial class Ops
                 for (int oy = 0; oy < s.Ho; oy++)
                     for (int ox = 0; ox < s.Wo; ox++)
                     {
-                        if (s.Mode == (int)PoolMode.Max) { o[oy * s.Wo + ox] = plane[ArgMaxCpu(plane, oy, ox, s)]; continue; }
                         int y0 = oy * s.SH - s.PT, x0 = ox * s.SW - s.PL;
                         int ya = Math.Max(0, y0), yb = Math.Min(s.H, y0 + s.KH), xa = Math.Max(0, x0), xb = Math.Min(s.W, x0 + s.KW);
+                        if (s.Mode == (int)PoolMode.Max) { o[oy * s.Wo + ox] = WindowMax(plane, s.W, ya, yb, xa, xb); continue; }
                         float acc = 0f;
                         for (int iy = ya; iy < yb; iy++)
                             for (int ix = xa; ix < xb; ix++) acc += plane[iy * s.W + ix];

@@ -126,6 +126,26 @@ public sealed class InceptionV3Tests(CpuDevice cpu, ITestOutputHelper output) : 
     }
 
     [Fact]
+    public void Feature_adapter_maps_minus_one_one_to_zero_one_and_tiles_grayscale()
+    {
+        using var fx = new InceptionFeatures(InceptionV3.Load(_d, Path.Combine(TestData.Repo("Edm.Tests/Fixtures/inception"), "weights.safetensors")), batch: 2);
+        int n = 3, r = 12;
+        var gray = TestData.Random(n * r * r, 5);                          // (3, 1, 12, 12) in [-1, 1]
+        var got = fx.Features(gray, n, 1, r);                              // two batches: 2 + 1
+        var rgb = new float[n * 3 * r * r];
+        for (int b = 0; b < n; b++)
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < r * r; i++) rgb[(b * 3 + c) * r * r + i] = 0.5f * (gray[b * r * r + i] + 1f);
+        float[] want;
+        using (Tape.NoGrad())
+        using (new TensorScope())
+            want = fx.Network.Features(new Variable(Tensor.FromArray(_d, rgb, n, 3, r, r))).Value.ToArray();
+        TestData.Close("adapter features", got, TestData.D(want), 1e-5, 1e-5);   // batches of 2 + 1 vs one batch of 3
+        Assert.NotNull(fx.Refuses(2, r));
+        Assert.Null(fx.Refuses(3, 7));
+    }
+
+    [Fact]
     public void Fid_with_inception_features_from_the_cli()
     {
         using var tmp = new TempDir();
