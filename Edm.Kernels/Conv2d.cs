@@ -118,14 +118,25 @@ public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
             for (int ky = 0; ky < s.KH; ky++)
             {
                 int ty = iy - ky + s.PadT; // = oy sh
-                if (ty < 0 || ty % s.SH != 0) continue;
-                int oy = ty / s.SH;
+                if (ty < 0) continue;
+                // Stride 1 (every EDM conv) skips the integer division; the branch is uniform.
+                int oy = ty;
+                if (s.SH != 1)
+                {
+                    if (ty % s.SH != 0) continue;
+                    oy = ty / s.SH;
+                }
                 if (oy >= s.Ho) continue;
                 for (int kx = 0; kx < s.KW; kx++)
                 {
                     int tx = ix - kx + s.PadL;
-                    if (tx < 0 || tx % s.SW != 0) continue;
-                    int ox = tx / s.SW;
+                    if (tx < 0) continue;
+                    int ox = tx;
+                    if (s.SW != 1)
+                    {
+                        if (tx % s.SW != 0) continue;
+                        ox = tx / s.SW;
+                    }
                     if (ox >= s.Wo) continue;
                     int r = (ci * s.KH + ky) * s.KW + kx;
                     acc += dcol[(b * s.KDim + r) * s.Pixels + oy * s.Wo + ox];
