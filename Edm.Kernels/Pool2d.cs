@@ -16,8 +16,9 @@
 //
 // Variants:
 //   1. float64 loops (Edm.Verification/References/Pool2dReference.cs).
-//   2. CPU fast path: Parallel.For over chunks of planes, plain loops; backwards scatter within a
-//      plane (one plane per task, so no races).
+//   2. CPU fast path: Parallel.For over chunks of planes; the forward combines each window's input
+//      rows elementwise (TensorPrimitives) and then reduces kw adjacent values per output; backwards
+//      scatter within a plane (one plane per task, so no races).
 //   3. ILGPU kernels: grid-stride over outputs for the forwards; the backwards gather over the
 //      windows covering each input pixel (max recomputes each window's argmax), so no atomics.
 using ILGPU;
@@ -332,45 +333,55 @@ public static partial class Ops
         return best;
     }
 
-    /// <summary>Max over rows [ya, yb) and columns [xa, xb) of a plane; a NaN wins (and ends the scan).</summary>
-    static float WindowMax(ReadOnlySpan<float> plane, int w, int ya, int yb, int xa, int xb)
-    {
-        float m = plane[ya * w + xa];
-        if (float.IsNaN(m)) return m;
-        for (int iy = ya; iy < yb; iy++)
-        {
-            var row = plane.Slice(iy * w + xa, xb - xa);
-            for (int j = 0; j < row.Length; j++)
-            {
-                float v = row[j];
-                if (!(v <= m)) { if (float.IsNaN(v)) return v; m = v; }
-            }
-        }
-        return m;
-    }
-
+    /// <summary>
+    /// Per output row: the window's input rows combined elementwise first (max or sum over whole
+    /// rows, vectorised by TensorPrimitives; its Max propagates NaN), then each output reduces kw
+    /// adjacent values of that row. About 5x fewer scalar steps than reducing each window alone.
+    /// </summary>
     static void PoolForwardCpu(Tensor x, Tensor y, PoolShape s)
     {
         int hw = s.H * s.W, ohw = s.Ho * s.Wo;
+        bool max = s.Mode == (int)PoolMode.Max;
         RowChunks.Run(s.P, hw, (p0, p1) =>
         {
             var xs = x.CpuSpan(); var ys = y.CpuSpan();
-            for (int p = p0; p < p1; p++)
+            var buf = System.Buffers.ArrayPool<float>.Shared.Rent(s.W);
+            try
             {
-                var plane = xs.Slice(p * hw, hw);
-                var o = ys.Slice(p * ohw, ohw);
-                for (int oy = 0; oy < s.Ho; oy++)
-                    for (int ox = 0; ox < s.Wo; ox++)
+                var r = buf.AsSpan(0, s.W);
+                for (int p = p0; p < p1; p++)
+                {
+                    var plane = xs.Slice(p * hw, hw);
+                    var o = ys.Slice(p * ohw, ohw);
+                    for (int oy = 0; oy < s.Ho; oy++)
                     {
-                        int y0 = oy * s.SH - s.PT, x0 = ox * s.SW - s.PL;
-                        int ya = Math.Max(0, y0), yb = Math.Min(s.H, y0 + s.KH), xa = Math.Max(0, x0), xb = Math.Min(s.W, x0 + s.KW);
-                        if (s.Mode == (int)PoolMode.Max) { o[oy * s.Wo + ox] = WindowMax(plane, s.W, ya, yb, xa, xb); continue; }
-                        float acc = 0f;
-                        for (int iy = ya; iy < yb; iy++)
-                            for (int ix = xa; ix < xb; ix++) acc += plane[iy * s.W + ix];
-                        o[oy * s.Wo + ox] = acc / s.Count(oy, ox);
+                        int y0 = oy * s.SH - s.PT, ya = Math.Max(0, y0), yb = Math.Min(s.H, y0 + s.KH);
+                        plane.Slice(ya * s.W, s.W).CopyTo(r);
+                        for (int iy = ya + 1; iy < yb; iy++)
+                        {
+                            var row = plane.Slice(iy * s.W, s.W);
+                            if (max) System.Numerics.Tensors.TensorPrimitives.Max(r, row, r);
+                            else System.Numerics.Tensors.TensorPrimitives.Add(r, row, r);
+                        }
+                        var orow = o.Slice(oy * s.Wo, s.Wo);
+                        for (int ox = 0; ox < s.Wo; ox++)
+                        {
+                            int x0 = ox * s.SW - s.PL, xa = Math.Max(0, x0), xb = Math.Min(s.W, x0 + s.KW);
+                            float acc = r[xa];
+                            if (max)
+                            {
+                                for (int j = xa + 1; j < xb && !float.IsNaN(acc); j++)
+                                    if (!(r[j] <= acc)) acc = r[j];
+                                orow[ox] = acc;
+                                continue;
+                            }
+                            for (int j = xa + 1; j < xb; j++) acc += r[j];
+                            orow[ox] = acc / s.Count(oy, ox);
+                        }
                     }
+                }
             }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(buf); }
         });
     }
 
