@@ -30,13 +30,28 @@ public static class BilinearTaps
     /// <summary>Source taps of output <paramref name="o"/>: indices i0, i1 and the weight l1 of i1 (i0 gets 1 - l1).</summary>
     public static void Tap(int o, int inSize, int outSize, out int i0, out int i1, out float l1)
     {
-        long num = (2L * o + 1) * inSize - outSize, den = 2L * outSize;   // src = num / den, clamped at 0
-        if (num <= 0) { i0 = 0; l1 = 0f; }
+        if (inSize < 32768 && outSize < 32768)
+        {
+            // 32-bit: (2o + 1) in <= 2 out in < 2^31 (64-bit division is slow on GPUs).
+            int num = (2 * o + 1) * inSize - outSize, den = 2 * outSize;   // src = num / den, clamped at 0
+            if (num <= 0) { i0 = 0; l1 = 0f; }
+            else
+            {
+                int q = num / den;
+                i0 = q;
+                l1 = (float)(num - q * den) / den;
+            }
+        }
         else
         {
-            long q = num / den;
-            i0 = (int)q;
-            l1 = (float)(num - q * den) / den;
+            long num = (2L * o + 1) * inSize - outSize, den = 2L * outSize;
+            if (num <= 0) { i0 = 0; l1 = 0f; }
+            else
+            {
+                long q = num / den;
+                i0 = (int)q;
+                l1 = (float)(num - q * den) / den;
+            }
         }
         if (i0 > inSize - 1) { i0 = inSize - 1; l1 = 0f; }
         i1 = i0 < inSize - 1 ? i0 + 1 : i0;

@@ -21,6 +21,8 @@ public sealed class InterpolateTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(false, 1, 2, 1, 5, 3, 1)]     // 1-pixel axes
     [InlineData(false, 1, 2, 6, 6, 6, 6)]     // same size: the identity
     [InlineData(false, 1, 1, 5, 4, 17, 13)]
+    [InlineData(true, 1, 1, 2, 40000, 3, 7)]     // an axis of 40,000: the taps' 64-bit branch
+    [InlineData(false, 1, 1, 2, 40000, 3, 7)]
     public void MatchesReference(bool fast, int n, int c, int h, int w, int oh, int ow)
     {
         _d.CpuFastPaths = fast;
