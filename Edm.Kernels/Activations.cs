@@ -126,10 +126,25 @@ public readonly struct SiluGradOp : IBinaryOp, IVectorBinaryOp
         return dy * s * (Vector<float>.One + x * (Vector<float>.One - s));
     }
 }
+public readonly struct ReluOp : IUnaryOp, IVectorUnaryOp
+{
+    public float Apply(float x) => x > 0f ? x : 0f;
+    public Vector<float> Apply(Vector<float> x) => Vector.Max(x, Vector<float>.Zero);
+}
+/// <summary>dy where x &gt; 0, else 0 (PyTorch's threshold_backward at 0: the gradient at x = 0 is 0).</summary>
+public readonly struct ReluGradOp : IBinaryOp, IVectorBinaryOp
+{
+    public float Apply(float x, float dy) => x > 0f ? dy : 0f;
+    public Vector<float> Apply(Vector<float> x, Vector<float> dy) => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<float>.Zero), dy, Vector<float>.Zero);
+}
 #pragma warning restore CS1591
 
 public static partial class Ops
 {
+    /// <summary>ReLU: max(x, 0).</summary>
+    public static Tensor Relu(Tensor x) => Map(x, new ReluOp(), "Relu");
+    /// <summary>dy where x &gt; 0, else 0.</summary>
+    public static Tensor ReluBackward(Tensor x, Tensor dy) => SameShapeZip(x, dy, new ReluGradOp(), "ReluBackward");
     /// <summary>GELU, erf form.</summary>
     public static Tensor Gelu(Tensor x) => Map(x, new GeluOp(), "Gelu");
     /// <summary>GELU, tanh approximation.</summary>

@@ -1,19 +1,25 @@
-// Conv2d: 2-D cross-correlation (PyTorch conv2d), stride 1, NCHW, odd square kernels, zero padding
-// (default "same": pad = k/2), optional bias; forward, backward-data, backward-weight, bias gradient.
+// Conv2d: 2-D cross-correlation (PyTorch conv2d), NCHW, kernels kh x kw (any sizes), strides
+// (sh, sw), zero padding top/bottom/left/right (pt, pb, pl, pr; asymmetric allowed), optional bias;
+// forward, backward-data, backward-weight, bias gradient. The original stride-1 "same" form
+// (odd square k, pad = k/2) is the special case every EDM network uses, and keeps its fast paths.
 //
-//   y[b, co, oy, ox]  = bias[co] + sum_{ci, ky, kx} W[co, ci, ky, kx] x[b, ci, oy+ky-pad, ox+kx-pad]
-//   dx[b, ci, iy, ix] = sum_{co, ky, kx} W[co, ci, ky, kx] dy[b, co, iy-ky+pad, ix-kx+pad]
-//   dW[co, ci, ky, kx] = sum_{b, oy, ox} dy[b, co, oy, ox] x[b, ci, oy+ky-pad, ox+kx-pad]
+//   y[b, co, oy, ox]  = bias[co] + sum_{ci, ky, kx} W[co, ci, ky, kx] x[b, ci, oy sh + ky - pt, ox sw + kx - pl]
+//   dx[b, ci, iy, ix] = sum over (co, ky, kx, oy, ox) with oy sh + ky - pt = iy, ox sw + kx - pl = ix
+//                       of W[co, ci, ky, kx] dy[b, co, oy, ox]
+//   dW[co, ci, ky, kx] = sum_{b, oy, ox} dy[b, co, oy, ox] x[b, ci, oy sh + ky - pt, ox sw + kx - pl]
 //   db[co]            = sum_{b, oy, ox} dy[b, co, oy, ox]
-// Layouts: x (B, Cin, H, W), W (Cout, Cin, k, k), bias (Cout), y (B, Cout, Ho, Wo) with
-// Ho = H + 2 pad - k + 1. With the im2col matrix col[b] (Cin*k*k, Ho*Wo) of image b, the three
-// products are GEMMs: y[b] = W col[b], dcol[b] = W^T dy[b] (then col2im), dW = sum_b dy[b] col[b]^T.
+// Layouts: x (B, Cin, H, W), W (Cout, Cin, kh, kw), bias (Cout), y (B, Cout, Ho, Wo) with
+// Ho = floor((H + pt + pb - kh) / sh) + 1, Wo likewise (PyTorch's rule). With the im2col matrix
+// col[b] (Cin*kh*kw, Ho*Wo) of image b, the three products are GEMMs: y[b] = W col[b],
+// dcol[b] = W^T dy[b] (then col2im), dW = sum_b dy[b] col[b]^T.
 // Variants:
 //   1. im2col + GEMM (this file): Im2Col / Col2Im grid-stride kernels and the tiled GEMM batched over
 //      a chunk of images (W broadcast with batch stride 0; dW as per-image GEMM partials summed by
 //      SumBatch, which keeps a GPU busier than Gemm's in-group ReduceBatch would), chunks sized so
 //      col stays under 2^26 floats. A 1x1 kernel without padding skips im2col (col is x itself).
-//   CPU fast path: per image im2col (contiguous row copies) + the CPU GEMM, Parallel.For over images
+//      Strides and rectangular kernels only change the index maps of Im2Col / Col2Im (col2im gathers
+//      the (ky, oy) pairs with oy sh = iy + pt - ky), so one path serves every geometry.
+//   CPU fast path: per image im2col (contiguous row copies; a strided gather when sw > 1) + the CPU GEMM, Parallel.For over images
 //      (each GEMM serial) when B >= 2, else one parallel GEMM; dW summed per group of images fixed
 //      by the batch size alone (at most 8 groups) and the groups added in order, so it repeats bit
 //      for bit whatever the thread count.
@@ -24,15 +30,33 @@ using ILGPU.Runtime;
 
 namespace Edm.Kernels;
 
-/// <summary>Shape record of one convolution for the kernels (Batch = images in this launch).</summary>
-public readonly record struct ConvShape(int Batch, int Cin, int H, int W, int Cout, int K, int Pad, int Ho, int Wo)
+/// <summary>
+/// Stride and zero padding of a convolution (PyTorch's conv2d with padding given per side, as
+/// F.pad's (left, right, top, bottom) then a valid conv).
+/// </summary>
+public readonly record struct Conv2dParams(int StrideH, int StrideW, int PadTop, int PadBottom, int PadLeft, int PadRight)
 {
-    /// <summary>Rows of the im2col matrix: Cin*k*k.</summary>
-    public int KDim => Cin * K * K;
+    /// <summary>Stride 1, padding p on every side.</summary>
+    public static Conv2dParams Pad(int p) => new(1, 1, p, p, p, p);
+
+    /// <summary>PyTorch's Conv2d(stride=(sh, sw), padding=(ph, pw)): symmetric padding per axis.</summary>
+    public static Conv2dParams Symmetric(int strideH, int strideW, int padH, int padW) => new(strideH, strideW, padH, padH, padW, padW);
+
+    /// <summary>"stride (sh, sw), pad (t, b, l, r)", for messages and bench rows.</summary>
+    public override string ToString() => $"stride ({StrideH}, {StrideW}), pad (t {PadTop}, b {PadBottom}, l {PadLeft}, r {PadRight})";
+}
+
+/// <summary>Shape record of one convolution for the kernels (Batch = images in this launch).</summary>
+public readonly record struct ConvShape(int Batch, int Cin, int H, int W, int Cout, int KH, int KW, int SH, int SW, int PadT, int PadL, int Ho, int Wo)
+{
+    /// <summary>Rows of the im2col matrix: Cin*kh*kw.</summary>
+    public int KDim => Cin * KH * KW;
     /// <summary>Output pixels per image: Ho*Wo.</summary>
     public int Pixels => Ho * Wo;
-    /// <summary>True when col equals x (1x1 kernel, no padding), so im2col is skipped.</summary>
-    public bool Pointwise => K == 1 && Pad == 0;
+    /// <summary>True when col equals x (1x1 kernel, stride 1, no padding), so im2col is skipped.</summary>
+    public bool Pointwise => KH == 1 && KW == 1 && SH == 1 && SW == 1 && PadT == 0 && PadL == 0 && Ho == H && Wo == W;
+    /// <summary>True for stride 1 with the output the size of the input (the shifted-plane CPU im2col).</summary>
+    public bool Same => SH == 1 && SW == 1 && Ho == H && Wo == W;
 }
 
 /// <summary>The im2col / col2im kernels, loaded once per device.</summary>
@@ -52,7 +76,7 @@ public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
     /// <inheritdoc/>
     public static Conv2dKernels Load(EdmDevice device) => new(device.Accelerator);
 
-    /// <summary>col (Batch, Cin*k*k, Ho*Wo) from x (Batch, Cin, H, W), zero outside the image; grid-stride.</summary>
+    /// <summary>col (Batch, Cin*kh*kw, Ho*Wo) from x (Batch, Cin, H, W), zero outside the image; grid-stride.</summary>
     static void Im2ColKernel(Index1D tid, ArrayView<float> x, ArrayView<float> col, ConvShape s, int stride)
     {
         int total = s.Batch * s.KDim * s.Pixels;
@@ -62,8 +86,8 @@ public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
             int oy = (i / s.Wo) % s.Ho;
             int r = (i / s.Pixels) % s.KDim;
             int b = i / (s.Pixels * s.KDim);
-            int kx = r % s.K, ky = (r / s.K) % s.K, ci = r / (s.K * s.K);
-            int iy = oy + ky - s.Pad, ix = ox + kx - s.Pad;
+            int kx = r % s.KW, ky = (r / s.KW) % s.KH, ci = r / (s.KH * s.KW);
+            int iy = oy * s.SH + ky - s.PadT, ix = ox * s.SW + kx - s.PadL;
             col[i] = iy >= 0 && iy < s.H && ix >= 0 && ix < s.W ? x[((b * s.Cin + ci) * s.H + iy) * s.W + ix] : 0f;
         }
     }
@@ -80,7 +104,7 @@ public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
         }
     }
 
-    /// <summary>dx (Batch, Cin, H, W) = gather-sum of dcol (Batch, Cin*k*k, Ho*Wo) (the adjoint of im2col); grid-stride.</summary>
+    /// <summary>dx (Batch, Cin, H, W) = gather-sum of dcol (Batch, Cin*kh*kw, Ho*Wo) (the adjoint of im2col); grid-stride.</summary>
     static void Col2ImKernel(Index1D tid, ArrayView<float> dcol, ArrayView<float> dx, ConvShape s, int stride)
     {
         int total = s.Batch * s.Cin * s.H * s.W;
@@ -91,15 +115,30 @@ public sealed class Conv2dKernels : IKernelFamily<Conv2dKernels>
             int ci = (i / (s.W * s.H)) % s.Cin;
             int b = i / (s.W * s.H * s.Cin);
             float acc = 0f;
-            for (int ky = 0; ky < s.K; ky++)
+            for (int ky = 0; ky < s.KH; ky++)
             {
-                int oy = iy - ky + s.Pad;
-                if (oy < 0 || oy >= s.Ho) continue;
-                for (int kx = 0; kx < s.K; kx++)
+                int ty = iy - ky + s.PadT; // = oy sh
+                if (ty < 0) continue;
+                // Stride 1 (every EDM conv) skips the integer division; the branch is uniform.
+                int oy = ty;
+                if (s.SH != 1)
                 {
-                    int ox = ix - kx + s.Pad;
-                    if (ox < 0 || ox >= s.Wo) continue;
-                    int r = (ci * s.K + ky) * s.K + kx;
+                    if (ty % s.SH != 0) continue;
+                    oy = ty / s.SH;
+                }
+                if (oy >= s.Ho) continue;
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    int tx = ix - kx + s.PadL;
+                    if (tx < 0) continue;
+                    int ox = tx;
+                    if (s.SW != 1)
+                    {
+                        if (tx % s.SW != 0) continue;
+                        ox = tx / s.SW;
+                    }
+                    if (ox >= s.Wo) continue;
+                    int r = (ci * s.KH + ky) * s.KW + kx;
                     acc += dcol[(b * s.KDim + r) * s.Pixels + oy * s.Wo + ox];
                 }
             }
@@ -114,13 +153,21 @@ public static partial class Ops
     const int ConvColBudget = 1 << 26;
 
     /// <summary>
-    /// Conv2d forward: <paramref name="x"/> (B, Cin, H, W), <paramref name="weight"/> (Cout, Cin, k, k)
-    /// with k odd, <paramref name="bias"/> (Cout) or null, stride 1, zero padding
-    /// <paramref name="padding"/> (-1: same, k/2). Returns (B, Cout, H+2pad-k+1, W+2pad-k+1).
+    /// Conv2d forward, stride 1: <paramref name="x"/> (B, Cin, H, W), <paramref name="weight"/>
+    /// (Cout, Cin, k, k) with k odd when <paramref name="padding"/> is -1 (same, k/2),
+    /// <paramref name="bias"/> (Cout) or null. Returns (B, Cout, H+2pad-k+1, W+2pad-k+1).
     /// </summary>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int padding = -1)
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int padding = -1) =>
+        Conv2d(x, weight, bias, SamePadding("Conv2d", weight.Shape, padding));
+
+    /// <summary>
+    /// Conv2d forward with any geometry: <paramref name="x"/> (B, Cin, H, W), <paramref name="weight"/>
+    /// (Cout, Cin, kh, kw), <paramref name="bias"/> (Cout) or null, stride and per-side zero padding
+    /// <paramref name="p"/>. Returns (B, Cout, Ho, Wo), Ho = (H + pt + pb - kh) / sh + 1.
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, Conv2dParams p)
     {
-        var s = CheckConv("Conv2d", x, weight, padding);
+        var s = CheckConv("Conv2d", x, weight, p);
         if (bias is not null) Shapes.RequireEqual("Conv2d", "bias", [s.Cout], bias.Shape);
         var y = Tensor.Empty(x.Device, s.Batch, s.Cout, s.Ho, s.Wo);
         try
@@ -138,19 +185,30 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// Conv2d backward-data: dx (B, Cin, H, W) from <paramref name="dy"/> (B, Cout, Ho, Wo) and
+    /// Conv2d backward-data, stride 1: dx (B, Cin, H, W) from <paramref name="dy"/> (B, Cout, Ho, Wo) and
     /// <paramref name="weight"/> (Cout, Cin, k, k); H = Ho - 2 pad + k - 1. A fresh tensor.
     /// </summary>
     public static Tensor Conv2dBackwardData(Tensor dy, Tensor weight, int padding = -1)
     {
         if (dy.Rank != 4 || weight.Rank != 4)
             throw new ArgumentException($"Conv2dBackwardData: dy must be (B, Cout, Ho, Wo) and weight (Cout, Cin, k, k), got dy {dy.ShapeString}, weight {weight.ShapeString}");
-        int k = weight.Shape[2];
-        int pad = padding < 0 ? k / 2 : padding;
-        int h = dy.Shape[2] + k - 1 - 2 * pad, w = dy.Shape[3] + k - 1 - 2 * pad;
+        var p = SamePadding("Conv2dBackwardData", weight.Shape, padding);
+        int h = dy.Shape[2] + weight.Shape[2] - 1 - p.PadTop - p.PadBottom, w = dy.Shape[3] + weight.Shape[3] - 1 - p.PadLeft - p.PadRight;
         if (h < 1 || w < 1)
-            throw new ArgumentException($"Conv2dBackwardData: dy {dy.ShapeString} with weight {weight.ShapeString} and padding {pad} implies an empty input ({h}x{w})");
-        var s = CheckConvShapes("Conv2dBackwardData", [dy.Shape[0], weight.Shape[1], h, w], weight.Shape, padding);
+            throw new ArgumentException($"Conv2dBackwardData: dy {dy.ShapeString} with weight {weight.ShapeString} and padding {p.PadTop} implies an empty input ({h}x{w})");
+        return Conv2dBackwardData(dy, weight, h, w, p);
+    }
+
+    /// <summary>
+    /// Conv2d backward-data with any geometry: dx (B, Cin, <paramref name="h"/>, <paramref name="w"/>)
+    /// from <paramref name="dy"/> (B, Cout, Ho, Wo) and <paramref name="weight"/> (Cout, Cin, kh, kw).
+    /// The input size is given because with a stride several sizes give the same Ho. A fresh tensor.
+    /// </summary>
+    public static Tensor Conv2dBackwardData(Tensor dy, Tensor weight, int h, int w, Conv2dParams p)
+    {
+        if (dy.Rank != 4 || weight.Rank != 4)
+            throw new ArgumentException($"Conv2dBackwardData: dy must be (B, Cout, Ho, Wo) and weight (Cout, Cin, kh, kw), got dy {dy.ShapeString}, weight {weight.ShapeString}");
+        var s = CheckConvShapes("Conv2dBackwardData", [dy.Shape[0], weight.Shape[1], h, w], weight.Shape, p);
         Shapes.RequireEqual("Conv2dBackwardData", "dy", [s.Batch, s.Cout, s.Ho, s.Wo], dy.Shape);
         var dx = Tensor.Empty(dy.Device, s.Batch, s.Cin, s.H, s.W);
         try
@@ -166,15 +224,20 @@ public static partial class Ops
         return dx;
     }
 
-    /// <summary>Conv2d backward-weight: a fresh dW (Cout, Cin, k, k) from x (B, Cin, H, W) and dy (B, Cout, Ho, Wo).</summary>
-    public static Tensor Conv2dBackwardWeight(Tensor x, Tensor dy, int kernel, int padding = -1)
+    /// <summary>Conv2d backward-weight, stride 1: a fresh dW (Cout, Cin, k, k) from x (B, Cin, H, W) and dy (B, Cout, Ho, Wo).</summary>
+    public static Tensor Conv2dBackwardWeight(Tensor x, Tensor dy, int kernel, int padding = -1) =>
+        Conv2dBackwardWeight(x, dy, kernel, kernel, SamePadding("Conv2dBackwardWeight", [0, 0, kernel, kernel], padding));
+
+    /// <summary>Conv2d backward-weight with any geometry: a fresh dW (Cout, Cin, kh, kw) from x (B, Cin, H, W) and dy (B, Cout, Ho, Wo).</summary>
+    public static Tensor Conv2dBackwardWeight(Tensor x, Tensor dy, int kh, int kw, Conv2dParams p)
     {
         if (x.Rank != 4 || dy.Rank != 4)
             throw new ArgumentException($"Conv2dBackwardWeight: x must be (B, Cin, H, W) and dy (B, Cout, Ho, Wo), got x {x.ShapeString}, dy {dy.ShapeString}");
-        var dw = Tensor.Empty(x.Device, dy.Shape[1], x.Shape[1], kernel, kernel);
+        if (kh < 1 || kw < 1) throw new ArgumentException($"Conv2dBackwardWeight: kernel {kh}x{kw} must be at least 1x1");
+        var dw = Tensor.Empty(x.Device, dy.Shape[1], x.Shape[1], kh, kw);
         try
         {
-            Conv2dBackwardWeightInto(x, dy, dw, accumulate: false, padding);
+            Conv2dBackwardWeightInto(x, dy, dw, accumulate: false, p);
         }
         catch
         {
@@ -184,10 +247,14 @@ public static partial class Ops
         return dw;
     }
 
-    /// <summary>dW (Cout, Cin, k, k) = (or += when <paramref name="accumulate"/>) sum over images and pixels of dy x-patches.</summary>
-    public static void Conv2dBackwardWeightInto(Tensor x, Tensor dy, Tensor dw, bool accumulate, int padding = -1)
+    /// <summary>dW (Cout, Cin, k, k) = (or += when <paramref name="accumulate"/>) sum over images and pixels of dy x-patches; stride 1.</summary>
+    public static void Conv2dBackwardWeightInto(Tensor x, Tensor dy, Tensor dw, bool accumulate, int padding = -1) =>
+        Conv2dBackwardWeightInto(x, dy, dw, accumulate, SamePadding("Conv2dBackwardWeight", dw.Shape, padding));
+
+    /// <summary>dW (Cout, Cin, kh, kw) = (or += when <paramref name="accumulate"/>) sum over images and pixels of dy x-patches.</summary>
+    public static void Conv2dBackwardWeightInto(Tensor x, Tensor dy, Tensor dw, bool accumulate, Conv2dParams p)
     {
-        var s = CheckConv("Conv2dBackwardWeight", x, dw, padding);
+        var s = CheckConv("Conv2dBackwardWeight", x, dw, p);
         Shapes.RequireEqual("Conv2dBackwardWeight", "dy", [s.Batch, s.Cout, s.Ho, s.Wo], dy.Shape);
         if (x.Device.UseCpuFastPath) ConvBackwardWeightCpu(x, dy, dw, s, accumulate);
         else ConvBackwardWeightKernel(x, dy, dw, s, accumulate);
@@ -210,32 +277,45 @@ public static partial class Ops
         BiasGradInto(dy, db, dy.Shape[0], dy.Shape[1], dy.Shape[2] * dy.Shape[3], accumulate);
     }
 
-    static ConvShape CheckConv(string op, Tensor x, Tensor weight, int padding)
+    /// <summary>The stride-1 geometry of the square-kernel API: padding on every side, -1 meaning same (k/2, k odd).</summary>
+    static Conv2dParams SamePadding(string op, int[] w, int padding)
     {
-        if (x.Device != weight.Device) throw new ArgumentException($"{op}: x and weight are on different devices");
-        return CheckConvShapes(op, x.Shape, weight.Shape, padding);
-    }
-
-    /// <summary>Validates x (B, Cin, H, W) against weight (Cout, Cin, k, k) and derives the conv shape.</summary>
-    static ConvShape CheckConvShapes(string op, int[] x, int[] w, int padding)
-    {
-        if (x.Length != 4) throw new ArgumentException($"{op}: x must be (B, Cin, H, W), got {Shapes.Format(x)}");
         if (w.Length != 4 || w[2] != w[3])
             throw new ArgumentException($"{op}: weight must be (Cout, Cin, k, k), got {Shapes.Format(w)}");
-        int k = w[2];
-        if (k % 2 == 0)
-            throw new ArgumentException($"{op}: kernel size must be odd (1, 3, 5, ...), got weight {Shapes.Format(w)}");
+        if (padding >= 0) return Conv2dParams.Pad(padding);
+        if (w[2] % 2 == 0)
+            throw new ArgumentException($"{op}: kernel size must be odd (1, 3, 5, ...) for same padding, got weight {Shapes.Format(w)}; give the padding, or use the Conv2dParams overload");
+        return Conv2dParams.Pad(w[2] / 2);
+    }
+
+    static ConvShape CheckConv(string op, Tensor x, Tensor weight, Conv2dParams p)
+    {
+        if (x.Device != weight.Device) throw new ArgumentException($"{op}: x and weight are on different devices");
+        return CheckConvShapes(op, x.Shape, weight.Shape, p);
+    }
+
+    /// <summary>Validates x (B, Cin, H, W) against weight (Cout, Cin, kh, kw) and the geometry, and derives the conv shape.</summary>
+    static ConvShape CheckConvShapes(string op, int[] x, int[] w, Conv2dParams p)
+    {
+        if (x.Length != 4) throw new ArgumentException($"{op}: x must be (B, Cin, H, W), got {Shapes.Format(x)}");
+        if (w.Length != 4 || w[2] < 1 || w[3] < 1)
+            throw new ArgumentException($"{op}: weight must be (Cout, Cin, kh, kw) with kh, kw >= 1, got {Shapes.Format(w)}");
+        if (p.StrideH < 1 || p.StrideW < 1)
+            throw new ArgumentException($"{op}: stride ({p.StrideH}, {p.StrideW}) must be >= 1 on both axes");
+        if (p.PadTop < 0 || p.PadBottom < 0 || p.PadLeft < 0 || p.PadRight < 0)
+            throw new ArgumentException($"{op}: padding must be >= 0 on every side, got {p}");
+        int kh = w[2], kw = w[3];
         if (w[1] != x[1])
             throw new ArgumentException($"{op}: x {Shapes.Format(x)} has {x[1]} channels but weight {Shapes.Format(w)} expects Cin = {w[1]}");
-        int pad = padding < 0 ? k / 2 : padding;
-        int ho = x[2] + 2 * pad - k + 1, wo = x[3] + 2 * pad - k + 1;
-        if (ho < 1 || wo < 1)
-            throw new ArgumentException($"{op}: x {Shapes.Format(x)} is smaller than weight {Shapes.Format(w)} with padding {pad}");
+        long hp = (long)x[2] + p.PadTop + p.PadBottom, wp = (long)x[3] + p.PadLeft + p.PadRight;
+        if (hp < kh || wp < kw)
+            throw new ArgumentException($"{op}: x {Shapes.Format(x)} is smaller than weight {Shapes.Format(w)} with {p}");
+        int ho = (int)((hp - kh) / p.StrideH + 1), wo = (int)((wp - kw) / p.StrideW + 1);
         Shapes.Validate(op, [x[0], w[0], ho, wo]);
-        long colPerImage = (long)x[1] * k * k * ho * wo;
+        long colPerImage = (long)x[1] * kh * kw * ho * wo;
         if (colPerImage > int.MaxValue)
             throw new ArgumentException($"{op}: x {Shapes.Format(x)} with weight {Shapes.Format(w)} needs an im2col matrix of {colPerImage} elements per image, over 32-bit indexing");
-        return new ConvShape(x[0], x[1], x[2], x[3], w[0], k, pad, ho, wo);
+        return new ConvShape(x[0], x[1], x[2], x[3], w[0], kh, kw, p.StrideH, p.StrideW, p.PadTop, p.PadLeft, ho, wo);
     }
 
     // ---- kernel path (GPU, or the CPU accelerator with CpuFastPaths off) ----
@@ -333,28 +413,29 @@ public static partial class Ops
 
     // ---- CPU fast path ----
 
-    // im2col / col2im on the CPU. For a "same" convolution (Ho = H, Wo = W: every conv of the
-    // networks) row r = (ci, ky, kx) of col is the plane x[ci] shifted by d = (ky - pad) W + (kx - pad)
-    // in flat index: one contiguous copy (zeros where n + d leaves the plane), then the |kx - pad|
-    // columns per row that wrapped around a row edge are zeroed. (A pixel whose source row is outside
-    // the image but whose column is inside lands outside the plane, so the flat bounds handle rows.)
-    // One copy per (ci, ky, kx) instead of one per (ci, ky, kx, oy): at 16x16 and 16 channels the
-    // per-row copies cost more than the GEMM. Other shapes copy row segments.
+    // im2col / col2im on the CPU. For a "same" convolution (stride 1, Ho = H, Wo = W: every conv of
+    // the EDM networks) row r = (ci, ky, kx) of col is the plane x[ci] shifted by
+    // d = (ky - pt) W + (kx - pl) in flat index: one contiguous copy (zeros where n + d leaves the
+    // plane), then the |kx - pl| columns per row that wrapped around a row edge are zeroed. (A pixel
+    // whose source row is outside the image but whose column is inside lands outside the plane, so
+    // the flat bounds handle rows.) One copy per (ci, ky, kx) instead of one per (ci, ky, kx, oy): at
+    // 16x16 and 16 channels the per-row copies cost more than the GEMM. Other shapes copy row
+    // segments (stride 1 in x) or gather every sw-th value (strided).
 
-    /// <summary>col (Cin*k*k, Ho*Wo) of one image x (Cin, H, W).</summary>
+    /// <summary>col (Cin*kh*kw, Ho*Wo) of one image x (Cin, H, W).</summary>
     static void Im2ColCpu(ReadOnlySpan<float> x, Span<float> col, ConvShape s)
     {
-        if (s.Ho != s.H || s.Wo != s.W)
+        if (!s.Same)
         {
             Im2ColSegments(x, col, s);
             return;
         }
         int w = s.W, p = s.H * s.W;
         for (int ci = 0; ci < s.Cin; ci++)
-            for (int ky = 0; ky < s.K; ky++)
-                for (int kx = 0; kx < s.K; kx++)
+            for (int ky = 0; ky < s.KH; ky++)
+                for (int kx = 0; kx < s.KW; kx++)
                 {
-                    int r = (ci * s.K + ky) * s.K + kx, dx = kx - s.Pad, d = (ky - s.Pad) * w + dx;
+                    int r = (ci * s.KH + ky) * s.KW + kx, dx = kx - s.PadL, d = (ky - s.PadT) * w + dx;
                     var dst = col.Slice(r * p, p);
                     int lo = Math.Clamp(-d, 0, p), hi = Math.Clamp(p - d, lo, p);
                     dst[..lo].Clear();
@@ -372,45 +453,57 @@ public static partial class Ops
         for (int oy = 0; oy < rows; oy++) plane.Slice(oy * w + c0, n).Clear();
     }
 
-    /// <summary>col of one image for any output size: each (r, oy) row segment is a contiguous copy.</summary>
+    /// <summary>The output columns [lo, hi) whose input column ox sw + kx - pl lies inside [0, W).</summary>
+    static (int Lo, int Hi) ValidColumns(ConvShape s, int kx)
+    {
+        int a = s.PadL - kx;                                   // need ox sw >= a and ox sw <= W - 1 + a
+        int lo = a <= 0 ? 0 : (a + s.SW - 1) / s.SW;
+        int top = s.W - 1 + a;
+        int hi = top < 0 ? 0 : Math.Min(s.Wo, top / s.SW + 1);
+        return (lo, Math.Max(lo, hi));
+    }
+
+    /// <summary>col of one image for any geometry: each (r, oy) row segment is a copy (stride 1) or a strided gather.</summary>
     static void Im2ColSegments(ReadOnlySpan<float> x, Span<float> col, ConvShape s)
     {
         for (int ci = 0; ci < s.Cin; ci++)
-            for (int ky = 0; ky < s.K; ky++)
-                for (int kx = 0; kx < s.K; kx++)
+            for (int ky = 0; ky < s.KH; ky++)
+                for (int kx = 0; kx < s.KW; kx++)
                 {
-                    int r = (ci * s.K + ky) * s.K + kx;
-                    // Valid output columns: 0 <= ox + kx - pad < W.
-                    int oxLo = Math.Max(0, s.Pad - kx), oxHi = Math.Min(s.Wo, s.W + s.Pad - kx);
+                    int r = (ci * s.KH + ky) * s.KW + kx;
+                    var (oxLo, oxHi) = ValidColumns(s, kx);
                     for (int oy = 0; oy < s.Ho; oy++)
                     {
                         var dst = col.Slice(r * s.Pixels + oy * s.Wo, s.Wo);
-                        int iy = oy + ky - s.Pad;
+                        int iy = oy * s.SH + ky - s.PadT;
                         if (iy < 0 || iy >= s.H || oxLo >= oxHi) { dst.Clear(); continue; }
                         dst[..oxLo].Clear();
-                        x.Slice((ci * s.H + iy) * s.W + oxLo + kx - s.Pad, oxHi - oxLo).CopyTo(dst[oxLo..oxHi]);
+                        var src = x.Slice((ci * s.H + iy) * s.W);
+                        int ix0 = oxLo * s.SW + kx - s.PadL;
+                        if (s.SW == 1) src.Slice(ix0, oxHi - oxLo).CopyTo(dst[oxLo..oxHi]);
+                        else for (int ox = oxLo, ix = ix0; ox < oxHi; ox++, ix += s.SW) dst[ox] = src[ix];
                         dst[oxHi..].Clear();
                     }
                 }
     }
 
     /// <summary>
-    /// dx (Cin, H, W) += col2im(dcol (Cin*k*k, Ho*Wo)) for one image. For a "same" convolution the
+    /// dx (Cin, H, W) += col2im(dcol (Cin*kh*kw, Ho*Wo)) for one image. For a "same" convolution the
     /// wrapped columns of each dcol row are zeroed (dcol is scratch) and the row is added to the
-    /// shifted plane in one pass; other shapes add row segments.
+    /// shifted plane in one pass; other shapes add row segments (or scatter every sw-th value).
     /// </summary>
     static void Col2ImCpu(Span<float> dcol, Span<float> dx, ConvShape s)
     {
-        bool same = s.Ho == s.H && s.Wo == s.W;
+        bool same = s.Same;
         int p = s.H * s.W;
         for (int ci = 0; ci < s.Cin; ci++)
-            for (int ky = 0; ky < s.K; ky++)
-                for (int kx = 0; kx < s.K; kx++)
+            for (int ky = 0; ky < s.KH; ky++)
+                for (int kx = 0; kx < s.KW; kx++)
                 {
-                    int r = (ci * s.K + ky) * s.K + kx;
+                    int r = (ci * s.KH + ky) * s.KW + kx;
                     if (same)
                     {
-                        int sx = kx - s.Pad, d = (ky - s.Pad) * s.W + sx;
+                        int sx = kx - s.PadL, d = (ky - s.PadT) * s.W + sx;
                         var src = dcol.Slice(r * p, p);
                         ZeroWrappedColumns(src, s.H, s.W, sx);
                         int lo = Math.Clamp(-d, 0, p), hi = Math.Clamp(p - d, lo, p);
@@ -419,14 +512,21 @@ public static partial class Ops
                         System.Numerics.Tensors.TensorPrimitives.Add(dst, src[lo..hi], dst);
                         continue;
                     }
-                    int oxLo = Math.Max(0, s.Pad - kx), oxHi = Math.Min(s.Wo, s.W + s.Pad - kx);
+                    var (oxLo, oxHi) = ValidColumns(s, kx);
                     if (oxLo >= oxHi) continue;
                     for (int oy = 0; oy < s.Ho; oy++)
                     {
-                        int iy = oy + ky - s.Pad;
+                        int iy = oy * s.SH + ky - s.PadT;
                         if (iy < 0 || iy >= s.H) continue;
-                        var seg = dx.Slice((ci * s.H + iy) * s.W + oxLo + kx - s.Pad, oxHi - oxLo);
-                        System.Numerics.Tensors.TensorPrimitives.Add(seg, dcol.Slice(r * s.Pixels + oy * s.Wo + oxLo, oxHi - oxLo), seg);
+                        int ix0 = oxLo * s.SW + kx - s.PadL;
+                        var row = dx.Slice((ci * s.H + iy) * s.W);
+                        var g = dcol.Slice(r * s.Pixels + oy * s.Wo);
+                        if (s.SW == 1)
+                        {
+                            var seg = row.Slice(ix0, oxHi - oxLo);
+                            System.Numerics.Tensors.TensorPrimitives.Add(seg, g.Slice(oxLo, oxHi - oxLo), seg);
+                        }
+                        else for (int ox = oxLo, ix = ix0; ox < oxHi; ox++, ix += s.SW) row[ix] += g[ox];
                     }
                 }
     }

@@ -30,6 +30,13 @@ unless noted):
   dropout                 "(B, 256, 16, 16) p=0.13"                               DropoutBench.cs
   upsample2x              "(B, 128, 16, 16)" (nearest)                            PoolingBench.cs
   avgpool2x               "(B, 128, 32, 32)"                                      PoolingBench.cs
+  conv2d-geom             "B8 192->192 17x17 k1x7 s1", "B8 288->384 35x35 k3x3 s2" (--quick: B2),
+                          forward without bias                                    Conv2dBench.cs
+  batchnorm, batchnorm_train  "(B, 192, 35, 35)": eval forward; training forward + backward
+                          (F.batch_norm, eps 1e-3)                                BatchNormBench.cs
+  maxpool2d, avgpool2d, adaptive_avgpool2d  "(B, 64, 147, 147) k3 s2 p0", "(B, 288, 35, 35) k3 s1 p1"
+                          (count_include_pad=False), "(B, 2048, 8, 8) -> (1, 1)"   Pool2dBench.cs
+  bilinear                "(B, 3, 32, 32) -> (299, 299)" (align_corners=False)    InterpolateBench.cs
   step_ddpmpp             "ddpmpp-cifar10 (b, 3, 32, 32) label_dim 10": forward + EDM loss +
                           backward of DDPM++ (no optimizer); b = 8 on cpu (--quick: 2), 128 on
                           cuda (--quick too); baseline "none" (NaN); GFLOP/s from 3 x the forward's
@@ -217,6 +224,64 @@ def pooling(op, dev, quick):
     x = randn(dev, b, 128, 32, 32)
     return [Case(op, fmt(x.shape), 4.0 * 1.25 * x.numel(), float(x.numel()),
                  lambda: F.avg_pool2d(x, 2), quick_note(quick))]
+
+
+# --- issue 14 (the FID Inception-v3's layers) ----------------------------------------------------------
+def conv2d_geom(op, dev, quick):
+    batch = 2 if quick else 8
+    note = "--quick: B=2 instead of 8" if quick else None
+    cases = []
+    for cin, cout, hw, kh, kw, stride, pad in [(192, 192, 17, 1, 7, 1, (0, 3)), (288, 384, 35, 3, 3, 2, (0, 0))]:
+        x, w = randn(dev, batch, cin, hw, hw), randn(dev, cout, cin, kh, kw) * 0.05
+        ho, wo = (hw + 2 * pad[0] - kh) // stride + 1, (hw + 2 * pad[1] - kw) // stride + 1
+        flops = 2.0 * batch * cout * cin * kh * kw * ho * wo
+        nbytes = 4.0 * (x.numel() + w.numel() + batch * cout * ho * wo)
+        cases.append(Case(op, f"B{batch} {cin}->{cout} {hw}x{hw} k{kh}x{kw} s{stride}", nbytes, flops,
+                          lambda x=x, w=w, s=stride, p=pad: F.conv2d(x, w, None, stride=s, padding=p), note))
+    return cases
+
+
+def batchnorm(op, dev, quick):
+    b = B // QUICK_DIVISOR if quick else B
+    train = op == "batchnorm_train"
+    x = randn(dev, b, 192, 35, 35, grad=train)
+    w, bias = randn(dev, 192, grad=train), randn(dev, 192, grad=train)
+    rm, rv = randn(dev, 192), torch.full((192,), 1.5, device=dev)
+    gy = randn(dev, b, 192, 35, 35)
+    n = x.numel()
+    if train:
+        def run():
+            x.grad = w.grad = bias.grad = None
+            F.batch_norm(x, rm, rv, w, bias, training=True, momentum=0.1, eps=1e-3).backward(gy)
+    else:
+        def run():
+            return F.batch_norm(x, rm, rv, w, bias, training=False, eps=1e-3)
+    return [Case(op, fmt(x.shape), 4.0 * (7 if train else 2) * n, (14.0 if train else 2.0) * n, run, quick_note(quick))]
+
+
+def pool2d(op, dev, quick):
+    b = B // QUICK_DIVISOR if quick else B
+    if op == "maxpool2d":
+        x = randn(dev, b, 64, 147, 147)
+        y = F.max_pool2d(x, 3, 2)
+        run, shape, taps = (lambda: F.max_pool2d(x, 3, 2)), f"{fmt(x.shape)} k3 s2 p0", 9
+    elif op == "avgpool2d":
+        x = randn(dev, b, 288, 35, 35)
+        y = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+        run, shape, taps = (lambda: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)), f"{fmt(x.shape)} k3 s1 p1", 9
+    else:
+        x = randn(dev, b, 2048, 8, 8)
+        y = F.adaptive_avg_pool2d(x, 1)
+        run, shape, taps = (lambda: F.adaptive_avg_pool2d(x, 1)), f"{fmt(x.shape)} -> (1, 1)", 64
+    return [Case(op, shape, 4.0 * (x.numel() + y.numel()), float(y.numel() * taps), run, quick_note(quick))]
+
+
+def bilinear(op, dev, quick):
+    b = B // QUICK_DIVISOR if quick else B
+    x = randn(dev, b, 3, 32, 32)
+    out = b * 3 * 299 * 299
+    return [Case(op, f"{fmt(x.shape)} -> (299, 299)", 4.0 * (x.numel() + out), 11.0 * out,
+                 lambda: F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False), quick_note(quick))]
 
 
 # --- step_ddpmpp (StepBench.cs): one training step of DDPM++ without the optimizer ------------------
@@ -526,6 +591,8 @@ OPS = {
     "groupnorm": groupnorm, "groupnorm_fwd_bwd": groupnorm,
     "attention": attention, "attention_fwd_bwd": attention,
     "softmax": softmax, "dropout": dropout, "upsample2x": pooling, "avgpool2x": pooling,
+    "conv2d-geom": conv2d_geom, "batchnorm": batchnorm, "batchnorm_train": batchnorm,
+    "maxpool2d": pool2d, "avgpool2d": pool2d, "adaptive_avgpool2d": pool2d, "bilinear": bilinear,
     "step_ddpmpp": step_ddpmpp,
     "step_ddpmpp_tiny": step_ddpmpp_tiny, "step_ddpmpp_tiny_fwd": step_ddpmpp_tiny,
 }

@@ -1,5 +1,6 @@
 // Differentiable EDM Conv2d: optional FIR up/down resampling with an optional odd k x k
-// convolution and bias (networks.py Conv2d), over Ops.ResampleConv2d / ResampleConv2dBackward.
+// convolution and bias (networks.py Conv2d), over Ops.ResampleConv2d / ResampleConv2dBackward;
+// and the general conv2d (any kernel kh x kw, stride, padding per side; PyTorch's F.conv2d).
 using Edm.Kernels;
 
 namespace Edm.Autograd;
@@ -9,6 +10,30 @@ public static partial class Fn
     /// <summary>Plain conv2d, stride 1, same padding: x (B, Cin, H, W), w (Cout, Cin, k, k), b (Cout).</summary>
     public static Variable Conv2d(Variable x, Variable weight, Variable? bias = null) =>
         ResampleConv2d(x, weight, bias, Resample.None, [1, 1], false);
+
+    /// <summary>
+    /// Conv2d with any geometry: x (B, Cin, H, W), w (Cout, Cin, kh, kw), b (Cout) or null, stride and
+    /// per-side zero padding <paramref name="p"/> -> (B, Cout, Ho, Wo).
+    /// </summary>
+    public static Variable Conv2d(Variable x, Variable weight, Variable? bias, Conv2dParams p)
+    {
+        Variable[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        bool record = Tape.Prepare("Conv2d", inputs);
+        var y = Ops.Conv2d(x.Value, weight.Value, bias?.Value, p);
+        return record ? Tape.Record(new GeneralConvNode(x.Value, weight.Value, bias is not null, p), y, inputs) : new Variable(y);
+    }
+
+    sealed class GeneralConvNode(Tensor x, Tensor w, bool hasBias, Conv2dParams p) : Node
+    {
+        protected internal override Tensor?[] Backward(Tensor gy)
+        {
+            var g = new Tensor?[hasBias ? 3 : 2];
+            if (NeedsGrad(0)) g[0] = Ops.Conv2dBackwardData(gy, w, x.Shape[2], x.Shape[3], p);
+            if (NeedsGrad(1)) g[1] = Ops.Conv2dBackwardWeight(x, gy, w.Shape[2], w.Shape[3], p);
+            if (hasBias && NeedsGrad(2)) g[2] = Ops.Conv2dBackwardBias(gy);
+            return g;
+        }
+    }
 
     /// <summary>EDM Conv2d with resampling <paramref name="mode"/> by the separable FIR <paramref name="filter"/>.</summary>
     public static Variable ResampleConv2d(Variable x, Variable? weight, Variable? bias, Resample mode, float[] filter, bool fused)

@@ -66,6 +66,9 @@ public static partial class Fn
     /// <summary>GELU, tanh approximation.</summary>
     public static Variable GeluTanh(Variable x) => Activation<GeluTanhOp, GeluTanhGradOp>(x, "GeluTanh");
 
+    /// <summary>ReLU, max(x, 0); the gradient at 0 is 0 (as PyTorch).</summary>
+    public static Variable Relu(Variable x) => Activation<ReluOp, ReluGradOp>(x, "Relu");
+
     /// <summary>SiLU, x sigmoid(x).</summary>
     public static Variable Silu(Variable x) => Activation<SiluOp, SiluGradOp>(x, "Silu");
 

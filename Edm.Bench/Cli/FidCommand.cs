@@ -4,9 +4,10 @@
 // eigenvalues (rounding of singular covariances) were clipped to zero.
 // `fid ref --data DATASET --dest REF.npz --features classifier:PATH` writes the statistics of a
 // dataset's features; `fid calc --images FOLDER|ZIP --ref REF.npz --features classifier:PATH` the
-// distance of a folder of images (e.g. `generate`'s output) to them. Features: the 128 penultimate
-// activations of `classifier train`'s network (`inception:PATH`, the FID Inception-v3, is not built
-// yet). Images and reference must come from the same feature network (their sizes must match).
+// distance of a folder of images (e.g. `generate`'s output) to them. Features: `classifier:PATH`, the
+// 128 penultimate activations of `classifier train`'s network, or `inception:PATH`, the 2048 pool3
+// features of the FID Inception-v3 (pytorch-fid's network, weights converted to safetensors; see
+// docs/metrics.md). Images and reference must come from the same feature network (their sizes must match).
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -46,7 +47,7 @@ public sealed class FidCommand : IBenchCommand
         return cmd;
     }
 
-    static Option<string> Features() => new("--features") { Description = "Feature network: classifier:PATH (from `classifier train`); inception:PATH is not built yet", Required = true };
+    static Option<string> Features() => new("--features") { Description = "Feature network: classifier:PATH (from `classifier train`) or inception:PATH (FID Inception-v3 weights, .safetensors with PyTorch's names)", Required = true };
     static Option<int?> Num() => new("--num") { Description = "Use N images spread evenly over the set (default: all)" };
 
     static Command BuildRef()
@@ -63,7 +64,7 @@ public sealed class FidCommand : IBenchCommand
             string destPath = p.GetValue(dest)!;
             if (!destPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)) throw new UsageException($"--dest '{destPath}' must end in .npz");
             CommonOptions.RequireWritable(destPath, "--dest");
-            var stats = StatisticsOf(p.GetValue(device), p.GetValue(data)!, p.GetValue(features)!, p.GetValue(num), "--data");
+            var stats = StatisticsOf(p.GetValue(device), p.GetValue(data)!, p.GetValue(features)!, p.GetValue(num), "--data", null, null);
             stats.Save(destPath);
             Console.WriteLine($"wrote {destPath} ({stats.Dim} features)");
             return 0;
@@ -82,8 +83,8 @@ public sealed class FidCommand : IBenchCommand
         foreach (var o in new Option[] { device, images, reference, features, num }) cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
         {
-            var refStats = LoadReference(p.GetValue(reference)!);
-            var stats = StatisticsOf(p.GetValue(device), p.GetValue(images)!, p.GetValue(features)!, p.GetValue(num), "--images");
+            var refStats = Load(p.GetValue(reference)!);
+            var stats = StatisticsOf(p.GetValue(device), p.GetValue(images)!, p.GetValue(features)!, p.GetValue(num), "--images", refStats, p.GetValue(reference));
             var r = FrechetDistance.Compute(stats, refStats);
             Console.WriteLine(r.Distance.ToString("F6", CultureInfo.InvariantCulture));
             if (r.ClippedEigenvalues > 0)
@@ -93,7 +94,7 @@ public sealed class FidCommand : IBenchCommand
         return cmd;
     }
 
-    static FeatureStatistics StatisticsOf(string? deviceSpec, string path, string features, int? num, string option)
+    static FeatureStatistics StatisticsOf(string? deviceSpec, string path, string features, int? num, string option, FeatureStatistics? reference, string? refPath)
     {
         // `generate` writes its grid.png next to the seed images: not one of the samples.
         bool Include(string f) => option != "--images" || f != "grid.png";
@@ -104,9 +105,10 @@ public sealed class FidCommand : IBenchCommand
         using var dev = CommonOptions.OpenDevice(deviceSpec);
         using var net = FeatureNet(dev, features);
         RequireMatch(net, ds);
+        if (reference is not null) RequireReference(net, reference, refPath!);
         // N images spread evenly over the set (a dataset stored class by class keeps every class).
         var images = ds.ReadImages(Enumerable.Range(0, n).Select(i => (int)((long)i * ds.Count / n)).ToArray());
-        return StatisticsOfImages(net, images, n, progress: true);
+        return StatisticsOfImages(net, images, n, ds.Channels, ds.Resolution, progress: true);
     }
 
     /// <summary>
@@ -114,31 +116,41 @@ public sealed class FidCommand : IBenchCommand
     /// reads PNGs: <see cref="ImageIO.Quantize"/> gives in-memory samples the same values); with
     /// <paramref name="progress"/>, a line per tenth with the rate and ETA.
     /// </summary>
-    public static FeatureStatistics StatisticsOfImages(MnistClassifier net, float[] images, int count, bool progress)
+    public static FeatureStatistics StatisticsOfImages(IFeatureNetwork net, float[] images, int count, int channels, int resolution, bool progress)
     {
         var clock = Stopwatch.StartNew();
         int next = 0;
-        var f = ClassifierTraining.Features(net, images, count, progress: !progress ? null : done =>
+        var f = net.Features(images, count, channels, resolution, progress: !progress ? null : done =>
         {
             if (done < next && done < count) return;
             next = done + Math.Max(1, count / 10);
             double ips = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
             Console.WriteLine($"  features {done}/{count}  {ips:F0} img/s  eta {TimeSpan.FromSeconds(Math.Round((count - done) / Math.Max(ips, 1e-9))):hh\\:mm\\:ss}");
         });
-        return FeatureStatistics.Of(f, count, MnistClassifier.FeatureDim);
+        return FeatureStatistics.Of(f, count, net.FeatureDim);
     }
 
-    /// <summary>The feature network of a --features value (classifier:PATH); a bad value or file is a usage error.</summary>
-    public static MnistClassifier FeatureNet(EdmDevice dev, string spec)
+    /// <summary>The feature network of a --features value (classifier:PATH or inception:PATH); a bad value or file is a usage error.</summary>
+    public static IFeatureNetwork FeatureNet(EdmDevice dev, string spec)
     {
         int colon = spec.IndexOf(':');
         string kind = colon < 0 ? spec : spec[..colon], path = colon < 0 ? "" : spec[(colon + 1)..];
         return kind switch
         {
             "classifier" when path.Length > 0 => LoadClassifier(dev, path),
-            "inception" => throw new UsageException("--features inception:PATH: the FID Inception-v3 network is not built yet; use classifier:PATH (from `classifier train`)"),
-            _ => throw new UsageException($"--features '{spec}' is not understood; allowed: classifier:PATH"),
+            "inception" when path.Length > 0 => LoadInception(dev, path),
+            _ => throw new UsageException($"--features '{spec}' is not understood; allowed: classifier:PATH, inception:PATH"),
         };
+    }
+
+    /// <summary>Loads FID Inception-v3 weights, turning file problems (another network's file, a missing or mis-shaped tensor) into usage errors.</summary>
+    public static IFeatureNetwork LoadInception(EdmDevice dev, string path)
+    {
+        try { return new InceptionFeatures(InceptionV3.Load(dev, path)); }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--features inception:{path}: {e.Message}");
+        }
     }
 
     /// <summary>Loads a classifier file, turning file problems into usage errors.</summary>
@@ -151,21 +163,22 @@ public sealed class FidCommand : IBenchCommand
         }
     }
 
-    /// <summary>The images must have the classifier's channels and resolution.</summary>
-    public static void RequireMatch(MnistClassifier net, ImageDataset ds)
+    /// <summary>The images must be ones the feature network takes (the classifier: its channels and resolution).</summary>
+    public static void RequireMatch(IFeatureNetwork net, ImageDataset ds)
     {
-        if (ds.Channels != net.Channels || ds.Resolution != net.Resolution)
-            throw new UsageException($"'{ds.Path}' holds {ds.Channels}x{ds.Resolution}x{ds.Resolution} images, the classifier takes {net.Channels}x{net.Resolution}x{net.Resolution}");
+        if (net.Refuses(ds.Channels, ds.Resolution) is { } why)
+            throw new UsageException($"'{ds.Path}' holds {ds.Channels}x{ds.Resolution}x{ds.Resolution} images: {why}");
     }
 
-    /// <summary>Reference statistics (--ref), which must have the feature network's size; problems are usage errors.</summary>
-    public static FeatureStatistics LoadReference(string path)
+    /// <summary>Reference statistics must have the feature network's size.</summary>
+    public static void RequireReference(IFeatureNetwork net, FeatureStatistics reference, string path)
     {
-        var stats = Load(path);
-        if (stats.Dim != MnistClassifier.FeatureDim)
-            throw new UsageException($"--ref '{path}' has {stats.Dim} features, the classifier gives {MnistClassifier.FeatureDim}; make the reference with the same --features");
-        return stats;
+        if (reference.Dim != net.FeatureDim)
+            throw new UsageException($"--ref '{path}' has {reference.Dim} features, {net.Description} gives {net.FeatureDim}; make the reference with the same --features");
     }
+
+    /// <summary>Reference statistics (--ref); problems are usage errors. Check their size with <see cref="RequireReference"/>.</summary>
+    public static FeatureStatistics LoadReference(string path) => Load(path);
 
     static FeatureStatistics Load(string path)
     {

@@ -54,7 +54,7 @@ public sealed class Fig2Command : IBenchCommand
         var device = CommonOptions.Device();
         var network = new Option<string>("--network") { Description = "Network: a snapshot of `train` (.safetensors), an NVlabs/edm snapshot (.pkl) or a PyTorch file holding an edm network", Required = true };
         var reference = new Option<string>("--ref") { Description = "Reference statistics (.npz from fid ref, with the same --features)", Required = true };
-        var features = new Option<string>("--features") { Description = "Feature network: classifier:PATH (from `classifier train`, at the network's resolution)", Required = true };
+        var features = new Option<string>("--features") { Description = "Feature network: classifier:PATH (from `classifier train`, at the network's resolution) or inception:PATH (FID Inception-v3 weights)", Required = true };
         var output = new Option<string>("--out") { Description = "Output folder (fig2.csv, fig2.png)", DefaultValueFactory = _ => "out/fig2" };
         var images = new Option<int>("--images") { Description = "Images per point (FID's bias grows as the count falls: compare only at the same count)", DefaultValueFactory = _ => DefaultImages };
         var nfe = new Option<string>("--nfe") { Description = "Denoiser evaluations per image: Euler takes N = NFE steps, Heun N = (NFE + 1) / 2", DefaultValueFactory = _ => DefaultNfe };
@@ -80,8 +80,9 @@ public sealed class Fig2Command : IBenchCommand
             using (var clf = FidCommand.FeatureNet(dev, p.GetValue(features)!))
             {
                 int c = net.ImgChannels, r = net.Network.ImgResolution;
-                if (clf.Channels != c || clf.Resolution != r)
-                    throw new UsageException($"the network makes {c}x{r}x{r} images, the classifier of --features takes {clf.Channels}x{clf.Resolution}x{clf.Resolution}; give a classifier trained at the network's resolution");
+                if (clf.Refuses(c, r) is { } why)
+                    throw new UsageException($"the network makes {c}x{r}x{r} images: {why}; give a feature network for the network's images (a classifier trained at its resolution)");
+                FidCommand.RequireReference(clf, refStats, p.GetValue(reference)!);
                 string dir = p.GetValue(output)!, csvPath = Path.Combine(dir, "fig2.csv"), pngPath = Path.Combine(dir, "fig2.png");
                 CommonOptions.RequireWritableFolder(dir, "--out", $".fig2.tmp-{Environment.ProcessId}.png");
                 return Run(net, clf, refStats, seeds, nfes, b, csvPath, pngPath, dev.ToString()!);
@@ -90,7 +91,7 @@ public sealed class Fig2Command : IBenchCommand
         return cmd;
     }
 
-    static int Run(Precond net, MnistClassifier clf, FeatureStatistics refStats, ulong[] seeds, int[] nfes, int batch, string csvPath, string pngPath, string device)
+    static int Run(Precond net, IFeatureNetwork clf, FeatureStatistics refStats, ulong[] seeds, int[] nfes, int batch, string csvPath, string pngPath, string device)
     {
         int n = seeds.Length, c = net.ImgChannels, r = net.Network.ImgResolution;
         var points = nfes.SelectMany(x => Fig2Chain.All(x).Select(v => (Nfe: x, Variant: v))).ToList();
@@ -137,7 +138,7 @@ public sealed class Fig2Command : IBenchCommand
                     if (sampled < n && clock.Elapsed.TotalSeconds - lastLine >= 30) Progress($"{name}: {sampled}/{n} images", done + (long)sampled * settings.Nfe);
                 });
                 ImageIO.Quantize(all);  // the values the PNGs of `generate` hold, as `fid calc` reads them
-                var stats = FidCommand.StatisticsOfImages(clf, all, n, progress: false);
+                var stats = FidCommand.StatisticsOfImages(clf, all, n, net.ImgChannels, net.Network.ImgResolution, progress: false);
                 var d = FrechetDistance.Compute(stats, refStats);
                 if (d.ClippedEigenvalues > 0) clipped++;
                 fid = fidOf[settings] = d.Distance;
@@ -151,10 +152,11 @@ public sealed class Fig2Command : IBenchCommand
         }
         Fig2Report.WritePlot(pngPath, results, nfes, n);
         Console.WriteLine();
-        Console.WriteLine($"FID ({clf.Channels}x{clf.Resolution}x{clf.Resolution} classifier features, {n} images, seeds {seeds[0]}-{seeds[^1]}) against the reference, per sampler and NFE:");
+        string what = clf is MnistClassifier m ? $"{m.Channels}x{m.Resolution}x{m.Resolution} classifier" : clf.Description;
+        Console.WriteLine($"FID ({what} features, {n} images, seeds {seeds[0]}-{seeds[^1]}) against the reference, per sampler and NFE:");
         Console.Write(Fig2Report.Table(results, nfes));
         if (clipped > 0)
-            Console.WriteLine($"note: {clipped} point(s) had singular covariances ({n} images for {MnistClassifier.FeatureDim} features); negative eigenvalues were clipped to 0");
+            Console.WriteLine($"note: {clipped} point(s) had singular covariances ({n} images for {clf.FeatureDim} features); negative eigenvalues were clipped to 0");
         Console.WriteLine("note: FID is biased upwards by roughly 1/N at N images (docs/metrics.md measures the floor of real digits): compare points only at the same --images");
         Console.WriteLine($"wrote {csvPath} and {pngPath} in {clock.Elapsed.TotalSeconds:F1} s");
         return 0;

@@ -4,6 +4,9 @@
 // Baselines: CPU: direct convolution loops in plain C# (Parallel.For over (image, output channel),
 // contiguous inner loop over output columns); GPU: the GEMM the convolution reduces to
 // (M = Cout, N = B*H*W, K = Cin*9 for the forward), by cuBLAS on CUDA, else by our naive kernel.
+// "conv2d-geom": the general geometry at Inception-v3's shapes (B=8, --quick B=2): 1x7 192->192 at
+// 17x17 (same), 3x3 stride 2 288->384 at 35x35 -> 17x17 (valid); forward only. Baseline: CPU:
+// direct loops over (image, output channel); GPU: the equivalent GEMM.
 using Edm.Kernels;
 
 namespace Edm.Bench.Perf;
@@ -12,11 +15,16 @@ namespace Edm.Bench.Perf;
 public sealed class Conv2dBench : IKernelBench
 {
     /// <inheritdoc/>
-    public IReadOnlyList<string> Ops { get; } = ["conv2d", "conv2d-bwd"];
+    public IReadOnlyList<string> Ops { get; } = ["conv2d", "conv2d-bwd", "conv2d-geom"];
 
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
     {
+        if (op == "conv2d-geom")
+        {
+            foreach (var c in GeometryCases(d, quick)) yield return c;
+            yield break;
+        }
         int batch = d.IsCpu && quick ? 8 : 64;
         string? note = d.IsCpu && quick ? "CPU --quick: B=8 instead of 64" : null;
         foreach (var (c, hw) in new[] { (128, 32), (256, 16) })
@@ -136,6 +144,69 @@ public sealed class Conv2dBench : IKernelBench
                         }
                     dw[((co * cin + ci) * k + ky) * k + kx] = acc;
                 }
+        });
+    }
+
+    static IEnumerable<BenchCase> GeometryCases(EdmDevice d, bool quick)
+    {
+        int batch = quick ? 2 : 8;
+        string? note = quick ? "--quick: B=2 instead of 8" : null;
+        foreach (var (cin, cout, hw, kh, kw, p) in new[]
+        {
+            (192, 192, 17, 1, 7, Conv2dParams.Symmetric(1, 1, 0, 3)),
+            (288, 384, 35, 3, 3, Conv2dParams.Symmetric(2, 2, 0, 0)),
+        })
+        {
+            var x = Tensor.Empty(d, batch, cin, hw, hw);
+            var w = Tensor.Empty(d, cout, cin, kh, kw);
+            x.CopyFrom(Edm.Verification.Compare.Random(x.Length, 1));
+            w.CopyFrom(Edm.Verification.Compare.Random(w.Length, 2, -0.05, 0.05));
+            int ho = (hw + p.PadTop + p.PadBottom - kh) / p.StrideH + 1, wo = (hw + p.PadLeft + p.PadRight - kw) / p.StrideW + 1;
+            double flops = 2.0 * batch * cout * cin * kh * kw * ho * wo;
+            double bytes = 4.0 * (x.Length + w.Length + (double)batch * cout * ho * wo);
+            string shape = $"B{batch} {cin}->{cout} {hw}x{hw} k{kh}x{kw} s{p.StrideH}";
+            Action ours = () => Kernels.Ops.Conv2d(x, w, null, p).Dispose();
+            var owned = new Baselines.Disposables(x, w);
+            if (d.IsCpu)
+            {
+                var hx = x.ToArray();
+                var hwt = w.ToArray();
+                var hy = new float[batch * cout * ho * wo];
+                yield return new BenchCase("conv2d-geom", shape, bytes, flops, ours, "csharp-direct-loops",
+                    () => DirectForwardGeneral(hx, hwt, hy, batch, cin, cout, hw, hw, kh, kw, p), owned, note);
+                continue;
+            }
+            var (name, gemm, res) = GemmBench.GpuGemmBaseline(d, cout, batch * ho * wo, cin * kh * kw);
+            yield return new BenchCase("conv2d-geom", shape, bytes, flops, ours, name, gemm, new Baselines.Disposables(owned, res), note);
+        }
+    }
+
+    /// <summary>y (B, Cout, Ho, Wo) = direct convolution of x (B, Cin, H, W) with any geometry (no bias), plain loops.</summary>
+    public static void DirectForwardGeneral(float[] x, float[] w, float[] y, int batch, int cin, int cout, int h, int wd, int kh, int kw, Conv2dParams p)
+    {
+        int ho = (h + p.PadTop + p.PadBottom - kh) / p.StrideH + 1, wo = (wd + p.PadLeft + p.PadRight - kw) / p.StrideW + 1;
+        Parallel.For(0, batch * cout, bc =>
+        {
+            int b = bc / cout, co = bc % cout;
+            var o = y.AsSpan(bc * ho * wo, ho * wo);
+            o.Clear();
+            for (int ci = 0; ci < cin; ci++)
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++)
+                    {
+                        float wv = w[((co * cin + ci) * kh + ky) * kw + kx];
+                        for (int oy = 0; oy < ho; oy++)
+                        {
+                            int iy = oy * p.StrideH + ky - p.PadTop;
+                            if (iy < 0 || iy >= h) continue;
+                            int xo = ((b * cin + ci) * h + iy) * wd;
+                            for (int ox = 0; ox < wo; ox++)
+                            {
+                                int ix = ox * p.StrideW + kx - p.PadLeft;
+                                if ((uint)ix < (uint)wd) o[oy * wo + ox] += wv * x[xo + ix];
+                            }
+                        }
+                    }
         });
     }
 }

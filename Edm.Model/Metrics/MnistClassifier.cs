@@ -16,7 +16,7 @@ using Edm.Model.Modules;
 namespace Edm.Model.Metrics;
 
 /// <summary>The classifier (see the file header).</summary>
-public sealed class MnistClassifier : Module
+public sealed class MnistClassifier : Module, IFeatureNetwork
 {
     /// <summary>Width of the feature layer.</summary>
     public const int FeatureDim = 128;
@@ -60,6 +60,23 @@ public sealed class MnistClassifier : Module
         h = Fn.Silu(_c4.Forward(h));
         h = Fn.Reshape(h, x.Value.Shape[0], -1);
         return Fn.Silu(_f1.Forward(h));
+    }
+
+    /// <inheritdoc/>
+    public string Description => "the classifier";
+
+    int IFeatureNetwork.FeatureDim => FeatureDim;
+
+    /// <inheritdoc/>
+    public string? Refuses(int channels, int resolution) =>
+        channels == Channels && resolution == Resolution ? null
+            : $"the classifier takes {Channels}x{Resolution}x{Resolution} images, not {channels}x{resolution}x{resolution}";
+
+    /// <inheritdoc/>
+    public float[] Features(float[] images, int count, int channels, int resolution, Action<int>? progress = null)
+    {
+        if (Refuses(channels, resolution) is { } why) throw new ArgumentException($"MnistClassifier: {why}");
+        return ClassifierTraining.Features(this, images, count, progress: progress);
     }
 
     /// <summary>The logits (B, classes).</summary>

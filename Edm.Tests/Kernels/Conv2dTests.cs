@@ -70,6 +70,98 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
     public void KernelPath_MatchesReference(int b, int cin, int h, int w, int cout, int k, int padding) =>
         Check(false, b, cin, h, w, cout, k, padding, 7 * b + cin + h);
 
+    void CheckGeneral(bool fast, int b, int cin, int h, int w, int cout, int kh, int kw, Conv2dParams p, int seed)
+    {
+        _d.CpuFastPaths = fast;
+        try
+        {
+            var (ho, wo) = Conv2dReference.OutputSize(h, w, kh, kw, p);
+            var x = Rand(b * cin * h * w, seed);
+            var wt = Rand(cout * cin * kh * kw, seed + 1);
+            var bias = Rand(cout, seed + 2);
+            var dy = Rand(b * cout * ho * wo, seed + 3);
+            using var tx = T(_d, x, b, cin, h, w);
+            using var tw = T(_d, wt, cout, cin, kh, kw);
+            using var tb = T(_d, bias, cout);
+            using var tdy = T(_d, dy, b, cout, ho, wo);
+            string name = $"conv B{b} {cin}->{cout} {h}x{w} k{kh}x{kw} {p} fast={fast}";
+            using var y = Ops.Conv2d(tx, tw, tb, p);
+            Assert.Equal(new[] { b, cout, ho, wo }, y.Shape);
+            Close(name + " y", y.ToArray(), Conv2dReference.Forward(D(x), D(wt), D(bias), b, cin, h, w, cout, kh, kw, p), 1e-4 * Math.Sqrt(cin * kh * kw));
+            var (rdx, rdw, rdb) = Conv2dReference.Backward(D(x), D(wt), D(dy), b, cin, h, w, cout, kh, kw, p);
+            using var dx = Ops.Conv2dBackwardData(tdy, tw, h, w, p);
+            Assert.Equal(tx.Shape, dx.Shape);
+            Close(name + " dx", dx.ToArray(), rdx, 1e-4 * Math.Sqrt(cout * kh * kw));
+            using var dw = Ops.Conv2dBackwardWeight(tx, tdy, kh, kw, p);
+            Close(name + " dW", dw.ToArray(), rdw, 1e-4 * Math.Sqrt(b * ho * wo));
+            using var db = Ops.Conv2dBackwardBias(tdy);
+            Close(name + " db", db.ToArray(), rdb, 1e-4 * Math.Sqrt(b * ho * wo));
+        }
+        finally { _d.CpuFastPaths = true; }
+    }
+
+    // (b, cin, h, w, cout, kh, kw, sh, sw, pt, pb, pl, pr): Inception-v3's geometries and odd ones.
+    [Theory]
+    [InlineData(2, 3, 9, 8, 5, 1, 7, 1, 1, 0, 0, 3, 3)]   // 1x7 same
+    [InlineData(2, 3, 9, 8, 5, 7, 1, 1, 1, 3, 3, 0, 0)]   // 7x1 same
+    [InlineData(2, 3, 7, 6, 4, 1, 3, 1, 1, 0, 0, 1, 1)]   // 1x3 same
+    [InlineData(2, 3, 7, 6, 4, 3, 1, 1, 1, 1, 1, 0, 0)]   // 3x1 same
+    [InlineData(2, 5, 11, 9, 6, 3, 3, 2, 2, 0, 0, 0, 0)]  // 3x3 stride 2 valid (the grid reductions)
+    [InlineData(2, 4, 7, 8, 3, 1, 1, 2, 2, 0, 0, 0, 0)]   // 1x1 stride 2
+    [InlineData(1, 3, 6, 7, 4, 1, 1, 1, 1, 0, 0, 0, 0)]   // 1x1 pointwise through the general API
+    [InlineData(2, 3, 8, 9, 4, 3, 3, 2, 1, 0, 1, 2, 0)]   // asymmetric padding, mixed strides
+    [InlineData(1, 2, 6, 7, 3, 2, 4, 1, 3, 1, 0, 0, 2)]   // even kernel sides
+    [InlineData(1, 2, 4, 4, 3, 3, 3, 1, 1, 0, 2, 2, 0)]   // stride 1, output the input's size, not centred
+    public void General_BothPaths_MatchReference(int b, int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, int pt, int pb, int pl, int pr)
+    {
+        var p = new Conv2dParams(sh, sw, pt, pb, pl, pr);
+        CheckGeneral(true, b, cin, h, w, cout, kh, kw, p, 3 * b + h);
+        CheckGeneral(false, b, cin, h, w, cout, kh, kw, p, 5 * b + w);
+    }
+
+    [Fact]
+    public void VerifyRows_Pass()
+    {
+        // The `verify` rows (fast path, plus its own kernel-path rows), so a broken row is caught here.
+        foreach (var r in new Conv2dVerify().Run(_d))
+            Assert.True(r.Passed, $"{r.Name} {r.Shapes}: max abs {r.MaxAbsError:E3} > tol {r.Tolerance:E1}");
+    }
+
+    [Fact]
+    public void GeneralReferenceBackward_MatchesFiniteDifferences()
+    {
+        int b = 2, cin = 2, h = 5, w = 6, cout = 2, kh = 3, kw = 2;
+        var p = new Conv2dParams(2, 1, 1, 0, 0, 1);
+        var (ho, wo) = Conv2dReference.OutputSize(h, w, kh, kw, p);
+        var x = D(Rand(b * cin * h * w, 51));
+        var wt = D(Rand(cout * cin * kh * kw, 52));
+        var bias = D(Rand(cout, 53));
+        var r = D(Rand(b * cout * ho * wo, 54));
+        var (dx, dw, db) = Conv2dReference.Backward(x, wt, r, b, cin, h, w, cout, kh, kw, p);
+        FdMatches("dx", FiniteDiff(x, v => Dot(r, Conv2dReference.Forward(v, wt, bias, b, cin, h, w, cout, kh, kw, p)), 1000, 1), dx);
+        FdMatches("dW", FiniteDiff(wt, v => Dot(r, Conv2dReference.Forward(x, v, bias, b, cin, h, w, cout, kh, kw, p)), 1000, 2), dw);
+        FdMatches("db", FiniteDiff(bias, v => Dot(r, Conv2dReference.Forward(x, wt, v, b, cin, h, w, cout, kh, kw, p)), 1000, 3), db);
+    }
+
+    [Fact]
+    public void GeneralBadInput_ThrowsNamingWhatIsAllowed()
+    {
+        using var x = Tensor.Zeros(_d, 1, 3, 8, 8);
+        using var w = Tensor.Zeros(_d, 4, 3, 3, 3);
+        var e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, w, null, new Conv2dParams(0, 1, 0, 0, 0, 0)));
+        Assert.Contains("stride (0, 1)", e.Message);
+        Assert.Contains(">= 1", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, w, null, new Conv2dParams(1, 1, -1, 0, 0, 0)));
+        Assert.Contains("padding must be >= 0", e.Message);
+        using var wide = Tensor.Zeros(_d, 4, 3, 1, 9);
+        e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, wide, null, Conv2dParams.Symmetric(1, 1, 0, 0)));
+        Assert.Contains("smaller than weight (4, 3, 1, 9)", e.Message);
+        using var dy = Tensor.Zeros(_d, 1, 4, 4, 4);
+        e = Assert.Throws<ArgumentException>(() => Ops.Conv2dBackwardData(dy, w, 8, 8, Conv2dParams.Symmetric(1, 1, 1, 1)));
+        Assert.Contains("Conv2dBackwardData", e.Message);
+        Assert.Contains("dy", e.Message);
+    }
+
     [Fact]
     public void ReferenceBackward_MatchesFiniteDifferences()
     {

@@ -31,8 +31,8 @@ public sealed class PtxCompileTests
 
     static IEnumerable<MethodInfo> ImplicitMethods()
     {
-        Type[] unary = [typeof(GeluOp), typeof(SiluOp), typeof(GeluTanhOp), typeof(ExpOp), typeof(ClampOp), typeof(ScaleOp)];
-        Type[] binary = [typeof(AddOp), typeof(DivOp), typeof(GeluGradOp), typeof(SiluGradOp), typeof(GeluTanhGradOp)];
+        Type[] unary = [typeof(GeluOp), typeof(SiluOp), typeof(GeluTanhOp), typeof(ExpOp), typeof(ClampOp), typeof(ScaleOp), typeof(ReluOp)];
+        Type[] binary = [typeof(AddOp), typeof(DivOp), typeof(GeluGradOp), typeof(SiluGradOp), typeof(GeluTanhGradOp), typeof(ReluGradOp)];
         Type[] reduce = [typeof(SumReduce), typeof(MaxReduce), typeof(SumSquaresReduce)];
         foreach (var m in StaticMethods())
         {

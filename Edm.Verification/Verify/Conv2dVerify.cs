@@ -1,6 +1,7 @@
 // verify rows for Conv2d: forward, backward-data, backward-weight and bias gradient against the
 // float64 reference (Conv2dReference), odd shapes; on the CPU accelerator "kernel" rows run the
-// ILGPU im2col/col2im + tiled GEMM path at tiny sizes.
+// ILGPU im2col/col2im + tiled GEMM path at tiny sizes. The general geometry (strides, rectangular
+// kernels, asymmetric padding: the Inception-v3 layers) has its own rows, "conv kh x kw s.. p..".
 using Edm.Verification;
 using Edm.Kernels;
 
@@ -20,6 +21,16 @@ public sealed class Conv2dVerify : IVerifySuite
         foreach (var row in Conv(d, 3, 20, 8, 8, 36, 1, -1)) yield return row;
         foreach (var row in Conv(d, 2, 5, 7, 6, 4, 5, -1)) yield return row;
         foreach (var row in Conv(d, 2, 6, 6, 5, 3, 3, 0)) yield return row;
+        // Inception-v3 geometries (pytorch-fid's blocks): 1x7 / 7x1 same, 3x3 stride 2 valid, 1x3 / 3x1,
+        // 1x1 stride 2; plus asymmetric padding and an even kernel.
+        foreach (var row in General(d, 2, 19, 9, 8, 21, 1, 7, Conv2dParams.Symmetric(1, 1, 0, 3))) yield return row;
+        foreach (var row in General(d, 2, 19, 9, 8, 21, 7, 1, Conv2dParams.Symmetric(1, 1, 3, 0))) yield return row;
+        foreach (var row in General(d, 2, 17, 15, 13, 20, 3, 3, Conv2dParams.Symmetric(2, 2, 0, 0))) yield return row;
+        foreach (var row in General(d, 3, 9, 7, 6, 11, 1, 3, Conv2dParams.Symmetric(1, 1, 0, 1))) yield return row;
+        foreach (var row in General(d, 3, 9, 7, 6, 11, 3, 1, Conv2dParams.Symmetric(1, 1, 1, 0))) yield return row;
+        foreach (var row in General(d, 2, 8, 9, 10, 5, 1, 1, Conv2dParams.Symmetric(2, 2, 0, 0))) yield return row;
+        foreach (var row in General(d, 2, 5, 8, 9, 6, 3, 3, new(2, 1, 0, 1, 2, 0))) yield return row;
+        foreach (var row in General(d, 1, 4, 6, 7, 3, 2, 4, new(1, 3, 1, 0, 0, 2))) yield return row;
         if (d.IsCpu)
         {
             var keep = d.CpuFastPaths;
@@ -27,6 +38,8 @@ public sealed class Conv2dVerify : IVerifySuite
             try
             {
                 foreach (var row in Conv(d, 2, 3, 5, 4, 5, 3, -1, " kernel")) yield return row;
+                foreach (var row in General(d, 2, 3, 9, 8, 4, 3, 3, new(2, 2, 0, 1, 1, 0), " kernel")) yield return row;
+                foreach (var row in General(d, 1, 4, 5, 7, 3, 1, 7, Conv2dParams.Symmetric(1, 1, 0, 3), " kernel")) yield return row;
             }
             finally { d.CpuFastPaths = keep; }
         }
@@ -54,6 +67,33 @@ public sealed class Conv2dVerify : IVerifySuite
         using (var dx = Ops.Conv2dBackwardData(tdy, tw, padding))
             yield return Compare.Row($"{kk} backward-data{tag}", shapes, dx.ToArray(), rdx, 1e-5 * Math.Sqrt(cout * k * k));
         using (var dw = Ops.Conv2dBackwardWeight(tx, tdy, k, padding))
+            yield return Compare.Row($"{kk} backward-weight{tag}", shapes, dw.ToArray(), rdw, 1e-5 * Math.Sqrt(b * ho * wo));
+        using (var db = Ops.Conv2dBackwardBias(tdy))
+            yield return Compare.Row($"{kk} backward-bias{tag}", shapes, db.ToArray(), rdb, 1e-5 * Math.Sqrt(b * ho * wo));
+    }
+
+    /// <summary>The four conv ops on one general geometry (kernel kh x kw, stride and padding per side), one row each.</summary>
+    public static IEnumerable<VerifyRow> General(EdmDevice d, int b, int cin, int h, int w, int cout, int kh, int kw, Conv2dParams p, string tag = "")
+    {
+        var (ho, wo) = Conv2dReference.OutputSize(h, w, kh, kw, p);
+        var x = Compare.Random(b * cin * h * w, 21);
+        var wt = Compare.Random(cout * cin * kh * kw, 22);
+        var bias = Compare.Random(cout, 23);
+        var dy = Compare.Random(b * cout * ho * wo, 24);
+        double[] D(float[] v) => Array.ConvertAll(v, f => (double)f);
+        using var tx = Tensor.FromArray(d, x, b, cin, h, w);
+        using var tw = Tensor.FromArray(d, wt, cout, cin, kh, kw);
+        using var tb = Tensor.FromArray(d, bias, cout);
+        using var tdy = Tensor.FromArray(d, dy, b, cout, ho, wo);
+        string shapes = $"x {tx.ShapeString}, W {tw.ShapeString}, {p}";
+        string kk = $"conv{kh}x{kw} s{p.StrideH}{p.StrideW}";
+        int taps = cin * kh * kw;
+        var (rdx, rdw, rdb) = Conv2dReference.Backward(D(x), D(wt), D(dy), b, cin, h, w, cout, kh, kw, p);
+        using (var y = Ops.Conv2d(tx, tw, tb, p))
+            yield return Compare.Row($"{kk} forward{tag}", shapes, y.ToArray(), Conv2dReference.Forward(D(x), D(wt), D(bias), b, cin, h, w, cout, kh, kw, p), 1e-5 * Math.Sqrt(taps));
+        using (var dx = Ops.Conv2dBackwardData(tdy, tw, h, w, p))
+            yield return Compare.Row($"{kk} backward-data{tag}", shapes, dx.ToArray(), rdx, 1e-5 * Math.Sqrt(cout * kh * kw));
+        using (var dw = Ops.Conv2dBackwardWeight(tx, tdy, kh, kw, p))
             yield return Compare.Row($"{kk} backward-weight{tag}", shapes, dw.ToArray(), rdw, 1e-5 * Math.Sqrt(b * ho * wo));
         using (var db = Ops.Conv2dBackwardBias(tdy))
             yield return Compare.Row($"{kk} backward-bias{tag}", shapes, db.ToArray(), rdb, 1e-5 * Math.Sqrt(b * ho * wo));

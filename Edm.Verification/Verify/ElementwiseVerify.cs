@@ -18,9 +18,9 @@ public sealed class ElementwiseVerify : IVerifySuite
     /// <summary>Binary op names checked.</summary>
     public static readonly string[] BinaryOps = ["add", "sub", "mul", "div"];
     /// <summary>Unary op names checked.</summary>
-    public static readonly string[] UnaryOps = ["exp", "log", "sqrt", "square", "abs", "neg", "scale", "addscalar", "clamp", "gelu", "gelu_tanh", "silu"];
+    public static readonly string[] UnaryOps = ["exp", "log", "sqrt", "square", "abs", "neg", "scale", "addscalar", "clamp", "gelu", "gelu_tanh", "silu", "relu"];
     /// <summary>Activation derivatives checked.</summary>
-    public static readonly string[] GradOps = ["gelu_backward", "gelu_tanh_backward", "silu_backward"];
+    public static readonly string[] GradOps = ["gelu_backward", "gelu_tanh_backward", "silu_backward", "relu_backward"];
     /// <summary>Reductions checked.</summary>
     public static readonly string[] ReduceKinds = ["sum", "mean", "max", "sumsq"];
 
@@ -82,14 +82,14 @@ public sealed class ElementwiseVerify : IVerifySuite
         {
             "exp" => Ops.Exp(tx), "log" => Ops.Log(tx), "sqrt" => Ops.Sqrt(tx), "square" => Ops.Square(tx),
             "abs" => Ops.Abs(tx), "neg" => Ops.Neg(tx), "scale" => Ops.Scale(tx, 1.5f), "addscalar" => Ops.AddScalar(tx, -0.25f),
-            "clamp" => Ops.Clamp(tx, -1f, 2f), "gelu" => Ops.Gelu(tx), "gelu_tanh" => Ops.GeluTanh(tx), "silu" => Ops.Silu(tx),
+            "clamp" => Ops.Clamp(tx, -1f, 2f), "gelu" => Ops.Gelu(tx), "gelu_tanh" => Ops.GeluTanh(tx), "silu" => Ops.Silu(tx), "relu" => Ops.Relu(tx),
             _ => throw new ArgumentException(op),
         };
         Func<double, double> f = op switch
         {
             "exp" => Math.Exp, "log" => Math.Log, "sqrt" => Math.Sqrt, "square" => v => v * v, "abs" => Math.Abs, "neg" => v => -v,
             "scale" => v => 1.5 * v, "addscalar" => v => v - 0.25, "clamp" => v => Math.Clamp(v, -1, 2),
-            "gelu" => R.Gelu, "gelu_tanh" => R.GeluTanh, _ => R.Silu,
+            "gelu" => R.Gelu, "gelu_tanh" => R.GeluTanh, "relu" => v => Math.Max(v, 0), _ => R.Silu,
         };
         return Compare.Row(op, S(shape), y.ToArray(), x.Select(v => f(v)).ToArray(), Tol);
     }
@@ -105,9 +105,10 @@ public sealed class ElementwiseVerify : IVerifySuite
         using var g = op switch
         {
             "gelu_backward" => Ops.GeluBackward(tx, tdy), "gelu_tanh_backward" => Ops.GeluTanhBackward(tx, tdy),
+            "relu_backward" => Ops.ReluBackward(tx, tdy),
             _ => Ops.SiluBackward(tx, tdy),
         };
-        Func<double, double> f = op switch { "gelu_backward" => R.GeluGrad, "gelu_tanh_backward" => R.GeluTanhGrad, _ => R.SiluGrad };
+        Func<double, double> f = op switch { "gelu_backward" => R.GeluGrad, "gelu_tanh_backward" => R.GeluTanhGrad, "relu_backward" => v => v > 0 ? 1 : 0, _ => R.SiluGrad };
         return Compare.Row(op, S(shape), g.ToArray(), Enumerable.Range(0, n).Select(i => dy[i] * f(x[i])).ToArray(), Tol);
     }
 
