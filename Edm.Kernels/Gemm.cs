@@ -117,6 +117,12 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// <inheritdoc/>
     public static GemmKernels Load(EdmDevice device) => new(device.Accelerator);
 
+    /// <summary>
+    /// Most groups along grid y and z per launch (CUDA's limit, 65,535); larger problems launch in
+    /// slices. Settable so that tests run the slicing at small sizes on the CPU accelerator.
+    /// </summary>
+    public static int MaxGridYZ { get; set; } = 65535;
+
     /// <summary>Environment variable that forces the GPU GEMM kernel: "tiled" (variant 2) or "tiled128" (variant 3).</summary>
     public const string KernelEnvironmentVariable = "EDM_GEMM_GPU";
 
@@ -1053,22 +1059,38 @@ public static partial class Ops
             return;
         }
         int tile = variant == GemmVariant.Tiled128 ? GemmKernels.Tile128 : GemmKernels.Tile;
-        var kernel = variant == GemmVariant.Tiled128 ? k.Tiled128 : k.Tiled;
-        // CUDA caps grid.z at 65535: larger batches launch in slices over offset views.
-        const int maxZ = 65535;
-        for (int z0 = 0; z0 < outBatches; z0 += maxZ)
+        LaunchTiles(variant == GemmVariant.Tiled128 ? k.Tiled128 : k.Tiled, tile, a, b, c, s, outBatches);
+    }
+
+    /// <summary>
+    /// Launches a tiled GEMM kernel (grid x over N, y over M, z over the batch), in slices where a
+    /// grid dimension would pass CUDA's limits: y and z at most <see cref="GemmKernels.MaxGridYZ"/>
+    /// groups, each slice addressing offset views of A, B and C (M above 65,535 tiles, e.g. 4.2M rows
+    /// at tile 64, failed on CUDA only).
+    /// </summary>
+    static void LaunchTiles(Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> kernel, int tile,
+        ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int outBatches)
+    {
+        int maxYZ = GemmKernels.MaxGridYZ;
+        long rowsPerSlice = (long)maxYZ * tile;
+        var group = new Index3D(GemmKernels.GroupSize, 1, 1);
+        for (int z0 = 0; z0 < outBatches; z0 += maxYZ)
         {
-            int nz = Math.Min(maxZ, outBatches - z0);
-            var grid = new Index3D((s.N + tile - 1) / tile, (s.M + tile - 1) / tile, nz);
-            if (z0 == 0 && nz == outBatches)
+            int nz = Math.Min(maxYZ, outBatches - z0);
+            for (long m0 = 0; m0 < s.M; m0 += rowsPerSlice)
             {
-                kernel(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), a, b, c, s);
-                break;
+                int nm = (int)Math.Min(rowsPerSlice, s.M - m0);
+                var grid = new Index3D((s.N + tile - 1) / tile, (nm + tile - 1) / tile, nz);
+                if (z0 == 0 && nz == outBatches && m0 == 0 && nm == s.M)
+                {
+                    kernel(new KernelConfig(grid, group), a, b, c, s);
+                    return;
+                }
+                var sa = a.SubView((long)z0 * s.ABatch + m0 * s.ARow);
+                var sb = b.SubView((long)z0 * s.BBatch);
+                var sc = c.SubView((long)z0 * s.CBatch + m0 * s.CRow);
+                kernel(new KernelConfig(grid, group), sa, sb, sc, s with { M = nm, Batch = s.ReduceBatch != 0 ? s.Batch : nz });
             }
-            var sa = a.SubView((long)z0 * s.ABatch);
-            var sb = b.SubView((long)z0 * s.BBatch);
-            var sc = c.SubView((long)z0 * s.CBatch);
-            kernel(new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1)), sa, sb, sc, s with { Batch = nz });
         }
     }
 
@@ -1078,15 +1100,8 @@ public static partial class Ops
     /// </summary>
     internal static void RunTf32(EdmDevice device, GemmKernels k, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int outBatches, int swapA)
     {
-        const int maxZ = 65535;
-        for (int z0 = 0; z0 < outBatches; z0 += maxZ)
-        {
-            int nz = Math.Min(maxZ, outBatches - z0);
-            var grid = new Index3D((s.N + GemmKernels.Tile128 - 1) / GemmKernels.Tile128, (s.M + GemmKernels.Tile128 - 1) / GemmKernels.Tile128, nz);
-            var config = new KernelConfig(grid, new Index3D(GemmKernels.GroupSize, 1, 1));
-            if (z0 == 0 && nz == outBatches) { k.Tf32(config, a, b, c, s, swapA); break; }
-            k.Tf32(config, a.SubView((long)z0 * s.ABatch), b.SubView((long)z0 * s.BBatch), c.SubView((long)z0 * s.CBatch), s with { Batch = nz }, swapA);
-        }
+        var tf32 = k.Tf32;
+        LaunchTiles((config, va, vb, vc, vs) => tf32(config, va, vb, vc, vs, swapA), GemmKernels.Tile128, a, b, c, s, outBatches);
     }
 
     /// <summary>Host-pointer GEMM for other CPU fast paths (conv): serial when maxThreads is 1.</summary>

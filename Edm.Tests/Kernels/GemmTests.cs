@@ -61,6 +61,40 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
         WithPath(false, () => CheckMatMul(batchA, batchB, m, n, k, ta, tb, m + 3 * n));
 
     [Fact]
+    public void Grids_beyond_the_y_and_z_limits_launch_in_slices()
+    {
+        // CUDA caps grid y and z at 65,535 groups; at a cap of 2 the kernels run in row and batch
+        // slices over offset views, which must give the same products (tiled 64 and 128, transposes,
+        // broadcast batches, a batch reduction).
+        int keep = GemmKernels.MaxGridYZ;
+        GemmKernels.MaxGridYZ = 2;
+        try
+        {
+            WithPath(false, () =>
+            {
+                CheckMatMul(0, 0, 300, 20, 9, false, false, 5);
+                CheckMatMul(3, 1, 140, 17, 7, true, false, 6);
+                CheckMatMul(5, 5, 70, 9, 5, false, true, 7);
+                foreach (var v in new[] { GemmVariant.Tiled, GemmVariant.Tiled128 })
+                {
+                    int bt = 3, m = 300, n = 11, k = 6;
+                    var a = Rand(bt * m * k, 8);
+                    var b = Rand(bt * k * n, 9);
+                    using var ta = T(_d, a, bt, m, k);
+                    using var tb = T(_d, b, bt, k, n);
+                    using var c = Tensor.Empty(_d, m, n);
+                    Ops.MatMulInto(ta, tb, c, variant: v);
+                    var full = GemmReference.MatMul(D(a), D(b), bt, bt, m, n, k, false, false);
+                    var expected = new double[m * n];
+                    for (int i = 0; i < m * n; i++) for (int j = 0; j < bt; j++) expected[i] += full[j * m * n + i];
+                    Close($"sliced reduce {v}", c.ToArray(), expected, 1e-4, 1e-4);
+                }
+            });
+        }
+        finally { GemmKernels.MaxGridYZ = keep; }
+    }
+
+    [Fact]
     public void Tf32_runs_on_cuda_only_and_is_never_chosen_elsewhere()
     {
         // The tensor-core kernel's inline PTX compiles for CUDA alone: asked for on the CPU
