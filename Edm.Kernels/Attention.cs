@@ -61,8 +61,15 @@ public sealed class AttentionKernels : IKernelFamily<AttentionKernels>
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape> BackwardQ;
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape> BackwardKV;
 
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> SoftmaxLse;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> ExpMinusRow;
+    internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> ScoreGrad;
+
     AttentionKernels(Accelerator a)
     {
+        SoftmaxLse = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(SoftmaxLseKernel);
+        ExpMinusRow = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(ExpMinusRowKernel);
+        ScoreGrad = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(ScoreGradKernel);
         Forward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>(ForwardKernel);
         RowDot = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(RowDotKernel);
         BackwardQ = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>(BackwardQKernel);
@@ -71,6 +78,47 @@ public sealed class AttentionKernels : IKernelFamily<AttentionKernels>
 
     /// <inheritdoc/>
     public static AttentionKernels Load(EdmDevice device) => new(device.Accelerator);
+
+    /// <summary>
+    /// GEMM path, forward: each row of the scores s (rows x cols) becomes its softmax, in place, and
+    /// lse[row] = max + log(sum exp(s - max)). One group per row (online max/sum per thread, then
+    /// the group's shared reductions), grid-stride over rows.
+    /// </summary>
+    static void SoftmaxLseKernel(ArrayView<float> s, ArrayView<float> lse, int rows, int cols)
+    {
+        var scratch = SharedMemory.Allocate<float>(GroupReduction.ScratchSize);
+        int t = Group.IdxX;
+        for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
+        {
+            int b = row * cols;
+            float m = float.NegativeInfinity, l = 0f;
+            for (int j = t; j < cols; j += GroupReduction.GroupSize)
+            {
+                float v = s[b + j];
+                if (v > m) { l = l * XMath.Exp(m - v) + 1f; m = v; }
+                else l += XMath.Exp(v - m);
+            }
+            float rowMax = GroupReduction.Max(scratch, m);
+            float share = l > 0f ? l * XMath.Exp(m - rowMax) : 0f;
+            float sum = GroupReduction.Sum(scratch, share);
+            float inv = 1f / sum;
+            for (int j = t; j < cols; j += GroupReduction.GroupSize)
+                s[b + j] = XMath.Exp(s[b + j] - rowMax) * inv;
+            if (t == 0) lse[row] = rowMax + XMath.Log(sum);
+        }
+    }
+
+    /// <summary>GEMM path, backward: p = exp(s - lse[row]) in place (the forward's probabilities recomputed from the scores).</summary>
+    static void ExpMinusRowKernel(Index1D tid, ArrayView<float> s, ArrayView<float> lse, int n, int cols, int stride)
+    {
+        for (int i = tid; i < n; i += stride) s[i] = XMath.Exp(s[i] - lse[i / cols]);
+    }
+
+    /// <summary>GEMM path, backward: dS = P (dP - D_row) in place of dP, D_row = dO_row . O_row.</summary>
+    static void ScoreGradKernel(Index1D tid, ArrayView<float> p, ArrayView<float> dp, ArrayView<float> dRow, int n, int cols, int stride)
+    {
+        for (int i = tid; i < n; i += stride) dp[i] = p[i] * (dp[i] - dRow[i / cols]);
+    }
 
     /// <summary>Tile rows (tiled, streamed) for head dimension d within the given capacities.</summary>
     internal static (int Tiled, int Streamed) TileRows(int d, int tileCap, int scoreCap)
@@ -398,6 +446,10 @@ public static partial class Ops
         {
             AttentionForwardCpu(q, k, v, o, lse, s);
         }
+        else if (UseAttentionGemms(device))
+        {
+            AttentionForwardGemm(q, k, v, o, lse, s);
+        }
         else
         {
             device.Kernels<AttentionKernels>().Forward(TileConfig(device, s.BH * s.Tiles(s.Nq)), q.View, k.View, v.View, o.View, lse.View, s);
@@ -434,10 +486,86 @@ public static partial class Ops
         var kernels = device.Kernels<AttentionKernels>();
         int rows = s.BH * s.Nq;
         kernels.RowDot(device.LaunchThreads(rows), dO.View, o.View, dRow.View, rows, s.D, device.LaunchThreads(rows));
+        if (UseAttentionGemms(device))
+        {
+            AttentionBackwardGemm(q, k, v, lse, dO, dRow, dq, dk, dv, s);
+            return new AttentionGrads(dq, dk, dv);
+        }
         kernels.BackwardQ(TileConfig(device, s.BH * s.Tiles(s.Nq)), q.View, k.View, v.View, dO.View, lse.View, dRow.View, dq.View, s);
         // The dK/dV kernel tiles Br keys and streams Bc queries (same capacities, roles swapped).
         kernels.BackwardKV(TileConfig(device, s.BH * s.Tiles(s.Nk)), q.View, k.View, v.View, dO.View, lse.View, dRow.View, dk.View, dv.View, s);
         return new AttentionGrads(dq, dk, dv);
+    }
+
+    /// <summary>
+    /// Which attention kernels the kernel path uses: null (the default) takes the GEMM path on GPUs
+    /// and the flash-style tiles on the CPU accelerator; true or false forces one (tests run the GEMM
+    /// path on the CPU accelerator this way). The first GPU run measured the flash tiles at 6-17 %
+    /// of PyTorch's SDPA (tiles of 16 rows, scalar dot products); the GEMM path runs QK^T, PV and
+    /// the five backward products as batched GEMMs over all heads.
+    /// </summary>
+    public static bool? AttentionViaGemms { get; set; }
+
+    static bool UseAttentionGemms(EdmDevice device) => AttentionViaGemms ?? !device.IsCpu;
+
+    /// <summary>Most score floats (heads x Nq x Nk) the GEMM path holds at once; more heads run in chunks.</summary>
+    const long AttentionScoreBudget = 1L << 26;
+
+    static int AttentionHeadChunk(AttentionShape s) => (int)Math.Clamp(AttentionScoreBudget / Math.Max(1L, (long)s.Nq * s.Nk), 1, s.BH);
+
+    // GEMM path, forward, per chunk of heads: S = scale Q K^T (batched GEMM), P = softmax rows with
+    // lse saved, O = P V (batched GEMM).
+    static void AttentionForwardGemm(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, AttentionShape s)
+    {
+        var device = q.Device;
+        var kernels = device.Kernels<AttentionKernels>();
+        int nq = s.Nq, nk = s.Nk, d = s.D, chunk = AttentionHeadChunk(s);
+        using var scores = Tensor.Empty(device, (int)((long)chunk * nq * nk));
+        for (int h0 = 0; h0 < s.BH; h0 += chunk)
+        {
+            int hc = Math.Min(chunk, s.BH - h0);
+            long qo = (long)h0 * nq * d, ko = (long)h0 * nk * d;
+            var sv = scores.View.SubView(0, (long)hc * nq * nk);
+            RunGemmKernel(device, q.View.SubView(qo), k.View.SubView(ko), sv,
+                new GemmShape(nq, nk, d, hc, 0, nq * d, d, 1, nk * d, 1, d, nq * nk, nk, s.Scale, 0f), GemmVariant.Auto);
+            int rows = hc * nq;
+            kernels.SoftmaxLse(GroupReduction.RowConfig(device, rows), sv, lse.View.SubView((long)h0 * nq, rows), rows, nk);
+            RunGemmKernel(device, sv, v.View.SubView(ko), o.View.SubView(qo),
+                new GemmShape(nq, d, nk, hc, 0, nq * nk, nk, 1, nk * d, d, 1, nq * d, d, 1f, 0f), GemmVariant.Auto);
+        }
+    }
+
+    // GEMM path, backward, per chunk of heads: S = scale Q K^T, P = exp(S - lse), dV = P^T dO,
+    // dP = dO V^T, dS = P (dP - D), dQ = scale dS K, dK = scale dS^T Q. Every output element is
+    // written once by one GEMM: deterministic.
+    static void AttentionBackwardGemm(Tensor q, Tensor k, Tensor v, Tensor lse, Tensor dO, Tensor dRow,
+        Tensor dq, Tensor dk, Tensor dv, AttentionShape s)
+    {
+        var device = q.Device;
+        var kernels = device.Kernels<AttentionKernels>();
+        int nq = s.Nq, nk = s.Nk, d = s.D, chunk = AttentionHeadChunk(s);
+        using var p = Tensor.Empty(device, (int)((long)chunk * nq * nk));
+        using var ds = Tensor.Empty(device, (int)((long)chunk * nq * nk));
+        for (int h0 = 0; h0 < s.BH; h0 += chunk)
+        {
+            int hc = Math.Min(chunk, s.BH - h0);
+            long qo = (long)h0 * nq * d, ko = (long)h0 * nk * d;
+            int n = hc * nq * nk;
+            var pv = p.View.SubView(0, n);
+            var dsv = ds.View.SubView(0, n);
+            var qh = q.View.SubView(qo);
+            var kh = k.View.SubView(ko);
+            var vh = v.View.SubView(ko);
+            var gh = dO.View.SubView(qo);
+            RunGemmKernel(device, qh, kh, pv, new GemmShape(nq, nk, d, hc, 0, nq * d, d, 1, nk * d, 1, d, nq * nk, nk, s.Scale, 0f), GemmVariant.Auto);
+            int threads = device.LaunchThreads(n);
+            kernels.ExpMinusRow(threads, pv, lse.View.SubView((long)h0 * nq, hc * nq), n, nk, threads);
+            RunGemmKernel(device, pv, gh, dv.View.SubView(ko), new GemmShape(nk, d, nq, hc, 0, nq * nk, 1, nk, nq * d, d, 1, nk * d, d, 1f, 0f), GemmVariant.Auto);
+            RunGemmKernel(device, gh, vh, dsv, new GemmShape(nq, nk, d, hc, 0, nq * d, d, 1, nk * d, 1, d, nq * nk, nk, 1f, 0f), GemmVariant.Auto);
+            kernels.ScoreGrad(threads, pv, dsv, dRow.View.SubView((long)h0 * nq, hc * nq), n, nk, threads);
+            RunGemmKernel(device, dsv, kh, dq.View.SubView(qo), new GemmShape(nq, d, nk, hc, 0, nq * nk, nk, 1, nk * d, d, 1, nq * d, d, s.Scale, 0f), GemmVariant.Auto);
+            RunGemmKernel(device, dsv, qh, dk.View.SubView(ko), new GemmShape(nk, d, nq, hc, 0, nq * nk, 1, nk, nq * d, d, 1, nk * d, d, s.Scale, 0f), GemmVariant.Auto);
+        }
     }
 
     static (int Tile, int Score) TileCapFor(bool backward) => backward

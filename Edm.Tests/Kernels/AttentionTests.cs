@@ -61,6 +61,24 @@ public sealed class AttentionTests(CpuDevice fx) : IClassFixture<CpuDevice>
     }
 
     [Theory]
+    [InlineData(2, 5, 7, 3, 1.0)]
+    [InlineData(1, 1, 1, 1, 1.0)]
+    [InlineData(3, 70, 41, 4, 1.0)]    // heads batched in the GEMMs, edge tiles
+    [InlineData(1, 9, 40, 8, 200.0)]   // large logits: the row max is subtracted
+    public void GemmPathMatchesReference(int bh, int nq, int nk, int d, double logitScale)
+    {
+        // The GPU's attention path (batched GEMMs + row softmax kernels), run on the CPU accelerator.
+        _device.CpuFastPaths = false;
+        Ops.AttentionViaGemms = true;
+        try { Check(bh, nq, nk, d, logitScale, 40); }
+        finally
+        {
+            Ops.AttentionViaGemms = null;
+            _device.CpuFastPaths = true;
+        }
+    }
+
+    [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void LargeLogitsAreStable(bool fastPath)

@@ -23,6 +23,24 @@ public sealed class AttentionVerify : IVerifySuite
         {
             foreach (var row in Check(d, 4, 256, 256, 256, 1)) yield return row;
             foreach (var row in Check(d, 2, 1024, 1024, 64, 1)) yield return row;
+            // The GPU runs the GEMM path by default: the flash-style tiles keep rows of their own.
+            Ops.AttentionViaGemms = false;
+            try
+            {
+                foreach (var row in Check(d, 2, 70, 41, 16, 1)) yield return row with { Name = row.Name + " flash" };
+                foreach (var row in Check(d, 4, 256, 256, 256, 1)) yield return row with { Name = row.Name + " flash" };
+            }
+            finally { Ops.AttentionViaGemms = null; }
+        }
+        else if (!d.CpuFastPaths)
+        {
+            // verify --no-fast-paths: the GPU's GEMM path on the CPU accelerator too.
+            Ops.AttentionViaGemms = true;
+            try
+            {
+                foreach (var row in Check(d, 2, 70, 41, 16, 1)) yield return row with { Name = row.Name + " gemms" };
+            }
+            finally { Ops.AttentionViaGemms = null; }
         }
     }
 
