@@ -81,8 +81,8 @@ public sealed class AttentionKernels : IKernelFamily<AttentionKernels>
 
     /// <summary>
     /// GEMM path, forward: each row of the scores s (rows x cols) becomes its softmax, in place, and
-    /// lse[row] = max + log(sum exp(s - max)). One group per row (online max/sum per thread, then
-    /// the group's shared reductions), grid-stride over rows.
+    /// lse[row] = max + log(sum exp(s - max)). One group per row (GroupReduction.SoftmaxStats, as
+    /// the softmax kernel), grid-stride over rows.
     /// </summary>
     static void SoftmaxLseKernel(ArrayView<float> s, ArrayView<float> lse, int rows, int cols)
     {
@@ -91,16 +91,7 @@ public sealed class AttentionKernels : IKernelFamily<AttentionKernels>
         for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
         {
             int b = row * cols;
-            float m = float.NegativeInfinity, l = 0f;
-            for (int j = t; j < cols; j += GroupReduction.GroupSize)
-            {
-                float v = s[b + j];
-                if (v > m) { l = l * XMath.Exp(m - v) + 1f; m = v; }
-                else l += XMath.Exp(v - m);
-            }
-            float rowMax = GroupReduction.Max(scratch, m);
-            float share = l > 0f ? l * XMath.Exp(m - rowMax) : 0f;
-            float sum = GroupReduction.Sum(scratch, share);
+            var (rowMax, sum) = GroupReduction.SoftmaxStats(scratch, s, b, cols);
             float inv = 1f / sum;
             for (int j = t; j < cols; j += GroupReduction.GroupSize)
                 s[b + j] = XMath.Exp(s[b + j] - rowMax) * inv;

@@ -55,6 +55,28 @@ internal static class GroupReduction
         return result;
     }
 
+    /// <summary>
+    /// The row statistics of a stable softmax over x[b .. b + cols): the row maximum and
+    /// sum_j exp(x_j - max), returned to every thread. Each thread keeps a running (max, sum) over
+    /// its strided elements ("online softmax": when a larger value arrives the sum is rescaled by
+    /// exp(old max - new max)), then the group combines them; same contract as <see cref="Sum"/>.
+    /// </summary>
+    public static (float Max, float Sum) SoftmaxStats(ArrayView<float> scratch, ArrayView<float> x, int b, int cols)
+    {
+        int t = Group.IdxX;
+        float m = float.NegativeInfinity, s = 0f;
+        for (int j = t; j < cols; j += GroupSize)
+        {
+            float v = x[b + j];
+            if (v > m) { s = s * XMath.Exp(m - v) + 1f; m = v; }
+            else s += XMath.Exp(v - m);
+        }
+        float rowMax = Max(scratch, m);
+        // Threads that saw no element have m = -inf and s = 0: their share is 0.
+        float share = s > 0f ? s * XMath.Exp(m - rowMax) : 0f;
+        return (rowMax, Sum(scratch, share));
+    }
+
     /// <summary>Sums two values over the group at once (scratch: 2 * ScratchSize floats); same contract as <see cref="Sum"/>.</summary>
     public static (float A, float B) Sum2(ArrayView<float> scratch, float a, float b)
     {

@@ -40,17 +40,8 @@ public sealed class SoftmaxKernels : IKernelFamily<SoftmaxKernels>
         for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
         {
             int b = row * cols;
-            float m = float.NegativeInfinity, s = 0f;
-            for (int j = t; j < cols; j += GroupReduction.GroupSize)
-            {
-                float v = x[b + j];
-                if (v > m) { s = s * XMath.Exp(m - v) + 1f; m = v; }
-                else s += XMath.Exp(v - m);
-            }
-            float rowMax = GroupReduction.Max(scratch, m);
-            // Threads that saw no element have m = -inf and s = 0: their share is 0.
-            float share = s > 0f ? s * XMath.Exp(m - rowMax) : 0f;
-            float inv = 1f / GroupReduction.Sum(scratch, share);
+            var (rowMax, sum) = GroupReduction.SoftmaxStats(scratch, x, b, cols);
+            float inv = 1f / sum;
             for (int j = t; j < cols; j += GroupReduction.GroupSize)
                 y[b + j] = XMath.Exp(x[b + j] - rowMax) * inv;
         }
