@@ -437,7 +437,7 @@ public static partial class Ops
         {
             AttentionForwardCpu(q, k, v, o, lse, s);
         }
-        else if (UseAttentionGemms(device))
+        else if (UseAttentionGemms(device, s))
         {
             AttentionForwardGemm(q, k, v, o, lse, s);
         }
@@ -477,7 +477,7 @@ public static partial class Ops
         var kernels = device.Kernels<AttentionKernels>();
         int rows = s.BH * s.Nq;
         kernels.RowDot(device.LaunchThreads(rows), dO.View, o.View, dRow.View, rows, s.D, device.LaunchThreads(rows));
-        if (UseAttentionGemms(device))
+        if (UseAttentionGemms(device, s))
         {
             AttentionBackwardGemm(q, k, v, lse, dO, dRow, dq, dk, dv, s);
             return new AttentionGrads(dq, dk, dv);
@@ -497,7 +497,10 @@ public static partial class Ops
     /// </summary>
     public static bool? AttentionViaGemms { get; set; }
 
-    static bool UseAttentionGemms(EdmDevice device) => AttentionViaGemms ?? !device.IsCpu;
+    // The GEMM path holds at least one head's Nq x Nk scores: above the budget (or 32-bit sizes) the
+    // flash tiles, which hold none, run instead.
+    static bool UseAttentionGemms(EdmDevice device, AttentionShape s) =>
+        (long)s.Nq * s.Nk <= AttentionScoreBudget && (AttentionViaGemms ?? !device.IsCpu);
 
     /// <summary>Most score floats (heads x Nq x Nk) the GEMM path holds at once; more heads run in chunks.</summary>
     const long AttentionScoreBudget = 1L << 26;

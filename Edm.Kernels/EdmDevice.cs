@@ -61,7 +61,7 @@ public sealed class EdmDevice : IDisposable
     public const string Tf32EnvironmentVariable = "EDM_TF32";
 
     /// <summary>
-    /// Whether GEMMs (and so convolutions) of at least one 128x128 tile may run on TF32 tensor cores
+    /// Whether large GEMMs (and so convolutions; those Auto gives 128x128 tiles) may run on TF32 tensor cores
     /// (inputs rounded to 10 mantissa bits, float32 accumulation), like PyTorch's allow_tf32. CUDA
     /// only; ignored elsewhere. Off unless EDM_TF32=1 (or set here) until the kernel has been
     /// verified on a GPU (docs/perf.md); verify's float32 rows run with it off.

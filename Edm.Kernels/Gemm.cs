@@ -42,7 +42,7 @@ public enum GemmVariant
 {
     /// <summary>
     /// The engine's choice (<see cref="GemmKernels.Choose"/>): variant 3 (or 4 where TF32 is allowed)
-    /// when C has at least one full 128x128 tile, else variant 2; EDM_GEMM_GPU=tiled|tiled128|tf32
+    /// when there are at least as many 128x128 tiles of C as multiprocessors, else variant 2; EDM_GEMM_GPU=tiled|tiled128|tf32
     /// forces one (for A/B comparisons).
     /// </summary>
     Auto = 0,
@@ -123,7 +123,7 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// </summary>
     public static int MaxGridYZ { get; set; } = 65535;
 
-    /// <summary>Environment variable that forces the GPU GEMM kernel: "tiled" (variant 2) or "tiled128" (variant 3).</summary>
+    /// <summary>Environment variable that forces the GPU GEMM kernel: "tiled" (variant 2), "tiled128" (variant 3) or "tf32" (variant 4, CUDA only; variant 3 elsewhere).</summary>
     public const string KernelEnvironmentVariable = "EDM_GEMM_GPU";
 
     static readonly GemmVariant? Forced = Environment.GetEnvironmentVariable(KernelEnvironmentVariable)?.Trim().ToLowerInvariant() switch
@@ -144,7 +144,7 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// </summary>
     public static GemmVariant Choose(EdmDevice device, int m, int n, int batch = 1)
     {
-        if (Forced is { } forced) return forced;
+        if (Forced is { } forced) return forced == GemmVariant.Tf32 && device.Kind != DeviceKind.Cuda ? GemmVariant.Tiled128 : forced;
         long tiles = (long)((m + Tile128 - 1) / Tile128) * ((n + Tile128 - 1) / Tile128) * Math.Max(1, batch);
         if (m < Tile128 || n < Tile128 || tiles < Math.Max(1, device.Accelerator.NumMultiprocessors)) return GemmVariant.Tiled;
         return device.AllowTf32 && device.Kind == DeviceKind.Cuda ? GemmVariant.Tf32 : GemmVariant.Tiled128;

@@ -3,7 +3,8 @@
 // (i, 0, stream_lo, stream_hi) under the key (seed_lo, seed_hi), so its value depends only on
 // (seed, stream, i): the same on every device and for every launch size or batch size.
 // Uniform: the top 24 bits of word 0, in [0, 1). Normal: Box-Muller on words 0 and 1, its log and
-// cos evaluated in double from +, -, *, / and sqrt, so that every device gives the same floats.
+// cos evaluated in double from +, -, *, / and sqrt, so that every device gives the same floats except
+// where a fused multiply-add moves a double across a float rounding boundary (about 1e-8 of values).
 // Per-sample variant: row b of the leading axis uses key seeds[b] and counter index = the element's
 // index within its row, so sample b's numbers do not depend on the batch it is in.
 // Variants: v1 grid-stride kernel; v2 CPU fast path (the same scalar functions in plain C#).

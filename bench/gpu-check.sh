@@ -16,7 +16,7 @@
 #   3 torch      PyTorch's rows, TF32 off (torch.json), then TF32 on for the GEMM/conv/step rows
 #                (torch-tf32.json)
 #   4 ours       the DDPM++ step and its parts (ours-step.json), then every other op (ours.json;
-#                the GEMM is the engine's choice, the 128x128 kernel at these sizes), then GEMM,
+#                the GEMM is the engine's choice: the 128x128 kernel where there are as many tiles as SMs), then GEMM,
 #                conv and the step with the 64x64 kernel (EDM_GEMM_GPU=tiled: ours-tiled.json)
 #   5 verify     every kernel against the float64 references (verify.json), the TF32 GEMM too
 #                (against the product of TF32-rounded inputs); then ours with TF32 on (EDM_TF32=1:
@@ -63,12 +63,15 @@ done
 python=${python:-python3}
 
 snapshot() { # packs $WORK into $OUT atomically (a kill mid-write leaves the previous pack)
-  tar -czf "$OUT/.gpu-check.tar.gz.tmp" -C "$WORK" . 2> /dev/null && mv -f "$OUT/.gpu-check.tar.gz.tmp" "$OUT/gpu-check.tar.gz"
+  local tmp="$OUT/.gpu-check.tar.gz.$BASHPID"
+  tar -czf "$tmp" -C "$WORK" . 2> /dev/null
+  # tar exits 1 when a log grew while it read it: the pack is still whole.
+  if [ $? -le 1 ]; then mv -f "$tmp" "$OUT/gpu-check.tar.gz"; else rm -f "$tmp"; fi
   cp -f "$WORK/summary.txt" "$OUT/summary.txt" 2> /dev/null
 }
 ( while sleep 15; do snapshot; done ) &
 snapper=$!
-trap 'kill $snapper 2> /dev/null; snapshot' EXIT
+trap 'kill $snapper 2> /dev/null; wait $snapper 2> /dev/null; snapshot' EXIT
 
 status=0
 step() { # step NAME MAX_SECONDS CMD...: CMD under timeout (capped by the deadline), output to $WORK/NAME.log
@@ -138,14 +141,15 @@ if [ $smoke -eq 0 ]; then
   step verify 120 app verify --device "$device" --json "$WORK/verify.json"
   grep -E "passed, [0-9]+ failed|FAIL|tf32" "$WORK/verify.log" | head -20 | tee -a "$WORK/summary.txt"
   # TF32 tensor cores (EDM_TF32=1: GEMMs of at least one 128x128 tile), against PyTorch with TF32 on.
-  [ $rehearse -eq 0 ] && step ours-tf32 60 env DOTNET_TieredCompilation=0 EDM_TF32=1 bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-tf32.json" "${quick[@]}" --op "$tiled_ops"
+  [ $rehearse -eq 0 ] && step ours-tf32 60 env DOTNET_TieredCompilation=0 EDM_TF32=1 bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-tf32.json" "${quick[@]}" --op "$tiled_ops,attention"
 fi
 # One file of ours for the comparison: the step rows and the rest.
 "$python" -c 'import json, sys; rows = [r for f in sys.argv[2:] for r in (json.load(open(f)) if __import__("os").path.exists(f) else [])]; json.dump(rows, open(sys.argv[1], "w"), indent=1)' \
   "$WORK/ours-all.json" "$WORK/ours-step.json" "$WORK/ours.json" 2> /dev/null || true
 for t in "" -tf32; do
   ours="$WORK/ours-all.json"
-  [ "$t" = -tf32 ] && [ -s "$WORK/ours-tf32.json" ] && ours="$WORK/ours-tf32.json"
+  # TF32 against TF32 only: without our TF32 rows there is no TF32 comparison.
+  [ "$t" = -tf32 ] && ours="$WORK/ours-tf32.json"
   if [ -s "$ours" ] && [ -f "$WORK/torch$t.json" ]; then
     step "compare$t" 20 app compare "$ours" "$WORK/torch$t.json"
     # run-on-gpu.sh wraps the output in its banner (card, command) and an exit line; keep the table.
