@@ -25,6 +25,8 @@
 //      for bit whatever the thread count.
 // Gradient semantics: dx is a fresh tensor; dW and db may accumulate (the *Into forms).
 using System.Buffers;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -172,9 +174,12 @@ public static partial class Ops
         var y = Tensor.Empty(x.Device, s.Batch, s.Cout, s.Ho, s.Wo);
         try
         {
-            if (x.Device.UseCpuFastPath) ConvForwardCpu(x, weight, y, s);
-            else ConvForwardKernel(x, weight, y, s);
-            if (bias is not null) AddBias(y, bias, s.Batch, s.Cout, s.Pixels);
+            if (x.Device.UseCpuFastPath) ConvForwardCpu(x, weight, bias, y, s);
+            else
+            {
+                ConvForwardKernel(x, weight, y, s);
+                if (bias is not null) AddBias(y, bias, s.Batch, s.Cout, s.Pixels);
+            }
         }
         catch
         {
@@ -541,19 +546,33 @@ public static partial class Ops
             for (int b = 0; b < batch; b++) body(b, cores);
     }
 
-    static unsafe void ConvForwardCpu(Tensor x, Tensor weight, Tensor y, ConvShape s)
+    // The forward product y[b] = W col[b] (+ bias) of a "same" convolution never materialises col:
+    // SameConvPanels writes each B panel (nr consecutive output pixels of one col row) straight from
+    // the shifted plane of x, masked where the shift wrapped around a row edge or left the plane, and
+    // the GEMM's first depth block stores C with the bias (no clearing pass, no bias pass). Other
+    // geometries build col (Im2ColCpu) and pack it.
+    static unsafe void ConvForwardCpu(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvShape s)
     {
         int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels;
         var g = new GemmShape(s.Cout, s.Pixels, s.KDim, 1, 0, 0, s.KDim, 1, 0, s.Pixels, 1, 0, s.Pixels, 1f, 0f);
-        fixed (float* px = x.CpuSpan(), pw = weight.CpuSpan(), py = y.CpuSpan())
+        bool panels = s.Same && !s.Pointwise;
+        int nr = GemmCpu.PanelWidth, nPanels = (s.Pixels + nr - 1) / nr;
+        uint[]? masks = panels ? SameConvPanels.Masks(s, nr, nPanels) : null;
+        fixed (float* px = x.CpuSpan(), pw = weight.CpuSpan(), py = y.CpuSpan(), pbias = bias is null ? Span<float>.Empty : bias.CpuSpan())
+        fixed (uint* pm = masks)
         {
-            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
+            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, am = (nint)pm;
             ForEachImage(s.Batch, (b, threads) =>
             {
-                float* xb = (float*)ax + (long)b * xImg;
+                float* xb = (float*)ax + (long)b * xImg, yb = (float*)ay + (long)b * yImg;
                 if (s.Pointwise)
                 {
-                    GemmHost((float*)aw, xb, (float*)ay + (long)b * yImg, g, threads);
+                    GemmHost((float*)aw, xb, yb, g, threads, (float*)ab);
+                    return;
+                }
+                if (panels)
+                {
+                    GemmCpu.RunPacked((float*)aw, new SameConvPanels(xb, s, (uint*)am, nPanels), yb, g, threads, (float*)ab);
                     return;
                 }
                 float[] col = ArrayPool<float>.Shared.Rent(colLen);
@@ -562,7 +581,7 @@ public static partial class Ops
                     fixed (float* pc = col)
                     {
                         Im2ColCpu(new ReadOnlySpan<float>(xb, xImg), new Span<float>(pc, colLen), s);
-                        GemmHost((float*)aw, pc, (float*)ay + (long)b * yImg, g, threads);
+                        GemmHost((float*)aw, pc, yb, g, threads, (float*)ab);
                     }
                 }
                 finally { ArrayPool<float>.Shared.Return(col); }
@@ -665,6 +684,64 @@ public static partial class Ops
                 for (int r = 0; r < s.KDim; r++) row[r] += total[r * s.Cout + co];
             }
             ArrayPool<float>.Shared.Return(total);
+        }
+    }
+}
+
+/// <summary>
+/// im2col of one image of a "same" convolution (stride 1, output the size of the input) written
+/// straight into the GEMM's B panels: row r = (ci, ky, kx) of panel j holds the nr output pixels
+/// [j nr, j nr + nr) of the plane x[ci] shifted by d = (ky - pt) W + (kx - pl), ANDed with a mask that
+/// zeroes the pixels whose column wrapped around a row edge (bit masks, so an inf or NaN there still
+/// gives an exact 0). Panels that reach past either end of the plane take the scalar path.
+/// </summary>
+internal readonly unsafe struct SameConvPanels(float* x, ConvShape s, uint* masks, int nPanels) : IBPanelPacker
+{
+    readonly float* X = x;
+    readonly uint* M = masks;
+
+    /// <summary>Masks[(kx nPanels + j) nr + jj]: all ones where pixel j nr + jj exists and its column shifted by kx - pl stays in the row.</summary>
+    public static uint[] Masks(ConvShape s, int nr, int nPanels)
+    {
+        int p = s.H * s.W;
+        var m = new uint[s.KW * nPanels * nr];
+        for (int kx = 0; kx < s.KW; kx++)
+            for (int n = 0; n < nPanels * nr; n++)
+            {
+                int ox = n % s.W + kx - s.PadL;
+                if (n < p && ox >= 0 && ox < s.W) m[kx * nPanels * nr + n] = uint.MaxValue;
+            }
+        return m;
+    }
+
+    public void PackPanel(int j, int p0, int kc, float* dst, int nr)
+    {
+        int p = s.H * s.W, n0 = j * nr, taps = s.KH * s.KW;
+        int ci = p0 / taps, ky = p0 % taps / s.KW, kx = p0 % s.KW;
+        int vw = Vector<float>.Count;
+        for (int k = 0; k < kc; k++, dst += nr)
+        {
+            int d = (ky - s.PadT) * s.W + kx - s.PadL;
+            float* src = X + (long)ci * p + n0 + d;
+            uint* m = M + ((long)kx * nPanels + j) * nr;
+            if (n0 + d >= 0 && n0 + d + nr <= p)
+            {
+                for (int jj = 0; jj < nr; jj += vw)
+                    Unsafe.WriteUnaligned(dst + jj, Vector.BitwiseAnd(Unsafe.ReadUnaligned<Vector<float>>(src + jj), Unsafe.ReadUnaligned<Vector<float>>(m + jj)));
+            }
+            else
+            {
+                for (int jj = 0; jj < nr; jj++)
+                {
+                    int q = n0 + jj + d;
+                    dst[jj] = m[jj] != 0 && q >= 0 && q < p ? src[jj] : 0f;
+                }
+            }
+            if (++kx == s.KW)
+            {
+                kx = 0;
+                if (++ky == s.KH) { ky = 0; ci++; }
+            }
         }
     }
 }

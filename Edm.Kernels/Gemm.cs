@@ -614,14 +614,57 @@ internal unsafe interface IGemmMicroKernel
     static abstract int NR { get; }
     /// <summary>Rows of A packed per task block (a multiple of MR; MC x KC floats stay in L2).</summary>
     static abstract int MC { get; }
-    /// <summary>Runs the kernel on packed panels; <paramref name="mr"/>, <paramref name="nr"/> &lt; MR, NR at the edges.</summary>
-    static abstract void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr);
+    /// <summary>
+    /// Runs the kernel on packed panels; <paramref name="mr"/>, <paramref name="nr"/> &lt; MR, NR at the
+    /// edges. C += alpha acc, or with <paramref name="overwrite"/> C = alpha acc + bias[row] (bias
+    /// null: 0), which spares a pass clearing C and one adding the bias.
+    /// </summary>
+    static abstract void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite);
+}
+
+/// <summary>
+/// Fills B's packed column panels: panel j of rows [p0, p0 + kc) at dst[k nr + jj] = B[p0 + k, j nr + jj],
+/// zeros past N. A strided B (<see cref="StridedB"/>) or a convolution's im2col built straight into
+/// panels (no col matrix, no second copy).
+/// </summary>
+internal unsafe interface IBPanelPacker
+{
+    /// <summary>Writes panel <paramref name="j"/> of rows [p0, p0 + kc).</summary>
+    void PackPanel(int j, int p0, int kc, float* dst, int nr);
+}
+
+/// <summary>B read through its strides (row BRow, column BCol) from <see cref="Base"/>.</summary>
+internal readonly unsafe struct StridedB(float* b, int n, long bRow, long bCol) : IBPanelPacker
+{
+    readonly float* Base = b;
+
+    public void PackPanel(int j, int p0, int kc, float* dst, int nr)
+    {
+        int n0 = j * nr;
+        int w = Math.Min(nr, n - n0);
+        for (int k = 0; k < kc; k++)
+        {
+            float* d = dst + k * nr;
+            long rowOff = (p0 + k) * bRow;
+            if (bCol == 1 && w == nr)
+            {
+                Buffer.MemoryCopy(Base + rowOff + n0, d, nr * sizeof(float), nr * sizeof(float));
+                continue;
+            }
+            int jj = 0;
+            for (; jj < w; jj++) d[jj] = Base[rowOff + (n0 + jj) * bCol];
+            for (; jj < nr; jj++) d[jj] = 0f;
+        }
+    }
 }
 
 /// <summary>
 /// The CPU fast path of GEMM: plain C# over the CPU accelerator's buffers. The micro-kernel is
 /// chosen once per process from the ISA: 12 x 32 with Vector512 (AVX-512: 24 accumulators of the 32
-/// registers), else 6 x 2 Vector&lt;float&gt; (AVX2: 12 of 16 registers; SSE: 6 x 8).
+/// registers; 8 x 32 when 12 does not divide M but 8 does), else 6 x 2 Vector&lt;float&gt; (AVX2: 12 of
+/// 16 registers; SSE: 6 x 8). B's panels come from a packer (<see cref="IBPanelPacker"/>): strided B,
+/// or a convolution's im2col written straight into them; with Beta 0 the first depth block stores C
+/// (plus an optional per-row bias) instead of clearing it first.
 /// EDM_GEMM_KERNEL=vector forces the Vector&lt;float&gt; kernel (for A/B comparisons).
 /// </summary>
 internal static unsafe class GemmCpu
@@ -634,24 +677,69 @@ internal static unsafe class GemmCpu
                                        && Environment.GetEnvironmentVariable("EDM_GEMM_KERNEL") != "vector";
 
     /// <summary>The micro-kernel's name, for `info` and the bench header.</summary>
-    public static string KernelName => Wide ? "12x32 Vector512" : $"6x{2 * Vector<float>.Count} Vector<float>";
+    public static string KernelName => Wide ? "12x32 (8x32 for row counts 12 does not divide) Vector512" : $"6x{2 * Vector<float>.Count} Vector<float>";
+
+    /// <summary>
+    /// Whether the 8 x 32 kernel serves <paramref name="m"/> rows better than 12 x 32: when 12 does not
+    /// divide m but 8 does (16, 32, 64, 128: the small networks' channel counts, where 12-row tiles
+    /// left a third of a 16-row product idle), or m is below 8.
+    /// </summary>
+    static bool NarrowRows(int m) => m < 8 || (m % 12 != 0 && m % 8 == 0);
+
+    /// <summary>The micro-kernel for an m-row product: 12x32, 8x32 (AVX-512) or 6 x 2 Vector&lt;float&gt;.</summary>
+    public static int PanelWidth => Wide ? Micro12x32.NR : Micro6x2V.NR;
 
     /// <summary>
     /// Runs the GEMM on host pointers. <paramref name="maxThreads"/> 1 runs serially (callers that
-    /// already parallelise over images).
+    /// already parallelise over images). <paramref name="bias"/> (M floats, or null) is added to
+    /// every row of C; it needs Beta 0.
     /// </summary>
-    public static void Run(float* a, float* b, float* c, in GemmShape s, int maxThreads)
+    public static void Run(float* a, float* b, float* c, in GemmShape s, int maxThreads, float* bias = null)
     {
-        if (Wide) Run<Micro12x32>(a, b, c, s, maxThreads);
-        else Run<Micro6x2V>(a, b, c, s, maxThreads);
+        if (!Wide) Run<Micro6x2V>(a, b, c, s, maxThreads, bias);
+        else if (NarrowRows(s.M)) Run<Micro8x32>(a, b, c, s, maxThreads, bias);
+        else Run<Micro12x32>(a, b, c, s, maxThreads, bias);
     }
 
-    static void Run<TK>(float* a, float* b, float* c, in GemmShape s, int maxThreads) where TK : IGemmMicroKernel
+    /// <summary>
+    /// One product (Batch 1) whose B panels <paramref name="packer"/> builds (the convolution's
+    /// im2col written straight into panels of width <see cref="PanelWidth"/>); C = alpha A B (+ bias).
+    /// </summary>
+    public static void RunPacked<TP>(float* a, TP packer, float* c, in GemmShape s, int maxThreads, float* bias) where TP : struct, IBPanelPacker
     {
+        if (s.Batch != 1 || s.Beta != 0f) throw new ArgumentException("GemmCpu.RunPacked: one product (Batch 1) with Beta 0");
+        if (!Wide) RunOne<Micro6x2V, TP>(a, packer, c, s, maxThreads, bias, overwrite: true);
+        else if (NarrowRows(s.M)) RunOne<Micro8x32, TP>(a, packer, c, s, maxThreads, bias, overwrite: true);
+        else RunOne<Micro12x32, TP>(a, packer, c, s, maxThreads, bias, overwrite: true);
+    }
+
+    static void Run<TK>(float* a, float* b, float* c, in GemmShape s, int maxThreads, float* bias) where TK : IGemmMicroKernel
+    {
+        if (bias != null && s.Beta != 0f) throw new ArgumentException("GemmCpu.Run: a bias needs Beta 0");
         int outBatches = s.ReduceBatch != 0 ? 1 : s.Batch;
-        for (int ob = 0; ob < outBatches; ob++)
-            ScaleC(c + (long)ob * s.CBatch, s.M, s.N, s.CRow, s.Beta);
-        if (s.Alpha == 0f || s.K == 0) return;
+        // Beta 0 with work to do: the first depth block overwrites C (no clearing pass).
+        bool overwrite = s.Beta == 0f && s.Alpha != 0f && s.K != 0;
+        if (!overwrite)
+        {
+            for (int ob = 0; ob < outBatches; ob++)
+            {
+                ScaleC(c + (long)ob * s.CBatch, s.M, s.N, s.CRow, s.Beta);
+                if (bias != null) AddRowBias(c + (long)ob * s.CBatch, s.M, s.N, s.CRow, bias);
+            }
+            if (s.Alpha == 0f || s.K == 0) return;
+        }
+        for (int bb = 0; bb < s.Batch; bb++)
+        {
+            float* cb = c + (s.ReduceBatch != 0 ? 0 : (long)bb * s.CBatch);
+            var packer = new StridedB(b + (long)bb * s.BBatch, s.N, s.BRow, s.BCol);
+            RunOne<TK, StridedB>(a + (long)bb * s.ABatch, packer, cb, s, maxThreads, bias, overwrite && (s.ReduceBatch == 0 || bb == 0));
+        }
+    }
+
+    /// <summary>One product: depth blocks of KC, each packing B's panels then running the row blocks.</summary>
+    static void RunOne<TK, TP>(float* a, TP packer, float* c, GemmShape s, int maxThreads, float* bias, bool overwrite)
+        where TK : IGemmMicroKernel where TP : struct, IBPanelPacker
+    {
         int nr = TK.NR;
         int nPanels = (s.N + nr - 1) / nr;
         float[] bpArr = ArrayPool<float>.Shared.Rent(nPanels * nr * Math.Min(KC, s.K) + 16);
@@ -660,17 +748,11 @@ internal static unsafe class GemmCpu
             fixed (float* bpRaw = bpArr)
             {
                 float* bp = Align64(bpRaw);
-                for (int bb = 0; bb < s.Batch; bb++)
+                for (int p0 = 0; p0 < s.K; p0 += KC)
                 {
-                    float* ab = a + (long)bb * s.ABatch;
-                    float* bbp = b + (long)bb * s.BBatch;
-                    float* cb = c + (s.ReduceBatch != 0 ? 0 : (long)bb * s.CBatch);
-                    for (int p0 = 0; p0 < s.K; p0 += KC)
-                    {
-                        int kc = Math.Min(KC, s.K - p0);
-                        PackB(bbp, s, p0, kc, bp, nr, maxThreads);
-                        RunBlock<TK>(ab, bp, cb, s, p0, kc, maxThreads);
-                    }
+                    int kc = Math.Min(KC, s.K - p0);
+                    PackB(packer, nPanels, p0, kc, bp, nr, maxThreads);
+                    RunBlock<TK>(a, bp, c, s, p0, kc, maxThreads, bias, overwrite && p0 == 0);
                 }
             }
         }
@@ -694,39 +776,27 @@ internal static unsafe class GemmCpu
         }
     }
 
-    /// <summary>Packs B[p0:p0+kc, 0:N] into nr-wide column panels: panel j, row k at bp[(j*kc + k)*nr].</summary>
-    static void PackB(float* b, GemmShape s, int p0, int kc, float* bp, int nr, int maxThreads)
+    static void AddRowBias(float* c, int m, int n, int ldc, float* bias)
     {
-        int nPanels = (s.N + nr - 1) / nr;
-        nint bAddr = (nint)b, bpAddr = (nint)bp;
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + (long)i * ldc, n);
+            System.Numerics.Tensors.TensorPrimitives.Add(row, bias[i], row);
+        }
+    }
+
+    /// <summary>Packs B[p0:p0+kc, 0:N] into nr-wide column panels: panel j, row k at bp[(j*kc + k)*nr].</summary>
+    static void PackB<TP>(TP packer, int nPanels, int p0, int kc, float* bp, int nr, int maxThreads) where TP : struct, IBPanelPacker
+    {
         // Serial callers (conv's per-image GEMMs) pay no Parallel.For: at small sizes it cost more than the packing.
         if (maxThreads == 1)
         {
-            for (int j = 0; j < nPanels; j++) PackBPanel(j);
+            for (int j = 0; j < nPanels; j++) packer.PackPanel(j, p0, kc, bp + (long)j * kc * nr, nr);
             return;
         }
-        Parallel.For(0, nPanels, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, PackBPanel);
-
-        void PackBPanel(int j)
-        {
-            float* src = (float*)bAddr;
-            float* dst = (float*)bpAddr + (long)j * kc * nr;
-            int n0 = j * nr;
-            int w = Math.Min(nr, s.N - n0);
-            for (int k = 0; k < kc; k++)
-            {
-                float* d = dst + k * nr;
-                long rowOff = (long)(p0 + k) * s.BRow;
-                if (s.BCol == 1 && w == nr)
-                {
-                    Buffer.MemoryCopy(src + rowOff + n0, d, nr * sizeof(float), nr * sizeof(float));
-                    continue;
-                }
-                int jj = 0;
-                for (; jj < w; jj++) d[jj] = src[rowOff + (long)(n0 + jj) * s.BCol];
-                for (; jj < nr; jj++) d[jj] = 0f;
-            }
-        }
+        nint bpAddr = (nint)bp;
+        Parallel.For(0, nPanels, new ParallelOptions { MaxDegreeOfParallelism = maxThreads },
+            j => packer.PackPanel(j, p0, kc, (float*)bpAddr + (long)j * kc * nr, nr));
     }
 
     /// <summary>Packs A[m0:m0+mc, p0:p0+kc] into mr-tall row panels: panel i, column k at ap[(i*kc + k)*mr].</summary>
@@ -772,7 +842,7 @@ internal static unsafe class GemmCpu
     }
 
     /// <summary>One depth block: tasks over (row block, column block) of C.</summary>
-    static void RunBlock<TK>(float* a, float* bp, float* c, GemmShape s, int p0, int kc, int maxThreads) where TK : IGemmMicroKernel
+    static void RunBlock<TK>(float* a, float* bp, float* c, GemmShape s, int p0, int kc, int maxThreads, float* bias, bool overwrite) where TK : IGemmMicroKernel
     {
         int MR = TK.MR, NR = TK.NR, MC = TK.MC;
         int rowBlocks = (s.M + MC - 1) / MC;
@@ -783,7 +853,7 @@ internal static unsafe class GemmCpu
         int colBlocks = threads == 1 ? 1 : Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, Math.Max(1, nPanels / 4));
         int panelsPerBlock = (nPanels + colBlocks - 1) / colBlocks;
         colBlocks = (nPanels + panelsPerBlock - 1) / panelsPerBlock;
-        nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c;
+        nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c, biasAddr = (nint)bias;
         if (threads == 1)
         {
             var apArr = ArrayPool<float>.Shared.Rent(MC * KC + 16);
@@ -814,19 +884,54 @@ internal static unsafe class GemmCpu
                     int n0 = j * NR, nr = Math.Min(NR, s.N - n0);
                     for (int i = 0; i < mc; i += MR)
                         TK.Run(ap + (long)(i / MR) * kc * MR, bpanel, kc,
-                            cc + (long)(m0 + i) * s.CRow + n0, s.CRow, s.Alpha, Math.Min(MR, mc - i), nr);
+                            cc + (long)(m0 + i) * s.CRow + n0, s.CRow, s.Alpha, Math.Min(MR, mc - i), nr,
+                            biasAddr == 0 ? null : (float*)biasAddr + m0 + i, overwrite);
                 }
             }
             return apArr;
         }
     }
 
-    /// <summary>Adds alpha * the spilled tile t (rows of <paramref name="w"/> floats) to the valid mr x nr corner of C.</summary>
-    internal static void AddEdge(float* c, int ldc, float alpha, float* t, int w, int mr, int nr)
+    /// <summary>
+    /// Adds alpha * the spilled tile t (rows of <paramref name="w"/> floats) to the valid mr x nr corner
+    /// of C, or with <paramref name="overwrite"/> stores it plus bias[row] (bias null: 0).
+    /// </summary>
+    internal static void AddEdge(float* c, int ldc, float alpha, float* t, int w, int mr, int nr, float* bias, bool overwrite)
     {
         for (int r = 0; r < mr; r++)
-            for (int j = 0; j < nr; j++)
-                c[(long)r * ldc + j] += alpha * t[r * w + j];
+        {
+            float* cr = c + (long)r * ldc;
+            float* tr = t + r * w;
+            if (overwrite)
+            {
+                float b0 = bias == null ? 0f : bias[r];
+                for (int j = 0; j < nr; j++) cr[j] = alpha * tr[j] + b0;
+            }
+            else
+                for (int j = 0; j < nr; j++) cr[j] += alpha * tr[j];
+        }
+    }
+
+    /// <summary>The full-tile store of a spilled tile: C = alpha t + C, or alpha t + bias[row] with overwrite.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreTile512(float* c, int ldc, float alpha, float* t, int rows, float* bias, bool overwrite)
+    {
+        var va = Vector512.Create(alpha);
+        for (int r = 0; r < rows; r++, c += ldc, t += 32)
+        {
+            Vector512<float> c0, c1;
+            if (overwrite)
+            {
+                c0 = c1 = Vector512.Create(bias == null ? 0f : bias[r]);
+            }
+            else
+            {
+                c0 = Vector512.Load(c);
+                c1 = Vector512.Load(c + 16);
+            }
+            Vector512.FusedMultiplyAdd(va, Vector512.Load(t), c0).Store(c);
+            Vector512.FusedMultiplyAdd(va, Vector512.Load(t + 16), c1).Store(c + 16);
+        }
     }
 }
 
@@ -838,7 +943,7 @@ internal readonly unsafe struct Micro6x2V : IGemmMicroKernel
     public static int MC => 96;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
-    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr)
+    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite)
     {
         // As in Micro12x32: the spill tile is allocated before the accumulators are live (a call after
         // the loop, such as zeroing a stackalloc, makes the JIT spill them at every FMA).
@@ -873,14 +978,21 @@ internal readonly unsafe struct Micro6x2V : IGemmMicroKernel
         Unsafe.WriteUnaligned(t + 5 * w, c50); Unsafe.WriteUnaligned(t + 5 * w + vw, c51);
         if (mr < 6 || nr < w)
         {
-            GemmCpu.AddEdge(c, ldc, alpha, t, w, mr, nr);
+            GemmCpu.AddEdge(c, ldc, alpha, t, w, mr, nr, bias, overwrite);
             return;
         }
         var va = new Vector<float>(alpha);
         for (int r = 0; r < 6; r++, c += ldc, t += w)
         {
-            Unsafe.WriteUnaligned(c, Vector.FusedMultiplyAdd(va, Unsafe.ReadUnaligned<Vector<float>>(t), Unsafe.ReadUnaligned<Vector<float>>(c)));
-            Unsafe.WriteUnaligned(c + vw, Vector.FusedMultiplyAdd(va, Unsafe.ReadUnaligned<Vector<float>>(t + vw), Unsafe.ReadUnaligned<Vector<float>>(c + vw)));
+            Vector<float> c0, c1;
+            if (overwrite) c0 = c1 = new Vector<float>(bias == null ? 0f : bias[r]);
+            else
+            {
+                c0 = Unsafe.ReadUnaligned<Vector<float>>(c);
+                c1 = Unsafe.ReadUnaligned<Vector<float>>(c + vw);
+            }
+            Unsafe.WriteUnaligned(c, Vector.FusedMultiplyAdd(va, Unsafe.ReadUnaligned<Vector<float>>(t), c0));
+            Unsafe.WriteUnaligned(c + vw, Vector.FusedMultiplyAdd(va, Unsafe.ReadUnaligned<Vector<float>>(t + vw), c1));
         }
     }
 }
@@ -893,7 +1005,7 @@ internal readonly unsafe struct Micro12x32 : IGemmMicroKernel
     public static int MC => 144;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
-    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr)
+    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite)
     {
         // The spill tile is allocated before the accumulators are live, and not zeroed (SkipLocalsInit):
         // a call after the loop (the zeroing helper) made the JIT spill all 24 at every FMA.
@@ -942,15 +1054,64 @@ internal readonly unsafe struct Micro12x32 : IGemmMicroKernel
         Vector512.Store(ca0, t + 320); Vector512.Store(ca1, t + 336); Vector512.Store(cb0, t + 352); Vector512.Store(cb1, t + 368);
         if (mr < 12 || nr < 32)
         {
-            GemmCpu.AddEdge(c, ldc, alpha, t, 32, mr, nr);
+            GemmCpu.AddEdge(c, ldc, alpha, t, 32, mr, nr, bias, overwrite);
             return;
         }
-        var va = Vector512.Create(alpha);
-        for (int r = 0; r < 12; r++, c += ldc, t += 32)
+        GemmCpu.StoreTile512(c, ldc, alpha, t, 12, bias, overwrite);
+    }
+}
+
+/// <summary>
+/// 8 rows x 32 columns (2 Vector512): 16 accumulators, for row counts 12 does not divide (16, 32, 64:
+/// the small networks' channels), where 12-row tiles would compute idle rows.
+/// </summary>
+internal readonly unsafe struct Micro8x32 : IGemmMicroKernel
+{
+    public static int MR => 8;
+    public static int NR => 32;
+    public static int MC => 128;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite)
+    {
+        // As in Micro12x32: the spill tile is allocated before the accumulators are live.
+        float* t = stackalloc float[8 * 32];
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < kc; k++)
         {
-            Vector512.FusedMultiplyAdd(va, Vector512.Load(t), Vector512.Load(c)).Store(c);
-            Vector512.FusedMultiplyAdd(va, Vector512.Load(t + 16), Vector512.Load(c + 16)).Store(c + 16);
+            var b0 = Vector512.Load(bp);
+            var b1 = Vector512.Load(bp + 16);
+            var a = Vector512.Create(ap[0]);
+            c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(ap[1]);
+            c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(ap[2]);
+            c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(ap[3]);
+            c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(ap[4]);
+            c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(ap[5]);
+            c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(ap[6]);
+            c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(ap[7]);
+            c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+            ap += 8;
+            bp += 32;
         }
+        Vector512.Store(c00, t); Vector512.Store(c01, t + 16); Vector512.Store(c10, t + 32); Vector512.Store(c11, t + 48);
+        Vector512.Store(c20, t + 64); Vector512.Store(c21, t + 80); Vector512.Store(c30, t + 96); Vector512.Store(c31, t + 112);
+        Vector512.Store(c40, t + 128); Vector512.Store(c41, t + 144); Vector512.Store(c50, t + 160); Vector512.Store(c51, t + 176);
+        Vector512.Store(c60, t + 192); Vector512.Store(c61, t + 208); Vector512.Store(c70, t + 224); Vector512.Store(c71, t + 240);
+        if (mr < 8 || nr < 32)
+        {
+            GemmCpu.AddEdge(c, ldc, alpha, t, 32, mr, nr, bias, overwrite);
+            return;
+        }
+        GemmCpu.StoreTile512(c, ldc, alpha, t, 8, bias, overwrite);
     }
 }
 
@@ -1105,6 +1266,6 @@ public static partial class Ops
     }
 
     /// <summary>Host-pointer GEMM for other CPU fast paths (conv): serial when maxThreads is 1.</summary>
-    internal static unsafe void GemmHost(float* a, float* b, float* c, in GemmShape s, int maxThreads) =>
-        GemmCpu.Run(a, b, c, s, maxThreads);
+    internal static unsafe void GemmHost(float* a, float* b, float* c, in GemmShape s, int maxThreads, float* bias = null) =>
+        GemmCpu.Run(a, b, c, s, maxThreads, bias);
 }

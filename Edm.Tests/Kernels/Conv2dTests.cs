@@ -60,6 +60,10 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(1, 3, 6, 5, 4, 3, 0)]     // valid convolution
     [InlineData(2, 3, 4, 5, 2, 1, 1)]     // 1x1 kernel with padding (fused EDM down uses it)
     [InlineData(3, 37, 11, 9, 45, 3, -1)] // channels not multiples of 32, more than one GEMM tile
+    [InlineData(2, 5, 12, 12, 16, 3, -1)] // 8-row micro-kernel (16 rows); B panels span image rows, the last one partial
+    [InlineData(1, 4, 16, 16, 32, 3, -1)] // batch 1: the GEMM and its panel packing run in parallel
+    [InlineData(2, 3, 9, 40, 8, 5, -1)]   // rows wider than a panel, k5 (two columns wrap per side)
+    [InlineData(2, 30, 8, 8, 3, 3, -1)]   // depth 270: two depth blocks, the second accumulating onto the first
     public void FastPath_MatchesReference(int b, int cin, int h, int w, int cout, int k, int padding) =>
         Check(true, b, cin, h, w, cout, k, padding, b + cin * 3 + h);
 
@@ -117,6 +121,37 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
         var p = new Conv2dParams(sh, sw, pt, pb, pl, pr);
         CheckGeneral(true, b, cin, h, w, cout, kh, kw, p, 3 * b + h);
         CheckGeneral(false, b, cin, h, w, cout, kh, kw, p, 5 * b + w);
+    }
+
+    /// <summary>
+    /// The fast path's im2col panels zero the taps that wrap around a row edge with bit masks: an
+    /// infinity or NaN in the last column must not reach the next row's first pixel (0 * inf = NaN
+    /// would), and every output whose reference is finite stays finite and equal.
+    /// </summary>
+    [Fact]
+    public void FastPath_NonFiniteInputsStayInTheirNeighbourhood()
+    {
+        int b = 1, cin = 2, h = 8, w = 8, cout = 16, k = 3;
+        var x = Rand(b * cin * h * w, 91);
+        x[3 * w + w - 1] = float.PositiveInfinity;            // channel 0, row 3, last column
+        x[h * w + 5 * w] = float.NaN;                         // channel 1, row 5, first column
+        var wt = Rand(cout * cin * k * k, 92);
+        var bias = Rand(cout, 93);
+        using var tx = T(_d, x, b, cin, h, w);
+        using var tw = T(_d, wt, cout, cin, k, k);
+        using var tb = T(_d, bias, cout);
+        using var y = Ops.Conv2d(tx, tw, tb);
+        var got = y.ToArray();
+        var want = Conv2dReference.Forward(D(x), D(wt), D(bias), b, cin, h, w, cout, k, k / 2);
+        int finite = 0;
+        for (int i = 0; i < got.Length; i++)
+        {
+            if (!double.IsFinite(want[i])) continue;
+            finite++;
+            Assert.True(float.IsFinite(got[i]) && Math.Abs(got[i] - want[i]) <= 1e-4 * (1 + Math.Abs(want[i])),
+                $"output {i}: got {got[i]}, reference {want[i]}");
+        }
+        Assert.True(finite > got.Length / 2, "most outputs are far from the non-finite inputs");
     }
 
     [Fact]

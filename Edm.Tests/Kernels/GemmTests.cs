@@ -46,6 +46,9 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(1, 4, 6, 33, 7, false, false)]
     [InlineData(0, 0, 301, 97, 517, false, false)]   // several row blocks and depth blocks, edge tiles on both sides
     [InlineData(2, 2, 157, 65, 260, true, true)]
+    [InlineData(0, 0, 16, 70, 300, false, false)]    // 8-row micro-kernel on AVX-512 (12 does not divide 16)
+    [InlineData(2, 2, 32, 33, 9, true, false)]
+    [InlineData(0, 0, 3, 40, 20, false, true)]       // fewer rows than any kernel's
     public void MatMul_FastPath_MatchesReference(int batchA, int batchB, int m, int n, int k, bool ta, bool tb) =>
         WithPath(true, () => CheckMatMul(batchA, batchB, m, n, k, ta, tb, m * 7 + n));
 
@@ -154,6 +157,22 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
         using var cb = T(_d, Enumerable.Repeat(float.NaN, bt * m * n).ToArray(), bt, m, n);
         Ops.MatMulInto(ta, tb, cb, transA: true, variant: variant);
         Close("MatMulInto batched beta=0", cb.ToArray(), full, 1e-4, 1e-4);
+        // Reduction with beta 0 over NaN garbage, 16 and 24 rows (both AVX-512 kernels), depth over
+        // one block: only the first item's first block overwrites, the rest accumulate.
+        foreach (int rows in new[] { 16, 24 })
+        {
+            int kk = 300;
+            var a2 = Rand(bt * rows * kk, 4);
+            var b2 = Rand(bt * kk * n, 5);
+            using var ta2 = T(_d, a2, bt, rows, kk);
+            using var tb2 = T(_d, b2, bt, kk, n);
+            using var c2 = T(_d, Enumerable.Repeat(float.NaN, rows * n).ToArray(), rows, n);
+            Ops.MatMulInto(ta2, tb2, c2, variant: variant);
+            var full2 = GemmReference.MatMul(D(a2), D(b2), bt, bt, rows, n, kk, false, false);
+            var sum2 = new double[rows * n];
+            for (int i = 0; i < rows * n; i++) sum2[i] = full2[i] + full2[rows * n + i];
+            Close($"MatMulInto reduce beta=0, {rows} rows", c2.ToArray(), sum2, 1e-4, 1e-4);
+        }
     });
 
     [Theory]
