@@ -176,9 +176,20 @@ public static partial class Ops
     /// <param name="bias">(C) shift; given exactly when weight is.</param>
     /// <param name="eps">Added to the variance.</param>
     /// <returns>y and the saved mean and rstd, each (N, G).</returns>
-    public static GroupNormOutput GroupNormForward(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps = 1e-5f)
+    public static GroupNormOutput GroupNormForward(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps = 1e-5f) =>
+        GroupNormForwardImpl(x, groups, weight, bias, eps, silu: false);
+
+    /// <summary>
+    /// SiLU(GroupNorm(x)): the networks' norm-then-activation pair as one op. On the CPU fast path one
+    /// pass writes silu((x - mean) rstd weight + bias) (the separate pair wrote and re-read the normed
+    /// tensor); the kernel path runs the two kernels. Mean and rstd as <see cref="GroupNormForward(Tensor, int, Tensor?, Tensor?, float)"/>.
+    /// </summary>
+    public static GroupNormOutput GroupNormSiluForward(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps = 1e-5f) =>
+        GroupNormForwardImpl(x, groups, weight, bias, eps, silu: true);
+
+    static GroupNormOutput GroupNormForwardImpl(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps, bool silu)
     {
-        var s = GroupNormValidate("GroupNorm", x, groups, weight);
+        var s = GroupNormValidate(silu ? "GroupNormSilu" : "GroupNorm", x, groups, weight);
         if ((weight is null) != (bias is null))
             throw new ArgumentException($"GroupNorm: weight and bias must be given together (weight {(weight is null ? "null" : weight.ShapeString)}, bias {(bias is null ? "null" : bias.ShapeString)})");
         if (bias is not null) Shapes.RequireEqual("GroupNorm", "bias", [s.C], bias.Shape);
@@ -189,12 +200,18 @@ public static partial class Ops
         var rstd = Tensor.Empty(device, s.N, s.G);
         if (device.UseCpuFastPath)
         {
-            GroupNormForwardCpu(x, weight, bias, y, mean, rstd, s, eps);
+            GroupNormForwardCpu(x, weight, bias, y, mean, rstd, s, eps, silu);
         }
         else
         {
             device.Kernels<GroupNormKernels>().Forward(GroupReduction.RowConfig(device, s.N * s.G), x.View,
                 weight?.View ?? x.View, bias?.View ?? x.View, y.View, mean.View, rstd.View, s, eps);
+            if (silu)
+            {
+                var z = Map(y, new SiluOp(), "GroupNormSilu");
+                y.Dispose();
+                y = z;
+            }
         }
         return new GroupNormOutput(y, mean, rstd);
     }
@@ -209,19 +226,52 @@ public static partial class Ops
     /// <param name="rstd">Saved rstd (N, G).</param>
     /// <param name="groups">G used by the forward.</param>
     /// <param name="weight">The forward's weight (C), or null if it had none.</param>
-    public static GroupNormGrads GroupNormBackward(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight)
+    public static GroupNormGrads GroupNormBackward(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight) =>
+        GroupNormBackwardImpl(x, gy, mean, rstd, groups, weight, null, silu: false);
+
+    /// <summary>
+    /// Backward of <see cref="GroupNormSiluForward"/>: the normed u = GroupNorm(x) is recomputed from
+    /// x and the saved statistics, gy becomes gy silu'(u), then as <see cref="GroupNormBackward(Tensor, Tensor, Tensor, Tensor, int, Tensor?)"/>.
+    /// <paramref name="bias"/> and <paramref name="eps"/> are the forward's (the kernel path recomputes u
+    /// by running the deterministic forward again; the CPU path from the saved statistics).
+    /// </summary>
+    public static GroupNormGrads GroupNormSiluBackward(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight, Tensor? bias, float eps) =>
+        GroupNormBackwardImpl(x, gy, mean, rstd, groups, weight, bias, silu: true, eps);
+
+    static GroupNormGrads GroupNormBackwardImpl(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight, Tensor? bias, bool silu, float eps = 0f)
     {
-        var s = GroupNormValidate("GroupNormBackward", x, groups, weight);
-        Shapes.RequireEqual("GroupNormBackward", "gy", x.Shape, gy.Shape);
-        Shapes.RequireEqual("GroupNormBackward", "mean", [s.N, s.G], mean.Shape);
-        Shapes.RequireEqual("GroupNormBackward", "rstd", [s.N, s.G], rstd.Shape);
+        string op = silu ? "GroupNormSiluBackward" : "GroupNormBackward";
+        var s = GroupNormValidate(op, x, groups, weight);
+        if ((weight is null) != (bias is null) && silu)
+            throw new ArgumentException($"{op}: weight and bias must be given together");
+        if (bias is not null) Shapes.RequireEqual(op, "bias", [s.C], bias.Shape);
+        Shapes.RequireEqual(op, "gy", x.Shape, gy.Shape);
+        Shapes.RequireEqual(op, "mean", [s.N, s.G], mean.Shape);
+        Shapes.RequireEqual(op, "rstd", [s.N, s.G], rstd.Shape);
         var device = x.Device;
+        if (silu && !device.UseCpuFastPath)
+        {
+            // Kernel path: recompute u (the forward is deterministic: the same statistics), then
+            // gy silu'(u), then the plain backward.
+            var o = GroupNormForwardImpl(x, groups, weight, bias, eps, silu: false);
+            Tensor gu;
+            try
+            {
+                gu = Zip(o.Y, gy, new SiluGradOp(), op);
+            }
+            finally
+            {
+                o.Y.Dispose(); o.Mean.Dispose(); o.Rstd.Dispose();
+            }
+            try { return GroupNormBackwardImpl(x, gu, mean, rstd, groups, weight, null, silu: false); }
+            finally { gu.Dispose(); }
+        }
         var dx = Tensor.Empty(device, x.Shape);
         var dw = Tensor.Empty(device, s.C);
         var db = Tensor.Empty(device, s.C);
         if (device.UseCpuFastPath)
         {
-            GroupNormBackwardCpu(x, gy, mean, rstd, weight, dx, dw, db, s);
+            GroupNormBackwardCpu(x, gy, mean, rstd, weight, bias, silu, dx, dw, db, s);
         }
         else
         {
@@ -242,7 +292,7 @@ public static partial class Ops
         return new GroupNormShape(n, c, hw, groups, weight is not null);
     }
 
-    static void GroupNormForwardCpu(Tensor x, Tensor? weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, GroupNormShape s, float eps)
+    static void GroupNormForwardCpu(Tensor x, Tensor? weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, GroupNormShape s, float eps, bool silu)
     {
         int len = s.BlockLength;
         RowChunks.Run(s.N * s.G, len, (b0, b1) =>
@@ -269,13 +319,15 @@ public static partial class Ops
                     // x * scale + (b - mu * scale) cancels catastrophically when |mu| * r is large.
                     float scale = weight is null ? r : r * ws[c0 + cc];
                     float shift = bias is null ? 0f : bs[c0 + cc];
-                    CenteredAffine(xb.Slice(cc * s.HW, s.HW), mu, scale, shift, ys.Slice(block * len + cc * s.HW, s.HW));
+                    var yc = ys.Slice(block * len + cc * s.HW, s.HW);
+                    if (silu) CenteredAffineSilu(xb.Slice(cc * s.HW, s.HW), mu, scale, shift, yc);
+                    else CenteredAffine(xb.Slice(cc * s.HW, s.HW), mu, scale, shift, yc);
                 }
             }
         });
     }
 
-    static void GroupNormBackwardCpu(Tensor x, Tensor gy, Tensor mean, Tensor rstd, Tensor? weight, Tensor dx, Tensor dw, Tensor db, GroupNormShape s)
+    static void GroupNormBackwardCpu(Tensor x, Tensor gy, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool silu, Tensor dx, Tensor dw, Tensor db, GroupNormShape s)
     {
         int len = s.BlockLength, hw = s.HW;
         // Per-(n, c) partial sums of gy*xhat and gy; summed over n at the end (no races).
@@ -284,13 +336,28 @@ public static partial class Ops
         RowChunks.Run(s.N * s.G, len, (b0, b1) =>
         {
             var xs = x.CpuSpan();
-            var gs = gy.CpuSpan();
+            var gyAll = gy.CpuSpan();
             var ds = dx.CpuSpan();
             var ws = weight is null ? default : weight.CpuSpan();
+            var bs = bias is null ? default : bias.CpuSpan();
             for (int block = b0; block < b1; block++)
             {
                 float mu = mean.CpuSpan()[block], r = rstd.CpuSpan()[block];
                 int n = block / s.G, c0 = (block % s.G) * s.Cg;
+                var gs = gyAll;
+                if (silu)
+                {
+                    // gy of the norm's output: gy silu'(u), u recomputed as the forward did, written
+                    // into dx's block (scratch until GroupNormDx overwrites it element by element).
+                    for (int cc = 0; cc < s.Cg; cc++)
+                    {
+                        int off = block * len + cc * hw;
+                        float scale = weight is null ? r : r * ws[c0 + cc];
+                        float shift = bias is null ? 0f : bs[c0 + cc];
+                        SiluGradOfAffine(xs.Slice(off, hw), gyAll.Slice(off, hw), mu, scale, shift, ds.Slice(off, hw));
+                    }
+                    gs = ds;
+                }
                 float sumDy = 0f, sumDyXhat = 0f;
                 for (int cc = 0; cc < s.Cg; cc++)
                 {
@@ -335,6 +402,38 @@ public static partial class Ops
         for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
             ((new Vector<float>(x.Slice(i)) - vmu) * vs + vb).CopyTo(y.Slice(i));
         for (; i < x.Length; i++) y[i] = (x[i] - mu) * scale + shift;
+    }
+
+    /// <summary>y = silu((x - mu) * scale + shift), with Vector&lt;float&gt; (the sigmoid as SiluOp's).</summary>
+    static void CenteredAffineSilu(ReadOnlySpan<float> x, float mu, float scale, float shift, Span<float> y)
+    {
+        var vmu = new Vector<float>(mu);
+        var vs = new Vector<float>(scale);
+        var vb = new Vector<float>(shift);
+        int i = 0;
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+        {
+            var u = (new Vector<float>(x.Slice(i)) - vmu) * vs + vb;
+            (u * KMath.Sigmoid(u)).CopyTo(y.Slice(i));
+        }
+        for (; i < x.Length; i++)
+        {
+            float u = (x[i] - mu) * scale + shift;
+            y[i] = u * KMath.Sigmoid(u);
+        }
+    }
+
+    /// <summary>g = gy silu'(u) with u = (x - mu) * scale + shift (SiluGradOp's formula).</summary>
+    static void SiluGradOfAffine(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, float mu, float scale, float shift, Span<float> g)
+    {
+        var vmu = new Vector<float>(mu);
+        var vs = new Vector<float>(scale);
+        var vb = new Vector<float>(shift);
+        var op = new SiluGradOp();
+        int i = 0;
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            op.Apply((new Vector<float>(x.Slice(i)) - vmu) * vs + vb, new Vector<float>(gy.Slice(i))).CopyTo(g.Slice(i));
+        for (; i < x.Length; i++) g[i] = op.Apply((x[i] - mu) * scale + shift, gy[i]);
     }
 
     /// <summary>dx = a * gy + bx * (x - mu) + c, with Vector&lt;float&gt;.</summary>

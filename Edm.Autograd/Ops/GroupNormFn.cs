@@ -1,5 +1,6 @@
 // Differentiable group norm: x (B, C, H, W), groups G, affine weight and bias (C). Forward saves
-// mean and reciprocal std per (B, G); backward gives dx, dweight, dbias.
+// mean and reciprocal std per (B, G); backward gives dx, dweight, dbias. GroupNormSilu fuses the
+// SiLU that follows every norm of the U-Nets.
 using Edm.Kernels;
 
 namespace Edm.Autograd;
@@ -15,6 +16,36 @@ public static partial class Fn
         return Tape.Record(new GroupNormNode(x.Value, weight.Value, o.Mean, o.Rstd, groups), o.Y, x, weight, bias);
     }
 
+    /// <summary>
+    /// SiLU(GroupNorm(x; G, eps) * weight + bias) as one node: one pass forward on the CPU, and only x
+    /// and the statistics saved (the pair saved the normed tensor too).
+    /// </summary>
+    public static Variable GroupNormSilu(Variable x, int groups, Variable weight, Variable bias, float eps = 1e-5f)
+    {
+        bool record = Tape.Prepare("GroupNormSilu", x, weight, bias);
+        var o = Ops.GroupNormSiluForward(x.Value, groups, weight.Value, bias.Value, eps);
+        if (!record)
+        {
+            o.Mean.Dispose();
+            o.Rstd.Dispose();
+            return new Variable(o.Y);
+        }
+        return Tape.Record(new GroupNormSiluNode(x.Value, weight.Value, bias.Value, o.Mean, o.Rstd, groups, eps), o.Y, x, weight, bias);
+    }
+
+    sealed class GroupNormSiluNode(Tensor x, Tensor w, Tensor b, Tensor mean, Tensor rstd, int groups, float eps) : Node
+    {
+        public override string Name => "GroupNormSilu";
+
+        protected internal override Tensor?[] Backward(Tensor gy)
+        {
+            var r = Ops.GroupNormSiluBackward(x, gy, mean, rstd, groups, w, b, eps);
+            return [NeedsGrad(0) ? r.Dx : Drop(r.Dx), NeedsGrad(1) ? r.DWeight : Drop(r.DWeight), NeedsGrad(2) ? r.DBias : Drop(r.DBias)];
+        }
+
+        protected override void DisposeOwned() { mean.Dispose(); rstd.Dispose(); }
+    }
+
     sealed class GroupNormNode(Tensor x, Tensor w, Tensor mean, Tensor rstd, int groups) : Node
     {
         protected internal override Tensor?[] Backward(Tensor gy)
@@ -24,6 +55,7 @@ public static partial class Fn
         }
 
         protected override void DisposeOwned() { mean.Dispose(); rstd.Dispose(); }
-        static Tensor? Drop(Tensor t) { t.Dispose(); return null; }
     }
+
+    static Tensor? Drop(Tensor t) { t.Dispose(); return null; }
 }

@@ -118,6 +118,9 @@ public sealed class GroupNorm : Module
 
     /// <summary>x (B, C, H, W) -> same shape.</summary>
     public Variable Forward(Variable x) => Fn.GroupNorm(x, Groups, Weight, Bias, _eps);
+
+    /// <summary>SiLU(norm(x)) as one op (<see cref="Fn.GroupNormSilu"/>).</summary>
+    public Variable ForwardSilu(Variable x) => Fn.GroupNormSilu(x, Groups, Weight, Bias, _eps);
 }
 
 /// <summary>

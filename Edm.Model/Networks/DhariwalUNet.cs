@@ -139,6 +139,6 @@ public sealed class DhariwalUNet : NetworkBase
             }
             x = u.Forward(x, emb);
         }
-        return _outConv.Forward(Fn.Silu(_outNorm.Forward(x)));
+        return _outConv.Forward(_outNorm.ForwardSilu(x));
     }
 }

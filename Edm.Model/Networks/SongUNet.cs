@@ -294,10 +294,10 @@ public sealed class SongUNet : NetworkBase
         foreach (var (name, block) in _dec.Items)
         {
             if (name.Contains("aux_up")) auxOut = ((Conv2d)block).Forward(auxOut!);
-            else if (name.Contains("aux_norm")) tmp = ((GroupNorm)block).Forward(x);
+            else if (name.Contains("aux_norm")) tmp = ((GroupNorm)block).ForwardSilu(x);
             else if (name.Contains("aux_conv"))
             {
-                tmp = ((Conv2d)block).Forward(Fn.Silu(tmp!));
+                tmp = ((Conv2d)block).Forward(tmp!);
                 auxOut = auxOut is null ? tmp : Fn.Add(tmp, auxOut);
             }
             else

@@ -87,7 +87,7 @@ public sealed class UNetBlock : Module
     public Variable Forward(Variable x, Variable emb)
     {
         var orig = x;
-        x = _conv0.Forward(Fn.Silu(_norm0.Forward(x)));
+        x = _conv0.Forward(_norm0.ForwardSilu(x));
         int b = x.Shape[0], c = x.Shape[1];
         var p = Fn.Reshape(_affine.Forward(emb), b, -1, 1, 1);           // (B, C or 2C, 1, 1)
         if (_o.AdaptiveScale)
@@ -96,7 +96,7 @@ public sealed class UNetBlock : Module
             var shift = Fn.Slice(p, 1, c, c);
             x = Fn.Silu(Fn.Add(shift, Fn.Mul(_norm1.Forward(x), Fn.AddScalar(scale, 1))));
         }
-        else x = Fn.Silu(_norm1.Forward(Fn.Add(x, p)));
+        else x = _norm1.ForwardSilu(Fn.Add(x, p));
         if (Training && _o.Dropout > 0)
         {
             var (seed, stream) = _rng.Next();

@@ -83,6 +83,57 @@ public sealed class GroupNormTests(CpuDevice fx) : IClassFixture<CpuDevice>
         finally { _device.CpuFastPaths = true; }
     }
 
+    /// <summary>
+    /// The fused SiLU(group norm) equals the float64 reference of the pair, forward and backward, on
+    /// both paths, with several (n, g) blocks (each block's gradient comes from its own gy).
+    /// </summary>
+    [Theory]
+    [InlineData(true, 3, 16, 4, 6, 5)]
+    [InlineData(false, 2, 8, 2, 3, 3)]
+    public void SiluFusedMatchesReference(bool fastPath, int n, int c, int g, int h, int w)
+    {
+        _device.CpuFastPaths = fastPath;
+        try
+        {
+            int hw = h * w;
+            const float eps = 1e-5f;
+            var x = TestData.Random(n * c * hw, 11, -2, 3);
+            var gy = TestData.Random(n * c * hw, 12);
+            var wt = TestData.Random(c, 13, 0.5, 1.5);
+            var bs = TestData.Random(c, 14);
+            using var tx = Tensor.FromArray(_device, x, n, c, h, w);
+            using var tg = Tensor.FromArray(_device, gy, n, c, h, w);
+            using var tw = Tensor.FromArray(_device, wt, c);
+            using var tb = Tensor.FromArray(_device, bs, c);
+            var o = Ops.GroupNormSiluForward(tx, g, tw, tb, eps);
+            using var y = o.Y;
+            using var mean = o.Mean;
+            using var rstd = o.Rstd;
+            var D = (float[] a) => a.Select(v => (double)v).ToArray();
+            var u = GroupNormReference.Forward(D(x), n, c, hw, g, D(wt), D(bs), eps).Y;
+            var got = y.ToArray();
+            var gu = new double[u.Length];
+            for (int i = 0; i < u.Length; i++)
+            {
+                double sg = 1 / (1 + Math.Exp(-u[i]));
+                Assert.True(Math.Abs(got[i] - u[i] * sg) <= 1e-5 * (1 + Math.Abs(u[i])), $"y[{i}] = {got[i]}, reference {u[i] * sg}");
+                gu[i] = gy[i] * sg * (1 + u[i] * (1 - sg));
+            }
+            var (rdx, rdw, rdb) = GroupNormReference.Backward(D(x), gu, n, c, hw, g, D(wt), eps);
+            var r = Ops.GroupNormSiluBackward(tx, tg, mean, rstd, g, tw, tb, eps);
+            using var dx = r.Dx;
+            using var dw = r.DWeight;
+            using var db = r.DBias;
+            foreach (var (name, t, want) in new[] { ("dx", dx, rdx), ("dweight", dw, rdw), ("dbias", db, rdb) })
+            {
+                var a = t.ToArray();
+                for (int i = 0; i < a.Length; i++)
+                    Assert.True(Math.Abs(a[i] - want[i]) <= 1e-4 * (1 + Math.Abs(want[i])), $"{name}[{i}] = {a[i]}, reference {want[i]}");
+            }
+        }
+        finally { _device.CpuFastPaths = true; }
+    }
+
     [Fact]
     public void ReferenceBackwardMatchesFiniteDifferences()
     {

@@ -23,6 +23,21 @@ public sealed class GroupNormGradCases : IGradCases
                     var (dx, dwt, dbs) = GroupNormReference.Backward(x[0].Data, g.Data, b, ch, hw, groups, x[1].Data, eps);
                     return [new(dx, [b, ch, h, w]), new(dwt, [ch]), new(dbs, [ch])];
                 });
+            // The fused SiLU(group norm): reference u = GroupNorm(x), y = u sigmoid(u), gu = g silu'(u).
+            c[$"group_norm_silu ({b},{ch},{h},{w}) G{groups}"] = new([[b, ch, h, w], [ch], [ch]], v => Fn.GroupNormSilu(v[0], groups, v[1], v[2], eps),
+                x => new RefTensor(GroupNormReference.Forward(x[0].Data, b, ch, hw, groups, x[1].Data, x[2].Data, eps).Y.Select(u => u / (1 + Math.Exp(-u))).ToArray(), [b, ch, h, w]),
+                (x, g) =>
+                {
+                    var u = GroupNormReference.Forward(x[0].Data, b, ch, hw, groups, x[1].Data, x[2].Data, eps).Y;
+                    var gu = new double[u.Length];
+                    for (int i = 0; i < u.Length; i++)
+                    {
+                        double sg = 1 / (1 + Math.Exp(-u[i]));
+                        gu[i] = g.Data[i] * sg * (1 + u[i] * (1 - sg));
+                    }
+                    var (dx, dwt, dbs) = GroupNormReference.Backward(x[0].Data, gu, b, ch, hw, groups, x[1].Data, eps);
+                    return [new(dx, [b, ch, h, w]), new(dwt, [ch]), new(dbs, [ch])];
+                });
         }
         return c;
     }
