@@ -19,7 +19,8 @@
 //      col stays under 2^26 floats. A 1x1 kernel without padding skips im2col (col is x itself).
 //      Strides and rectangular kernels only change the index maps of Im2Col / Col2Im (col2im gathers
 //      the (ky, oy) pairs with oy sh = iy + pt - ky), so one path serves every geometry.
-//   CPU fast path: per image im2col (contiguous row copies; a strided gather when sw > 1) + the CPU GEMM, Parallel.For over images
+//   CPU fast path: per image im2col (contiguous row copies; a strided gather when sw > 1) + the CPU GEMM, Parallel.For over images;
+//      the forward of a "same" convolution writes im2col straight into the GEMM's B panels (SameConvPanels) with the bias in its epilogue
 //      (each GEMM serial) when B >= 2, else one parallel GEMM; dW summed per group of images fixed
 //      by the batch size alone (at most 8 groups) and the groups added in order, so it repeats bit
 //      for bit whatever the thread count.
