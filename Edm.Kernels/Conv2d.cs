@@ -732,11 +732,12 @@ internal readonly unsafe struct SameConvPanels(float* x, ConvShape s, uint* mask
             }
             else
             {
-                for (int jj = 0; jj < nr; jj++)
-                {
-                    int q = n0 + jj + d;
-                    dst[jj] = m[jj] != 0 && q >= 0 && q < p ? src[jj] : 0f;
-                }
+                // Past an end of the plane: zeros there, the masked copy in between (branch-free).
+                int lo = Math.Clamp(-(n0 + d), 0, nr), hi = Math.Clamp(p - (n0 + d), lo, nr);
+                uint* du = (uint*)dst, su = (uint*)src;
+                for (int jj = 0; jj < lo; jj++) du[jj] = 0;
+                for (int jj = lo; jj < hi; jj++) du[jj] = su[jj] & m[jj];
+                for (int jj = hi; jj < nr; jj++) du[jj] = 0;
             }
             if (++kx == s.KW)
             {
