@@ -20,6 +20,7 @@
 //      pass 4 write; backward dx likewise
 //      (sums of dyhat and dyhat*xhat, then write); dweight/dbias by one group per channel.
 using System.Numerics;
+using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Algorithms;
@@ -404,13 +405,26 @@ public static partial class Ops
         for (; i < x.Length; i++) y[i] = (x[i] - mu) * scale + shift;
     }
 
-    /// <summary>y = silu((x - mu) * scale + shift), with Vector&lt;float&gt; (the sigmoid as SiluOp's).</summary>
+    /// <summary>y = silu((x - mu) * scale + shift), with Vector512 where accelerated, else Vector&lt;float&gt; (the sigmoid as SiluOp's).</summary>
     static void CenteredAffineSilu(ReadOnlySpan<float> x, float mu, float scale, float shift, Span<float> y)
     {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
+        {
+            // AVX-512: 16 lanes (Vector<float> stays 8 wide); the same formula, u (1 / (1 + exp(-u))).
+            var wmu = Vector512.Create(mu);
+            var ws = Vector512.Create(scale);
+            var wb = Vector512.Create(shift);
+            var one = Vector512<float>.One;
+            for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var u = (Vector512.Create(x.Slice(i, Vector512<float>.Count)) - wmu) * ws + wb;
+                (u * (one / (one + Vector512.Exp(-u)))).CopyTo(y.Slice(i));
+            }
+        }
         var vmu = new Vector<float>(mu);
         var vs = new Vector<float>(scale);
         var vb = new Vector<float>(shift);
-        int i = 0;
         for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
         {
             var u = (new Vector<float>(x.Slice(i)) - vmu) * vs + vb;
@@ -423,14 +437,27 @@ public static partial class Ops
         }
     }
 
-    /// <summary>g = gy silu'(u) with u = (x - mu) * scale + shift (SiluGradOp's formula).</summary>
+    /// <summary>g = gy silu'(u) with u = (x - mu) * scale + shift (SiluGradOp's formula; Vector512 where accelerated).</summary>
     static void SiluGradOfAffine(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, float mu, float scale, float shift, Span<float> g)
     {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
+        {
+            var wmu = Vector512.Create(mu);
+            var ws = Vector512.Create(scale);
+            var wb = Vector512.Create(shift);
+            var one = Vector512<float>.One;
+            for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var u = (Vector512.Create(x.Slice(i, Vector512<float>.Count)) - wmu) * ws + wb;
+                var sg = one / (one + Vector512.Exp(-u));
+                (Vector512.Create(gy.Slice(i, Vector512<float>.Count)) * sg * (one + u * (one - sg))).CopyTo(g.Slice(i));
+            }
+        }
         var vmu = new Vector<float>(mu);
         var vs = new Vector<float>(scale);
         var vb = new Vector<float>(shift);
         var op = new SiluGradOp();
-        int i = 0;
         for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
             op.Apply((new Vector<float>(x.Slice(i)) - vmu) * vs + vb, new Vector<float>(gy.Slice(i))).CopyTo(g.Slice(i));
         for (; i < x.Length; i++) g[i] = op.Apply((x[i] - mu) * scale + shift, gy[i]);
