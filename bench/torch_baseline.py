@@ -23,6 +23,7 @@ unless noted):
                           conv2d-bwd = input + weight + bias gradients (no forward);
                           cpu --quick: B8                                        Conv2dBench.cs (branch nn)
   groupnorm, groupnorm_fwd_bwd  "(B, 128, 32, 32) G=32", "(B, 256, 16, 16) G=32"  GroupNormBench.cs
+  groupnorm_silu, groupnorm_silu_fwd_bwd  the same shapes, silu(group_norm(x))      GroupNormBench.cs
   attention, attention_fwd_bwd  "(BH, 256, 256)", "(BH, 1024, 64)" = (B*heads, N, d),
                           F.scaled_dot_product_attention (the explicit softmax(QK^T/sqrt d)V
                           formula on torch < 2.0, noted in the row)               AttentionBench.cs
@@ -149,7 +150,9 @@ def conv2d(op, dev, quick):
 # --- part B (this branch: GroupNormBench.cs, AttentionBench.cs, ...) ------------------------------
 def groupnorm(op, dev, quick):
     b = B // QUICK_DIVISOR if quick else B
-    backward = op == "groupnorm_fwd_bwd"
+    backward = op.endswith("_fwd_bwd")
+    silu = op.startswith("groupnorm_silu")           # silu(group_norm(x)): the pair our fused op replaces
+    act = F.silu if silu else (lambda t: t)
     cases = []
     for c, hw in [(128, 32), (256, 16)]:
         x = randn(dev, b, c, hw, hw, grad=backward)
@@ -159,10 +162,10 @@ def groupnorm(op, dev, quick):
         if backward:
             def run(x=x, w=w, bias=bias, gy=gy):
                 x.grad = w.grad = bias.grad = None
-                F.group_norm(x, 32, w, bias, 1e-5).backward(gy)
+                act(F.group_norm(x, 32, w, bias, 1e-5)).backward(gy)
         else:
             def run(x=x, w=w, bias=bias):
-                return F.group_norm(x, 32, w, bias, 1e-5)
+                return act(F.group_norm(x, 32, w, bias, 1e-5))
         cases.append(Case(op, f"{fmt([b, c, hw, hw])} G=32", (20.0 if backward else 8.0) * count,
                           (20.0 if backward else 8.0) * count, run, quick_note(quick)))
     return cases
@@ -588,7 +591,7 @@ def export_onnx(out_dir):
 OPS = {
     "gelu": elementwise, "silu": elementwise, "axpy": elementwise, "add": elementwise, "sum": elementwise,
     "gemm": gemm, "conv2d": conv2d, "conv2d-bwd": conv2d,
-    "groupnorm": groupnorm, "groupnorm_fwd_bwd": groupnorm,
+    "groupnorm": groupnorm, "groupnorm_fwd_bwd": groupnorm, "groupnorm_silu": groupnorm, "groupnorm_silu_fwd_bwd": groupnorm,
     "attention": attention, "attention_fwd_bwd": attention,
     "softmax": softmax, "dropout": dropout, "upsample2x": pooling, "avgpool2x": pooling,
     "conv2d-geom": conv2d_geom, "batchnorm": batchnorm, "batchnorm_train": batchnorm,

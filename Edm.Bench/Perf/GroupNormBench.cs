@@ -3,6 +3,10 @@
 // Bytes: the minimum traffic (forward reads x, writes y; backward reads x and gy, writes dx).
 // Baseline: CPU: the same two-pass algorithm as scalar C# loops, Parallel.For over (n, g) blocks;
 // GPU: a device-to-device copy of the same bytes.
+// groupnorm_silu / groupnorm_silu_fwd_bwd: the fused SiLU(group norm) (Ops.GroupNormSiluForward /
+// Backward) against the unfused pair it replaces in the networks (group norm, then a SiLU map;
+// backward: the SiLU gradient map, then the group-norm backward), timed in the same run on any
+// device. Bytes: the fused op's minimum traffic, as above.
 using Edm.Kernels;
 
 namespace Edm.Bench.Perf;
@@ -11,7 +15,10 @@ namespace Edm.Bench.Perf;
 public sealed class GroupNormBench : IKernelBench
 {
     /// <inheritdoc/>
-    public IReadOnlyList<string> Ops { get; } = ["groupnorm", "groupnorm_fwd_bwd"];
+    public IReadOnlyList<string> Ops { get; } = ["groupnorm", "groupnorm_fwd_bwd", "groupnorm_silu", "groupnorm_silu_fwd_bwd"];
+
+    /// <summary>The baseline name of the fused rows: our own unfused pair.</summary>
+    public const string UnfusedPair = "unfused-norm-then-silu";
 
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
@@ -23,6 +30,7 @@ public sealed class GroupNormBench : IKernelBench
 
     static BenchCase Case(EdmDevice d, string op, int n, int c, int h, int w, int g, bool quick)
     {
+        if (op.StartsWith("groupnorm_silu", StringComparison.Ordinal)) return SiluCase(d, op, n, c, h, w, g, quick);
         bool backward = op == "groupnorm_fwd_bwd";
         int count = n * c * h * w, hw = h * w, len = c / g * hw;
         const float eps = 1e-5f;
@@ -110,5 +118,43 @@ public sealed class GroupNormBench : IKernelBench
             resources = new Baselines.Disposables(x, gy, wt, bs, bufs);
         }
         return new BenchCase(op, $"{Shapes.Format([n, c, h, w])} G={g}", bytes, flops, ours, baseline, runBaseline, resources, BenchShapes.Note(quick));
+    }
+
+    static BenchCase SiluCase(EdmDevice d, string op, int n, int c, int h, int w, int g, bool quick)
+    {
+        bool backward = op.EndsWith("_fwd_bwd", StringComparison.Ordinal);
+        int count = n * c * h * w;
+        const float eps = 1e-5f;
+        var x = Tensor.Empty(d, n, c, h, w);
+        var gy = Tensor.Empty(d, n, c, h, w);
+        var wt = Tensor.Empty(d, c);
+        var bs = Tensor.Empty(d, c);
+        Kernels.Ops.Normal(x, 1); Kernels.Ops.Normal(gy, 2); Kernels.Ops.Normal(wt, 3); Kernels.Ops.Normal(bs, 4);
+        Action ours = () =>
+        {
+            var o = Kernels.Ops.GroupNormSiluForward(x, g, wt, bs, eps);
+            if (backward)
+            {
+                var gr = Kernels.Ops.GroupNormSiluBackward(x, gy, o.Mean, o.Rstd, g, wt, bs, eps);
+                gr.Dx.Dispose(); gr.DWeight.Dispose(); gr.DBias.Dispose();
+            }
+            o.Y.Dispose(); o.Mean.Dispose(); o.Rstd.Dispose();
+        };
+        Action pair = () =>
+        {
+            var o = Kernels.Ops.GroupNormForward(x, g, wt, bs, eps);
+            using var z = Kernels.Ops.Map(o.Y, new SiluOp(), "Silu");
+            if (backward)
+            {
+                using var gu = Kernels.Ops.Zip(o.Y, gy, new SiluGradOp(), "SiluBackward");
+                var gr = Kernels.Ops.GroupNormBackward(x, gu, o.Mean, o.Rstd, g, wt);
+                gr.Dx.Dispose(); gr.DWeight.Dispose(); gr.DBias.Dispose();
+            }
+            o.Y.Dispose(); o.Mean.Dispose(); o.Rstd.Dispose();
+        };
+        double bytes = backward ? 20.0 * count : 8.0 * count;
+        double flops = backward ? 30.0 * count : 12.0 * count;
+        return new BenchCase(op, $"{Shapes.Format([n, c, h, w])} G={g}", bytes, flops, ours, UnfusedPair, pair,
+            new Baselines.Disposables(x, gy, wt, bs), BenchShapes.Note(quick));
     }
 }
