@@ -34,11 +34,7 @@ public sealed class GroupNormBench : IKernelBench
         bool backward = op == "groupnorm_fwd_bwd";
         int count = n * c * h * w, hw = h * w, len = c / g * hw;
         const float eps = 1e-5f;
-        var x = Tensor.Empty(d, n, c, h, w);
-        var gy = Tensor.Empty(d, n, c, h, w);
-        var wt = Tensor.Empty(d, c);
-        var bs = Tensor.Empty(d, c);
-        Kernels.Ops.Normal(x, 1); Kernels.Ops.Normal(gy, 2); Kernels.Ops.Normal(wt, 3); Kernels.Ops.Normal(bs, 4);
+        var (x, gy, wt, bs) = Inputs(d, n, c, h, w);
         Action ours = () =>
         {
             var o = Kernels.Ops.GroupNormForward(x, g, wt, bs, eps);
@@ -120,16 +116,23 @@ public sealed class GroupNormBench : IKernelBench
         return new BenchCase(op, $"{Shapes.Format([n, c, h, w])} G={g}", bytes, flops, ours, baseline, runBaseline, resources, BenchShapes.Note(quick));
     }
 
-    static BenchCase SiluCase(EdmDevice d, string op, int n, int c, int h, int w, int g, bool quick)
+    /// <summary>x and gy (n, c, h, w), weight and bias (c), standard normal with fixed seeds.</summary>
+    static (Tensor X, Tensor Gy, Tensor W, Tensor B) Inputs(EdmDevice d, int n, int c, int h, int w)
     {
-        bool backward = op.EndsWith("_fwd_bwd", StringComparison.Ordinal);
-        int count = n * c * h * w;
-        const float eps = 1e-5f;
         var x = Tensor.Empty(d, n, c, h, w);
         var gy = Tensor.Empty(d, n, c, h, w);
         var wt = Tensor.Empty(d, c);
         var bs = Tensor.Empty(d, c);
         Kernels.Ops.Normal(x, 1); Kernels.Ops.Normal(gy, 2); Kernels.Ops.Normal(wt, 3); Kernels.Ops.Normal(bs, 4);
+        return (x, gy, wt, bs);
+    }
+
+    static BenchCase SiluCase(EdmDevice d, string op, int n, int c, int h, int w, int g, bool quick)
+    {
+        bool backward = op.EndsWith("_fwd_bwd", StringComparison.Ordinal);
+        int count = n * c * h * w;
+        const float eps = 1e-5f;
+        var (x, gy, wt, bs) = Inputs(d, n, c, h, w);
         Action ours = () =>
         {
             var o = Kernels.Ops.GroupNormSiluForward(x, g, wt, bs, eps);
