@@ -190,11 +190,12 @@ public static partial class Ops
 
     static GroupNormOutput GroupNormForwardImpl(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps, bool silu)
     {
-        var s = GroupNormValidate(silu ? "GroupNormSilu" : "GroupNorm", x, groups, weight);
+        string op = silu ? "GroupNormSilu" : "GroupNorm";
+        var s = GroupNormValidate(op, x, groups, weight);
         if ((weight is null) != (bias is null))
-            throw new ArgumentException($"GroupNorm: weight and bias must be given together (weight {(weight is null ? "null" : weight.ShapeString)}, bias {(bias is null ? "null" : bias.ShapeString)})");
-        if (bias is not null) Shapes.RequireEqual("GroupNorm", "bias", [s.C], bias.Shape);
-        if (!(eps >= 0f)) throw new ArgumentException($"GroupNorm: eps = {eps}; allowed: eps >= 0");
+            throw new ArgumentException($"{op}: weight and bias must be given together (weight {(weight is null ? "null" : weight.ShapeString)}, bias {(bias is null ? "null" : bias.ShapeString)})");
+        if (bias is not null) Shapes.RequireEqual(op, "bias", [s.C], bias.Shape);
+        if (!(eps >= 0f)) throw new ArgumentException($"{op}: eps = {eps}; allowed: eps >= 0");
         var device = x.Device;
         var y = Tensor.Empty(device, x.Shape);
         var mean = Tensor.Empty(device, s.N, s.G);
@@ -244,7 +245,7 @@ public static partial class Ops
         string op = silu ? "GroupNormSiluBackward" : "GroupNormBackward";
         var s = GroupNormValidate(op, x, groups, weight);
         if ((weight is null) != (bias is null) && silu)
-            throw new ArgumentException($"{op}: weight and bias must be given together");
+            throw new ArgumentException($"{op}: weight and bias must be given together (the forward's), got weight {(weight is null ? "null" : weight.ShapeString)}, bias {(bias is null ? "null" : bias.ShapeString)}");
         if (bias is not null) Shapes.RequireEqual(op, "bias", [s.C], bias.Shape);
         Shapes.RequireEqual(op, "gy", x.Shape, gy.Shape);
         Shapes.RequireEqual(op, "mean", [s.N, s.G], mean.Shape);
@@ -405,6 +406,11 @@ public static partial class Ops
         for (; i < x.Length; i++) y[i] = (x[i] - mu) * scale + shift;
     }
 
+    /// <summary>(x[i..i+16] - mu) * scale + shift: the normed values of 16 lanes (the fused SiLU loops).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Affine512(ReadOnlySpan<float> x, int i, float mu, float scale, float shift) =>
+        (Vector512.Create(x.Slice(i, Vector512<float>.Count)) - Vector512.Create(mu)) * Vector512.Create(scale) + Vector512.Create(shift);
+
     /// <summary>y = silu((x - mu) * scale + shift), with Vector512 where accelerated, else Vector&lt;float&gt; (the sigmoid as SiluOp's).</summary>
     static void CenteredAffineSilu(ReadOnlySpan<float> x, float mu, float scale, float shift, Span<float> y)
     {
@@ -412,13 +418,10 @@ public static partial class Ops
         if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
         {
             // AVX-512: 16 lanes (Vector<float> stays 8 wide); the same formula, u (1 / (1 + exp(-u))).
-            var wmu = Vector512.Create(mu);
-            var ws = Vector512.Create(scale);
-            var wb = Vector512.Create(shift);
             var one = Vector512<float>.One;
             for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var u = (Vector512.Create(x.Slice(i, Vector512<float>.Count)) - wmu) * ws + wb;
+                var u = Affine512(x, i, mu, scale, shift);
                 (u * (one / (one + Vector512.Exp(-u)))).CopyTo(y.Slice(i));
             }
         }
@@ -443,13 +446,10 @@ public static partial class Ops
         int i = 0;
         if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
         {
-            var wmu = Vector512.Create(mu);
-            var ws = Vector512.Create(scale);
-            var wb = Vector512.Create(shift);
             var one = Vector512<float>.One;
             for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var u = (Vector512.Create(x.Slice(i, Vector512<float>.Count)) - wmu) * ws + wb;
+                var u = Affine512(x, i, mu, scale, shift);
                 var sg = one / (one + Vector512.Exp(-u));
                 (Vector512.Create(gy.Slice(i, Vector512<float>.Count)) * sg * (one + u * (one - sg))).CopyTo(g.Slice(i));
             }
