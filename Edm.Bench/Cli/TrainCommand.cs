@@ -1,6 +1,7 @@
 // `train`: trains a preset network on an image dataset (Edm.Model.Training.Trainer) and writes
 // snapshots, training states, training_options.json and stats.jsonl to --out; `--resume DIR`
-// continues exactly from the newest training state in DIR. User mistakes (dataset, options,
+// continues exactly from the newest training state in DIR; `--transfer SNAPSHOT` starts from a
+// snapshot's weights (fine-tuning, as NVlabs/edm's --transfer). User mistakes (dataset, options,
 // output folder, a corrupt state, device memory) print one line and exit with code 2.
 using System.CommandLine;
 using System.Runtime.InteropServices;
@@ -28,6 +29,7 @@ public sealed class TrainCommand : IBenchCommand
         var snap = new Option<double?>("--snap") { Description = "Snapshot interval in kimg (default 50); a snapshot is also written at the end" };
         var tick = new Option<double?>("--tick") { Description = "Progress-line interval in kimg (default: --snap / 10)" };
         var resume = new Option<string?>("--resume") { Description = "Continue from the newest training state in this folder (or this state file)" };
+        var transfer = new Option<string?>("--transfer") { Description = "Start from a network snapshot's weights (fine-tuning; the preset and resolution default to the snapshot's, the EMA ramp-up to 0; fresh Adam and counters)" };
         var lr = new Option<double?>("--lr") { Description = "Learning rate (default 1e-3)" };
         var lrRampup = new Option<double?>("--lr-rampup") { Description = "Learning-rate ramp-up in kimg (default 10000)" };
         var ema = new Option<double?>("--ema") { Description = "EMA half-life in kimg (default 500)" };
@@ -42,7 +44,7 @@ public sealed class TrainCommand : IBenchCommand
         var resolution = new Option<int?>("--resolution") { Description = "Train at a lower resolution that divides the dataset's (box-filter downsampling)" };
         var keepStates = new Option<int>("--keep-states") { Description = "Training states to keep (the newest K; every snapshot is kept; 0 = all)", DefaultValueFactory = _ => 3 };
         var cmd = new Command("train", "Train a preset network on an image dataset (EDM loss, Adam, EMA snapshots, exact resume)");
-        foreach (var o in new Option[] { device, data, output, preset, batch, batchGpu, kimg, snap, tick, resume, lr, lrRampup, ema, emaRampup,
+        foreach (var o in new Option[] { device, data, output, preset, batch, batchGpu, kimg, snap, tick, resume, transfer, lr, lrRampup, ema, emaRampup,
                      dropout, labelDropout, augment, seed, loss, precond, cond, resolution, keepStates })
             cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
@@ -50,13 +52,17 @@ public sealed class TrainCommand : IBenchCommand
             string outDir = Path.GetFullPath(p.GetValue(output)!);
             string? resumeFrom = p.GetValue(resume);
             double aug = p.GetValue(augment) ?? 0;
-            if (resumeFrom is null && p.GetValue(preset) is null) throw new UsageException("--preset is required (unless --resume is given)");
+            string? transferFrom = p.GetValue(transfer) is { } tf ? Path.GetFullPath(tf) : null;
+            if (transferFrom is not null && resumeFrom is not null)
+                throw new UsageException("--transfer and --resume cannot be given together (a resumed run takes its weights from its training state)");
+            NetworkSpec? transferSpec = transferFrom is null ? null : ReadTransferSpec(transferFrom);
+            if (resumeFrom is null && transferSpec is null && p.GetValue(preset) is null) throw new UsageException("--preset is required (unless --resume or --transfer is given)");
             if (resumeFrom is null && p.GetValue(kimg) is null) throw new UsageException("--kimg is required (unless --resume is given)");
 
             // Options given on the command line (null: not given).
             TrainingOptions Apply(TrainingOptions o) => o with
             {
-                Preset = p.GetValue(preset) ?? o.Preset,
+                Preset = p.GetValue(preset) ?? transferSpec?.Preset ?? o.Preset,
                 Batch = p.GetValue(batch) ?? o.Batch,
                 BatchGpu = p.GetValue(batchGpu) ?? o.BatchGpu,
                 Kimg = p.GetValue(kimg) ?? o.Kimg,
@@ -65,7 +71,7 @@ public sealed class TrainCommand : IBenchCommand
                 Lr = p.GetValue(lr) ?? o.Lr,
                 LrRampupKimg = p.GetValue(lrRampup) ?? o.LrRampupKimg,
                 EmaHalflifeKimg = p.GetValue(ema) ?? o.EmaHalflifeKimg,
-                EmaRampupRatio = p.GetValue(emaRampup) ?? o.EmaRampupRatio,
+                EmaRampupRatio = p.GetValue(emaRampup) ?? (transferSpec is null ? o.EmaRampupRatio : 0),
                 Dropout = p.GetValue(dropout) ?? o.Dropout,
                 LabelDropout = p.GetValue(labelDropout) ?? o.LabelDropout,
                 Augment = aug,
@@ -73,7 +79,8 @@ public sealed class TrainCommand : IBenchCommand
                 Loss = p.GetValue(loss) is { } l ? Parse(l, "--loss", TrainLoss) : o.Loss,
                 Precond = p.GetValue(precond) is { } pc ? Parse(pc, "--precond", TrainPrecond) : o.Precond,
                 Cond = p.GetValue(cond) || o.Cond,
-                Resolution = p.GetValue(resolution) ?? o.Resolution,
+                Resolution = p.GetValue(resolution) ?? transferSpec?.Resolution ?? o.Resolution,
+                Transfer = transferFrom ?? o.Transfer,
             };
 
             if (p.GetValue(keepStates) < 0) throw new UsageException($"--keep-states {p.GetValue(keepStates)} must be >= 0 (0 keeps every state)");
@@ -190,6 +197,13 @@ public sealed class TrainCommand : IBenchCommand
         if (snapshots || stats)
             throw new UsageException($"--out '{dir}' holds {(snapshots ? "network snapshots" : "")}{(snapshots && stats ? " and " : "")}{(stats ? "stats.jsonl" : "")} " +
                 "but no training state to resume from (a snapshot has no optimizer state); choose another folder, or move those files away to start over");
+    }
+
+    /// <summary>The network a --transfer snapshot describes (a missing or foreign file is a usage error).</summary>
+    static NetworkSpec ReadTransferSpec(string path)
+    {
+        try { return NetworkSpec.FromMetadata(Checkpoints.Read(path, Checkpoints.SnapshotFormat).Metadata, path); }
+        catch (CheckpointException e) { throw new UsageException($"--transfer: {e.Message}"); }
     }
 
     /// <summary>Resumes from a state file, or from the newest state in a folder.</summary>

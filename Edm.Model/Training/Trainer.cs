@@ -62,6 +62,12 @@ public sealed record TrainingOptions
     public bool Cond { get; init; }
     /// <summary>Training resolution: the dataset's (null) or a divisor of it (box-filter downsampling).</summary>
     public int? Resolution { get; init; }
+    /// <summary>
+    /// Transfer learning (NVlabs/edm's --transfer): a network snapshot whose weights start the run,
+    /// both the trained weights and the EMA; Adam, the counters and the data order start fresh.
+    /// Null: weights drawn from <see cref="Seed"/>. A resumed run takes its weights from the state.
+    /// </summary>
+    public string? Transfer { get; init; }
 
     /// <summary>Images per round.</summary>
     [JsonIgnore] public int RoundBatch => BatchGpu ?? Batch;
@@ -184,8 +190,42 @@ public sealed class Trainer : IDisposable
         _rounds = o.Batch / o.RoundBatch;
     }
 
-    /// <summary>Starts a fresh run.</summary>
-    public static Trainer Start(EdmDevice device, ImageDataset data, TrainingOptions options) => new(device, data, options);
+    /// <summary>Starts a fresh run (from <see cref="TrainingOptions.Transfer"/>'s weights when given).</summary>
+    public static Trainer Start(EdmDevice device, ImageDataset data, TrainingOptions options)
+    {
+        var t = new Trainer(device, data, options);
+        if (options.Transfer is null) return t;
+        try { t.LoadTransfer(options.Transfer); }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// Copies a snapshot's parameters and buffers into the network and its parameters into the EMA.
+    /// The snapshot must describe the same network (preset, resolution, channels, labels, augment
+    /// labels, preconditioning); dropout may differ.
+    /// </summary>
+    void LoadTransfer(string path)
+    {
+        var f = Checkpoints.Read(path, Checkpoints.SnapshotFormat);
+        var spec = NetworkSpec.FromMetadata(f.Metadata, path);
+        if (spec with { Dropout = Spec.Dropout, LabelDropout = Spec.LabelDropout } != Spec)
+            throw new CheckpointException($"--transfer '{path}' is a snapshot of {spec}, but this run trains {Spec} " +
+                "(preset, resolution, channels, label and augment dimensions and preconditioning must match; dropout may differ)");
+        var expected = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < _names.Length; i++)
+        {
+            Checkpoints.Fill(path, f, _names[i], _params[i].Value);
+            Ops.CopyInto(_params[i].Value, _ema[i]);
+            expected.Add(_names[i]);
+        }
+        foreach (var (name, b) in _net.Module.NamedBuffers()) { Checkpoints.Fill(path, f, name, b); expected.Add(name); }
+        Checkpoints.RequireNoExtra(path, f, expected);
+    }
 
     /// <summary>
     /// Resumes from a training state file. The run's options come from the state; <paramref name="adjust"/>

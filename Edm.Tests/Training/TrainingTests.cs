@@ -238,6 +238,48 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     }
 
     [Fact]
+    public void Transfer_starts_net_and_ema_from_a_snapshot_and_refuses_another_network()
+    {
+        using var tmp = new TempDir();
+        using var ds = ImageDataset.Open(MakeDataset(tmp), preload: true);
+        string snap;
+        float[][] trained;
+        using (var t = Trainer.Start(_d, ds, Tiny()))
+        {
+            for (int i = 0; i < 2; i++) t.TrainStep();
+            snap = t.SaveSnapshot(tmp.Path);
+            trained = t.Ema.Select(e => e.ToArray()).ToArray();
+        }
+        // Another seed would draw other initial weights: the transferred run must hold the snapshot's.
+        using (var t = Trainer.Start(_d, ds, Tiny() with { Seed = 11, Transfer = snap, Dropout = 0.2 }))
+        {
+            var w = t.Precond.Network.Module.Parameters().Select(p => p.Value.ToArray()).ToArray();
+            Assert.Equal(trained, w);
+            Assert.Equal(trained, t.Ema.Select(e => e.ToArray()).ToArray());
+            Assert.Equal(0, t.Step);
+            Assert.True(double.IsFinite(t.TrainStep()));
+            // The state records the transfer; a resume takes the weights from the state, not the snapshot.
+            var state = t.SaveState(tmp.Path);
+            using var r = Trainer.Resume(_d, ds, state);
+            Assert.Equal(snap, r.Options.Transfer);
+            Assert.Equal(t.Ema[0].ToArray(), r.Ema[0].ToArray());
+        }
+        var e = Assert.Throws<CheckpointException>(() => Trainer.Start(_d, ds, Tiny() with { Cond = false, Transfer = snap }));
+        Assert.Contains("preset, resolution, channels", e.Message);
+        Assert.Throws<CheckpointException>(() => Trainer.Start(_d, ds, Tiny() with { Transfer = tmp["missing.safetensors"] }));
+
+        // CLI: --transfer with --resume, or a file that is not a snapshot, is exit 2 with nothing written.
+        var outDir = tmp["never"];
+        Assert.Equal(2, CliProcess.Code(["train", "--data", ds.Path, "--transfer", snap, "--resume", tmp.Path, "--kimg", "0.01", "--out", outDir, "--device", "cpu"]));
+        var junk = tmp["junk.safetensors"];
+        File.WriteAllText(junk, "not a snapshot");
+        var (code, _, err) = CliProcess.Run(["train", "--data", ds.Path, "--transfer", junk, "--kimg", "0.01", "--out", outDir, "--device", "cpu"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--transfer", err);
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
     public void Cli_mistakes_exit_2_without_leaving_files()
     {
         using var tmp = new TempDir();
