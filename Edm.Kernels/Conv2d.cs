@@ -21,7 +21,8 @@
 //      the (ky, oy) pairs with oy sh = iy + pt - ky), so one path serves every geometry.
 //   CPU fast path: per image im2col (contiguous row copies; a strided gather when sw > 1) + the CPU GEMM, Parallel.For over images;
 //      the forward of a "same" convolution writes im2col straight into the GEMM's B panels (SameConvPanels) with the bias in its epilogue
-//      (each GEMM serial) when B >= 2, else one parallel GEMM; dW summed per group of images fixed
+//      (each GEMM serial) when B >= 2, else one parallel GEMM; the backward-data of a "same" convolution is the forward's
+//      path on the flipped, transposed weight; dW summed per group of images fixed
 //      by the batch size alone (at most 8 groups) and the groups added in order, so it repeats bit
 //      for bit whatever the thread count.
 // Gradient semantics: dx is a fresh tensor; dW and db may accumulate (the *Into forms).
@@ -554,12 +555,18 @@ public static partial class Ops
     // geometries build col (Im2ColCpu) and pack it.
     static unsafe void ConvForwardCpu(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvShape s)
     {
+        fixed (float* px = x.CpuSpan(), pw = weight.CpuSpan(), py = y.CpuSpan(), pbias = bias is null ? Span<float>.Empty : bias.CpuSpan())
+            ConvForwardCpu(px, pw, bias is null ? null : pbias, py, s);
+    }
+
+    /// <summary>y (B, Cout, Ho, Wo) = conv(x, W) (+ bias when not null) over raw CPU buffers.</summary>
+    static unsafe void ConvForwardCpu(float* px, float* pw, float* pbias, float* py, ConvShape s)
+    {
         int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels;
         var g = new GemmShape(s.Cout, s.Pixels, s.KDim, 1, 0, 0, s.KDim, 1, 0, s.Pixels, 1, 0, s.Pixels, 1f, 0f);
         bool panels = s.Same && !s.Pointwise;
         int nr = GemmCpu.PanelWidth, nPanels = (s.Pixels + nr - 1) / nr;
         uint[]? masks = panels ? SameConvPanels.Masks(s, nr, nPanels) : null;
-        fixed (float* px = x.CpuSpan(), pw = weight.CpuSpan(), py = y.CpuSpan(), pbias = bias is null ? Span<float>.Empty : bias.CpuSpan())
         fixed (uint* pm = masks)
         {
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, am = (nint)pm;
@@ -590,8 +597,34 @@ public static partial class Ops
         }
     }
 
+    // Backward-data of a "same" convolution is itself a "same" convolution: dx = conv(dy, W'),
+    // W'[ci, co, ky, kx] = W[co, ci, kh-1-ky, kw-1-kx], padding kh-1-pt on top and kw-1-pl on the
+    // left (dx[ci, iy, ix] sums W[co, ci, ky, kx] dy[co, iy - ky + pt, ix - kx + pl]; substitute
+    // ky' = kh-1-ky). So it runs the forward's panel path (no dcol matrix, 9x dx for a 3x3 kernel,
+    // and no col2im pass); the flipped weight is Cout*Cin*kh*kw floats. Other geometries: GEMM
+    // into dcol, then col2im.
     static unsafe void ConvBackwardDataCpu(Tensor dy, Tensor weight, Tensor dx, ConvShape s)
     {
+        if (s.Same && !s.Pointwise)
+        {
+            int taps = s.KH * s.KW;
+            var flipped = ArrayPool<float>.Shared.Rent(s.Cout * s.KDim);
+            try
+            {
+                var w = weight.CpuSpan();
+                for (int co = 0; co < s.Cout; co++)
+                    for (int ci = 0; ci < s.Cin; ci++)
+                    {
+                        int src = (co * s.Cin + ci) * taps, dst = (ci * s.Cout + co) * taps;
+                        for (int t = 0; t < taps; t++) flipped[dst + taps - 1 - t] = w[src + t];
+                    }
+                var t2 = s with { Cin = s.Cout, Cout = s.Cin, PadT = s.KH - 1 - s.PadT, PadL = s.KW - 1 - s.PadL };
+                fixed (float* pdy = dy.CpuSpan(), pf = flipped, pdx = dx.CpuSpan())
+                    ConvForwardCpu(pdy, pf, null, pdx, t2);
+            }
+            finally { ArrayPool<float>.Shared.Return(flipped); }
+            return;
+        }
         int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels;
         var g = new GemmShape(s.KDim, s.Pixels, s.Cout, 1, 0, 0, 1, s.KDim, 0, s.Pixels, 1, 0, s.Pixels, 1f, 0f);
         fixed (float* pdy = dy.CpuSpan(), pw = weight.CpuSpan(), pdx = dx.CpuSpan())

@@ -116,6 +116,7 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(2, 3, 8, 9, 4, 3, 3, 2, 1, 0, 1, 2, 0)]   // asymmetric padding, mixed strides
     [InlineData(1, 2, 6, 7, 3, 2, 4, 1, 3, 1, 0, 0, 2)]   // even kernel sides
     [InlineData(1, 2, 4, 4, 3, 3, 3, 1, 1, 0, 2, 2, 0)]   // stride 1, output the input's size, not centred
+    [InlineData(2, 3, 5, 6, 4, 2, 4, 1, 1, 1, 0, 1, 2)]   // even "same" kernel (backward-data runs as the flipped forward)
     public void General_BothPaths_MatchReference(int b, int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, int pt, int pb, int pl, int pr)
     {
         var p = new Conv2dParams(sh, sw, pt, pb, pl, pr);
