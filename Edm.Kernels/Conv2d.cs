@@ -22,7 +22,8 @@
 //   CPU fast path: per image im2col (contiguous row copies; a strided gather when sw > 1) + the CPU GEMM, Parallel.For over images;
 //      the forward of a "same" convolution writes im2col straight into the GEMM's B panels (SameConvPanels) with the bias in its epilogue
 //      (each GEMM serial) when B >= 2, else one parallel GEMM; the backward-data of a "same" convolution is the forward's
-//      path on the flipped, transposed weight; dW summed per group of images fixed
+//      path on the flipped, transposed weight; its dW is a block of dot products over shifted planes (SameConvWeightGrad,
+//      ConvWeightGradCpu.cs); other geometries' dW summed per group of images fixed
 //      by the batch size alone (at most 8 groups) and the groups added in order, so it repeats bit
 //      for bit whatever the thread count.
 // Gradient semantics: dx is a fresh tensor; dW and db may accumulate (the *Into forms).
@@ -662,6 +663,12 @@ public static partial class Ops
         // operand col is then read along its rows when packed, and only dy (Cout x P, the smaller)
         // is gathered across rows; dW = dW^T^T is added at the end. (dW = dy col^T packed col^T,
         // a strided gather of KDim x P floats per image, which dominated at small channel counts.)
+        if (SameConvWeightGrad.Supported(s))
+        {
+            fixed (float* px = x.CpuSpan(), pdy = dy.CpuSpan(), pdw = dw.CpuSpan())
+                SameConvWeightGrad.Run(px, pdy, pdw, s, accumulate);
+            return;
+        }
         var g = new GemmShape(s.KDim, s.Cout, s.Pixels, 1, 0, 0, s.Pixels, 1, 0, 1, s.Pixels, 0, s.Cout, 1f, 1f);
         var dws = dw.CpuSpan();
         if (!accumulate) dws.Clear();

@@ -1,0 +1,207 @@
+// The weight gradient of a "same" convolution (stride 1, output the size of the input) on the CPU,
+// without an im2col matrix and without packing:
+//
+//   dW[co, r] = sum_b sum_p dy[b, co, p] x_r[b, p],   r = (ci, ky, kx),  p = oy W + ox,
+//
+// where x_r is the plane x[b, ci] shifted by d = (ky - pt) W + (kx - pl) in flat index, zero where
+// the shift leaves the image. Both operands are contiguous along p, the reduction axis, so the
+// product is a block of dot products: a register tile of MR output channels x NR taps, each
+// accumulator a vector of partial sums over p (lanes), reduced across lanes once per block. The
+// shifted planes are read in place from a padded copy of x: per kx one copy of every plane with the
+// columns that tap never reads legitimately set to 0 (they are the ones a row-wrapping shift would
+// reach) and a zero halo of max|d| floats on both sides (the shifts that leave the plane). That copy
+// is KW times x, against KH KW times x for im2col, and the GEMM's packing of a P-contiguous operand
+// (a transpose) disappears.
+//
+// Determinism: images are taken in chunks whose size depends on the shape alone; within a chunk one
+// task owns each (tap block, channel block) and sums the chunk's images in order; chunks are added
+// in order. The result is the same bits whatever the thread count.
+// Used when the CPU has Vector512 or Vector256 with FMA and P is a multiple of the vector width;
+// otherwise Ops falls back to im2col + GEMM.
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Edm.Kernels;
+
+internal static unsafe class SameConvWeightGrad
+{
+    static readonly bool Wide = GemmCpu.Wide;
+    static readonly bool Narrow = !Wide && Vector256.IsHardwareAccelerated && Fma.IsSupported;
+
+    /// <summary>Register tile: output channels (MR) x taps (NR) x lanes.</summary>
+    static int MR => Wide ? 4 : 2;
+    const int NR = 6;
+    static int Lanes => Wide ? 16 : 8;
+
+    /// <summary>Largest padded copy of x (floats) held at once.</summary>
+    const int PlaneBudget = 1 << 22;
+
+    /// <summary>Whether this path serves the shape on this CPU.</summary>
+    public static bool Supported(ConvShape s) => (Wide || Narrow) && s.Same && !s.Pointwise && s.Pixels % Lanes == 0;
+
+    /// <summary>dW (Cout, Cin*kh*kw) = (or += when <paramref name="accumulate"/>) the weight gradient; see the file header.</summary>
+    public static void Run(float* x, float* dy, float* dw, ConvShape s, bool accumulate)
+    {
+        int p = s.Pixels, w = s.W;
+        int halo = Math.Max(s.PadT, s.KH - 1 - s.PadT) * w + Math.Max(s.PadL, s.KW - 1 - s.PadL);
+        int len = p + 2 * halo;                                       // one padded plane
+        long perImage = (long)s.KW * s.Cin * len;
+        int chunk = (int)Math.Clamp(Math.Min(4096 / p, PlaneBudget / perImage), 1, s.Batch);
+        int kdim = s.KDim, mr = MR;
+        int rBlocks = (kdim + NR - 1) / NR, cBlocks = (s.Cout + mr - 1) / mr;
+        if (!accumulate) new Span<float>(dw, s.Cout * kdim).Clear();
+        float[] pad = ArrayPool<float>.Shared.Rent((int)(chunk * perImage));
+        try
+        {
+            fixed (float* pp = pad)
+            {
+                new Span<float>(pp, (int)(chunk * perImage)).Clear();     // the halos stay zero
+                nint apad = (nint)pp, ax = (nint)x, ady = (nint)dy, adw = (nint)dw;
+                for (int b0 = 0; b0 < s.Batch; b0 += chunk)
+                {
+                    int n = Math.Min(chunk, s.Batch - b0);
+                    CpuParallel.For(n * s.KW * s.Cin, (start, count) =>
+                    {
+                        for (int q = start; q < start + count; q++) FillPlane((float*)ax, (float*)apad, s, b0, q, halo, len);
+                    }, minChunk: Math.Max(1, 8192 / p));
+                    CpuParallel.For(rBlocks, (start, count) =>
+                    {
+                        float* tile = stackalloc float[4 * NR * 16];
+                        float** xr = stackalloc float*[NR];
+                        for (int rb = start; rb < start + count; rb++)
+                        {
+                            int r0 = rb * NR, nr = Math.Min(NR, kdim - r0);
+                            for (int j = 0; j < NR; j++)
+                            {
+                                int r = Math.Min(r0 + j, kdim - 1);             // a missing tap repeats the last (result discarded)
+                                int ci = r / (s.KH * s.KW), ky = r / s.KW % s.KH, kx = r % s.KW;
+                                xr[j] = (float*)apad + ((long)kx * s.Cin + ci) * len + halo + (ky - s.PadT) * w + (kx - s.PadL);
+                            }
+                            for (int cb = 0; cb < cBlocks; cb++)
+                            {
+                                int co0 = cb * mr, m = Math.Min(mr, s.Cout - co0);
+                                float* a = (float*)ady + ((long)b0 * s.Cout + co0) * p;
+                                long aImg = (long)s.Cout * p;
+                                // A missing channel row repeats the last one (result discarded).
+                                if (Wide)
+                                    Block512(a, a + Math.Min(1, m - 1) * p, a + Math.Min(2, m - 1) * p, a + Math.Min(3, m - 1) * p,
+                                        xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
+                                else
+                                    Block256(a, a + Math.Min(1, m - 1) * p, xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
+                                float* dst = (float*)adw + (long)co0 * kdim + r0;
+                                int lanes = Lanes;
+                                for (int i = 0; i < m; i++)
+                                    for (int j = 0; j < nr; j++)
+                                        dst[(long)i * kdim + j] += Wide
+                                            ? Vector512.Sum(Vector512.Load(tile + (i * NR + j) * lanes))
+                                            : Vector256.Sum(Vector256.Load(tile + (i * NR + j) * lanes));
+                            }
+                        }
+                    }, minChunk: 1);
+                }
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(pad); }
+    }
+
+    /// <summary>
+    /// Padded plane q = (i, kx, ci) of image b0 + i: x[ci] at offset halo, with the columns outside
+    /// [kx - pl, W + kx - pl) set to 0 (the only columns a row-wrapping shift of this tap reaches).
+    /// </summary>
+    static void FillPlane(float* x, float* pad, ConvShape s, int b0, int q, int halo, int len)
+    {
+        int ci = q % s.Cin, kx = q / s.Cin % s.KW, i = q / (s.Cin * s.KW);
+        int p = s.Pixels, w = s.W, dx = kx - s.PadL;
+        float* dst = pad + (long)q * len + halo;
+        new ReadOnlySpan<float>(x + ((long)(b0 + i) * s.Cin + ci) * p, p).CopyTo(new Span<float>(dst, p));
+        if (dx == 0) return;
+        int c0 = dx > 0 ? 0 : w + dx, nz = Math.Min(Math.Abs(dx), w);
+        for (int oy = 0; oy < s.H; oy++) new Span<float>(dst + oy * w + c0, nz).Clear();
+    }
+
+    /// <summary>4 channels x 6 taps of 16-lane partial sums over <paramref name="images"/> images of p pixels, stored to tile (24 x 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    static void Block512(float* a0, float* a1, float* a2, float* a3, float* x0, float* x1, float* x2, float* x3, float* x4, float* x5,
+        int images, long aImg, long xImg, int p, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default, c34 = default, c35 = default;
+        for (int i = 0; i < images; i++)
+        {
+            for (int q = 0; q < p; q += 16)
+            {
+                var v0 = Vector512.Load(a0 + q);
+                var v1 = Vector512.Load(a1 + q);
+                var v2 = Vector512.Load(a2 + q);
+                var v3 = Vector512.Load(a3 + q);
+                var b = Vector512.Load(x0 + q);
+                c00 = Vector512.FusedMultiplyAdd(v0, b, c00); c10 = Vector512.FusedMultiplyAdd(v1, b, c10);
+                c20 = Vector512.FusedMultiplyAdd(v2, b, c20); c30 = Vector512.FusedMultiplyAdd(v3, b, c30);
+                b = Vector512.Load(x1 + q);
+                c01 = Vector512.FusedMultiplyAdd(v0, b, c01); c11 = Vector512.FusedMultiplyAdd(v1, b, c11);
+                c21 = Vector512.FusedMultiplyAdd(v2, b, c21); c31 = Vector512.FusedMultiplyAdd(v3, b, c31);
+                b = Vector512.Load(x2 + q);
+                c02 = Vector512.FusedMultiplyAdd(v0, b, c02); c12 = Vector512.FusedMultiplyAdd(v1, b, c12);
+                c22 = Vector512.FusedMultiplyAdd(v2, b, c22); c32 = Vector512.FusedMultiplyAdd(v3, b, c32);
+                b = Vector512.Load(x3 + q);
+                c03 = Vector512.FusedMultiplyAdd(v0, b, c03); c13 = Vector512.FusedMultiplyAdd(v1, b, c13);
+                c23 = Vector512.FusedMultiplyAdd(v2, b, c23); c33 = Vector512.FusedMultiplyAdd(v3, b, c33);
+                b = Vector512.Load(x4 + q);
+                c04 = Vector512.FusedMultiplyAdd(v0, b, c04); c14 = Vector512.FusedMultiplyAdd(v1, b, c14);
+                c24 = Vector512.FusedMultiplyAdd(v2, b, c24); c34 = Vector512.FusedMultiplyAdd(v3, b, c34);
+                b = Vector512.Load(x5 + q);
+                c05 = Vector512.FusedMultiplyAdd(v0, b, c05); c15 = Vector512.FusedMultiplyAdd(v1, b, c15);
+                c25 = Vector512.FusedMultiplyAdd(v2, b, c25); c35 = Vector512.FusedMultiplyAdd(v3, b, c35);
+            }
+            a0 += aImg; a1 += aImg; a2 += aImg; a3 += aImg;
+            x0 += xImg; x1 += xImg; x2 += xImg; x3 += xImg; x4 += xImg; x5 += xImg;
+        }
+        Vector512.Store(c00, tile); Vector512.Store(c01, tile + 16); Vector512.Store(c02, tile + 32);
+        Vector512.Store(c03, tile + 48); Vector512.Store(c04, tile + 64); Vector512.Store(c05, tile + 80);
+        Vector512.Store(c10, tile + 96); Vector512.Store(c11, tile + 112); Vector512.Store(c12, tile + 128);
+        Vector512.Store(c13, tile + 144); Vector512.Store(c14, tile + 160); Vector512.Store(c15, tile + 176);
+        Vector512.Store(c20, tile + 192); Vector512.Store(c21, tile + 208); Vector512.Store(c22, tile + 224);
+        Vector512.Store(c23, tile + 240); Vector512.Store(c24, tile + 256); Vector512.Store(c25, tile + 272);
+        Vector512.Store(c30, tile + 288); Vector512.Store(c31, tile + 304); Vector512.Store(c32, tile + 320);
+        Vector512.Store(c33, tile + 336); Vector512.Store(c34, tile + 352); Vector512.Store(c35, tile + 368);
+    }
+
+    /// <summary>2 channels x 6 taps of 8-lane partial sums (AVX2: 12 accumulators of 16 registers), stored to tile (12 x 8).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    static void Block256(float* a0, float* a1, float* x0, float* x1, float* x2, float* x3, float* x4, float* x5,
+        int images, long aImg, long xImg, int p, float* tile)
+    {
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default;
+        Vector256<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
+        for (int i = 0; i < images; i++)
+        {
+            for (int q = 0; q < p; q += 8)
+            {
+                var v0 = Vector256.Load(a0 + q);
+                var v1 = Vector256.Load(a1 + q);
+                var b = Vector256.Load(x0 + q);
+                c00 = Vector256.FusedMultiplyAdd(v0, b, c00); c10 = Vector256.FusedMultiplyAdd(v1, b, c10);
+                b = Vector256.Load(x1 + q);
+                c01 = Vector256.FusedMultiplyAdd(v0, b, c01); c11 = Vector256.FusedMultiplyAdd(v1, b, c11);
+                b = Vector256.Load(x2 + q);
+                c02 = Vector256.FusedMultiplyAdd(v0, b, c02); c12 = Vector256.FusedMultiplyAdd(v1, b, c12);
+                b = Vector256.Load(x3 + q);
+                c03 = Vector256.FusedMultiplyAdd(v0, b, c03); c13 = Vector256.FusedMultiplyAdd(v1, b, c13);
+                b = Vector256.Load(x4 + q);
+                c04 = Vector256.FusedMultiplyAdd(v0, b, c04); c14 = Vector256.FusedMultiplyAdd(v1, b, c14);
+                b = Vector256.Load(x5 + q);
+                c05 = Vector256.FusedMultiplyAdd(v0, b, c05); c15 = Vector256.FusedMultiplyAdd(v1, b, c15);
+            }
+            a0 += aImg; a1 += aImg;
+            x0 += xImg; x1 += xImg; x2 += xImg; x3 += xImg; x4 += xImg; x5 += xImg;
+        }
+        Vector256.Store(c00, tile); Vector256.Store(c01, tile + 8); Vector256.Store(c02, tile + 16);
+        Vector256.Store(c03, tile + 24); Vector256.Store(c04, tile + 32); Vector256.Store(c05, tile + 40);
+        Vector256.Store(c10, tile + 48); Vector256.Store(c11, tile + 56); Vector256.Store(c12, tile + 64);
+        Vector256.Store(c13, tile + 72); Vector256.Store(c14, tile + 80); Vector256.Store(c15, tile + 88);
+    }
+}
