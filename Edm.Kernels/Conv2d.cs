@@ -568,34 +568,42 @@ public static partial class Ops
         bool panels = s.Same && !s.Pointwise;
         int nr = GemmCpu.PanelWidth, nPanels = (s.Pixels + nr - 1) / nr;
         uint[]? masks = panels ? SameConvPanels.Masks(s, nr, nPanels) : null;
-        fixed (uint* pm = masks)
+        // The weight (GEMM A) is packed once for all images instead of once per image.
+        float[]? packedW = panels ? ArrayPool<float>.Shared.Rent(GemmCpu.PackedLength(g)) : null;
+        try
         {
-            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, am = (nint)pm;
-            ForEachImage(s.Batch, (b, threads) =>
+            fixed (uint* pm = masks)
+            fixed (float* ppw = packedW)
             {
-                float* xb = (float*)ax + (long)b * xImg, yb = (float*)ay + (long)b * yImg;
-                if (s.Pointwise)
+                if (panels) GemmCpu.PackWhole(pw, g, ppw);
+                nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, am = (nint)pm, apw = (nint)ppw;
+                ForEachImage(s.Batch, (b, threads) =>
                 {
-                    GemmHost((float*)aw, xb, yb, g, threads, (float*)ab);
-                    return;
-                }
-                if (panels)
-                {
-                    GemmCpu.RunPacked((float*)aw, new SameConvPanels(xb, s, (uint*)am, nPanels), yb, g, threads, (float*)ab);
-                    return;
-                }
-                float[] col = ArrayPool<float>.Shared.Rent(colLen);
-                try
-                {
-                    fixed (float* pc = col)
+                    float* xb = (float*)ax + (long)b * xImg, yb = (float*)ay + (long)b * yImg;
+                    if (s.Pointwise)
                     {
-                        Im2ColCpu(new ReadOnlySpan<float>(xb, xImg), new Span<float>(pc, colLen), s);
-                        GemmHost((float*)aw, pc, yb, g, threads, (float*)ab);
+                        GemmHost((float*)aw, xb, yb, g, threads, (float*)ab);
+                        return;
                     }
-                }
-                finally { ArrayPool<float>.Shared.Return(col); }
-            });
+                    if (panels)
+                    {
+                        GemmCpu.RunPacked((float*)aw, new SameConvPanels(xb, s, (uint*)am, nPanels), yb, g, threads, (float*)ab, (float*)apw);
+                        return;
+                    }
+                    float[] col = ArrayPool<float>.Shared.Rent(colLen);
+                    try
+                    {
+                        fixed (float* pc = col)
+                        {
+                            Im2ColCpu(new ReadOnlySpan<float>(xb, xImg), new Span<float>(pc, colLen), s);
+                            GemmHost((float*)aw, pc, yb, g, threads, (float*)ab);
+                        }
+                    }
+                    finally { ArrayPool<float>.Shared.Return(col); }
+                });
+            }
         }
+        finally { if (packedW is not null) ArrayPool<float>.Shared.Return(packedW); }
     }
 
     // Backward-data of a "same" convolution is itself a "same" convolution: dx = conv(dy, W'),

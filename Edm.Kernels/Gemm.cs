@@ -705,12 +705,38 @@ internal static unsafe class GemmCpu
     /// One product (Batch 1) whose B panels <paramref name="packer"/> builds (the convolution's
     /// im2col written straight into panels of width <see cref="PanelWidth"/>); C = alpha A B (+ bias).
     /// </summary>
-    public static void RunPacked<TP>(float* a, TP packer, float* c, in GemmShape s, int maxThreads, float* bias) where TP : struct, IBPanelPacker
+    /// <remarks>
+    /// <paramref name="packedA"/>: A already packed by <see cref="PackWhole"/> for this shape (a
+    /// convolution packs its weight once for all images), or null to pack it here.
+    /// </remarks>
+    public static void RunPacked<TP>(float* a, TP packer, float* c, in GemmShape s, int maxThreads, float* bias, float* packedA = null) where TP : struct, IBPanelPacker
     {
         if (s.Batch != 1 || s.Beta != 0f) throw new ArgumentException("GemmCpu.RunPacked: one product (Batch 1) with Beta 0");
-        if (!Wide) RunOne<Micro6x2V, TP>(a, packer, c, s, maxThreads, bias, overwrite: true);
-        else if (NarrowRows(s.M)) RunOne<Micro8x32, TP>(a, packer, c, s, maxThreads, bias, overwrite: true);
-        else RunOne<Micro12x32, TP>(a, packer, c, s, maxThreads, bias, overwrite: true);
+        if (!Wide) RunOne<Micro6x2V, TP>(a, packer, c, s, maxThreads, bias, overwrite: true, packedA);
+        else if (NarrowRows(s.M)) RunOne<Micro8x32, TP>(a, packer, c, s, maxThreads, bias, overwrite: true, packedA);
+        else RunOne<Micro12x32, TP>(a, packer, c, s, maxThreads, bias, overwrite: true, packedA);
+    }
+
+    /// <summary>Rows of the micro-kernel <see cref="RunPacked"/> uses for an m-row product.</summary>
+    static int RowsPerPanel(int m) => !Wide ? Micro6x2V.MR : NarrowRows(m) ? Micro8x32.MR : Micro12x32.MR;
+
+    /// <summary>Floats <see cref="PackWhole"/> writes for shape <paramref name="s"/>.</summary>
+    public static int PackedLength(in GemmShape s)
+    {
+        int mr = RowsPerPanel(s.M);
+        return (s.M + mr - 1) / mr * mr * s.K;
+    }
+
+    /// <summary>
+    /// Packs all of A (M x K of shape <paramref name="s"/>) as <see cref="RunPacked"/>'s row blocks
+    /// would, once: depth block p0 at packed + p0 Mpad (Mpad = M rounded up to the panel height),
+    /// row m0 of it at + m0 kc.
+    /// </summary>
+    public static void PackWhole(float* a, in GemmShape s, float* packed)
+    {
+        int mr = RowsPerPanel(s.M), mPad = (s.M + mr - 1) / mr * mr;
+        for (int p0 = 0; p0 < s.K; p0 += KC)
+            PackA(a, s, 0, s.M, p0, Math.Min(KC, s.K - p0), packed + (long)p0 * mPad, mr);
     }
 
     static void Run<TK>(float* a, float* b, float* c, in GemmShape s, int maxThreads, float* bias) where TK : IGemmMicroKernel
@@ -732,12 +758,12 @@ internal static unsafe class GemmCpu
         {
             float* cb = c + (s.ReduceBatch != 0 ? 0 : (long)bb * s.CBatch);
             var packer = new StridedB(b + (long)bb * s.BBatch, s.N, s.BRow, s.BCol);
-            RunOne<TK, StridedB>(a + (long)bb * s.ABatch, packer, cb, s, maxThreads, bias, overwrite && (s.ReduceBatch == 0 || bb == 0));
+            RunOne<TK, StridedB>(a + (long)bb * s.ABatch, packer, cb, s, maxThreads, bias, overwrite && (s.ReduceBatch == 0 || bb == 0), null);
         }
     }
 
     /// <summary>One product: depth blocks of KC, each packing B's panels then running the row blocks.</summary>
-    static void RunOne<TK, TP>(float* a, TP packer, float* c, GemmShape s, int maxThreads, float* bias, bool overwrite)
+    static void RunOne<TK, TP>(float* a, TP packer, float* c, GemmShape s, int maxThreads, float* bias, bool overwrite, float* packedA)
         where TK : IGemmMicroKernel where TP : struct, IBPanelPacker
     {
         int nr = TK.NR;
@@ -752,7 +778,8 @@ internal static unsafe class GemmCpu
                 {
                     int kc = Math.Min(KC, s.K - p0);
                     PackB(packer, nPanels, p0, kc, bp, nr, maxThreads);
-                    RunBlock<TK>(a, bp, c, s, p0, kc, maxThreads, bias, overwrite && p0 == 0);
+                    float* aBlock = packedA == null ? null : packedA + (long)p0 * ((s.M + TK.MR - 1) / TK.MR * TK.MR);
+                    RunBlock<TK>(a, bp, c, s, p0, kc, maxThreads, bias, overwrite && p0 == 0, aBlock);
                 }
             }
         }
@@ -842,7 +869,8 @@ internal static unsafe class GemmCpu
     }
 
     /// <summary>One depth block: tasks over (row block, column block) of C.</summary>
-    static void RunBlock<TK>(float* a, float* bp, float* c, GemmShape s, int p0, int kc, int maxThreads, float* bias, bool overwrite) where TK : IGemmMicroKernel
+    static void RunBlock<TK>(float* a, float* bp, float* c, GemmShape s, int p0, int kc, int maxThreads, float* bias, bool overwrite, float* aBlock)
+        where TK : IGemmMicroKernel
     {
         int MR = TK.MR, NR = TK.NR, MC = TK.MC;
         int rowBlocks = (s.M + MC - 1) / MC;
@@ -853,12 +881,12 @@ internal static unsafe class GemmCpu
         int colBlocks = threads == 1 ? 1 : Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, Math.Max(1, nPanels / 4));
         int panelsPerBlock = (nPanels + colBlocks - 1) / colBlocks;
         colBlocks = (nPanels + panelsPerBlock - 1) / panelsPerBlock;
-        nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c, biasAddr = (nint)bias;
+        nint aAddr = (nint)a, bpAddr = (nint)bp, cAddr = (nint)c, biasAddr = (nint)bias, aBlockAddr = (nint)aBlock;
         if (threads == 1)
         {
-            var apArr = ArrayPool<float>.Shared.Rent(MC * KC + 16);
+            var apArr = aBlock == null ? ArrayPool<float>.Shared.Rent(MC * KC + 16) : [];
             for (int task = 0; task < rowBlocks * colBlocks; task++) RunTask(task, apArr);
-            ArrayPool<float>.Shared.Return(apArr);
+            if (aBlock == null) ArrayPool<float>.Shared.Return(apArr);
             return;
         }
         var options = new ParallelOptions { MaxDegreeOfParallelism = maxThreads };
@@ -875,8 +903,13 @@ internal static unsafe class GemmCpu
             int j0 = cbk * panelsPerBlock, j1 = Math.Min(nPanels, j0 + panelsPerBlock);
             fixed (float* apRaw = apArr)
             {
-                float* ap = Align64(apRaw);
-                PackA((float*)aAddr, s, m0, mc, p0, kc, ap, MR);
+                float* ap;
+                if (aBlockAddr != 0) ap = (float*)aBlockAddr + (long)m0 * kc;  // packed once by PackWhole
+                else
+                {
+                    ap = Align64(apRaw);
+                    PackA((float*)aAddr, s, m0, mc, p0, kc, ap, MR);
+                }
                 float* cc = (float*)cAddr;
                 for (int j = j0; j < j1; j++)
                 {
