@@ -3,15 +3,15 @@
 //
 //   dW[co, r] = sum_b sum_p dy[b, co, p] x_r[b, p],   r = (ci, ky, kx),  p = oy W + ox,
 //
-// where x_r is the plane x[b, ci] shifted by d = (ky - pt) W + (kx - pl) in flat index, zero where
-// the shift leaves the image. Both operands are contiguous along p, the reduction axis, so the
-// product is a block of dot products: a register tile of MR output channels x NR taps, each
-// accumulator a vector of partial sums over p (lanes), reduced across lanes once per block. The
-// shifted planes are read in place from a padded copy of x: per kx one copy of every plane with the
-// columns that tap never reads legitimately set to 0 (they are the ones a row-wrapping shift would
-// reach) and a zero halo of max|d| floats on both sides (the shifts that leave the plane). That copy
-// is KW times x, against KH KW times x for im2col, and the GEMM's packing of a P-contiguous operand
-// (a transpose) disappears.
+// where x_r is the plane x[b, ci] shifted by (ky - pt) rows and (kx - pl) columns, zero where the
+// shift leaves the image. Both operands are contiguous along p, the reduction axis, so the product
+// is a block of dot products: a register tile of MR output channels x NR taps, each accumulator a
+// vector of partial sums over p (lanes), reduced across lanes once per block. The shifted planes
+// are read in place from a padded copy of x: per kx one copy of every plane shifted by that tap's
+// columns (zeros where it leaves a row) between zero halos of whole rows (the row shifts that leave
+// the image), so a tap's plane is a contiguous, vector-aligned read when W is a multiple of the
+// vector width. That copy is KW times x, against KH KW times x for im2col, and the GEMM's packing of
+// a P-contiguous operand (a transpose) disappears.
 //
 // Determinism: images are taken in chunks whose size depends on the shape alone; within a chunk one
 // task owns each (tap block, channel block) and sums the chunk's images in order; chunks are added
@@ -35,8 +35,12 @@ internal static unsafe class SameConvWeightGrad
     const int NR = 6;
     static int Lanes => Wide ? 16 : 8;
 
-    /// <summary>Largest padded copy of x (floats) held at once.</summary>
-    const int PlaneBudget = 1 << 22;
+    /// <summary>Largest padded copy of x (floats) held at once: about 4 MB, so a chunk's planes stay in the last-level cache.</summary>
+    const int PlaneBudget = 1 << 20;
+    /// <summary>Pixels summed in registers per block, at most (images per chunk = this / pixels): amortises the lane reduction.</summary>
+    const int ChunkPixels = 4096;
+    /// <summary>dy floats of a channel group (512 KB: L2).</summary>
+    const int GroupFloats = 1 << 17;
 
     /// <summary>Whether this path serves the shape on this CPU.</summary>
     public static bool Supported(ConvShape s) => (Wide || Narrow) && s.Same && !s.Pointwise && s.Pixels % Lanes == 0;
@@ -44,20 +48,29 @@ internal static unsafe class SameConvWeightGrad
     /// <summary>dW (Cout, Cin*kh*kw) = (or += when <paramref name="accumulate"/>) the weight gradient; see the file header.</summary>
     public static void Run(float* x, float* dy, float* dw, ConvShape s, bool accumulate)
     {
-        int p = s.Pixels, w = s.W;
-        int halo = Math.Max(s.PadT, s.KH - 1 - s.PadT) * w + Math.Max(s.PadL, s.KW - 1 - s.PadL);
-        int len = p + 2 * halo;                                       // one padded plane
+        int p = s.Pixels, w = s.W, lanes = Lanes;
+        // Whole rows of zeros above and below, rounded to the vector width so that every plane, and
+        // every row shift of it when W is a multiple of the width, starts on a vector boundary.
+        int halo = (Math.Max(s.PadT, s.KH - 1 - s.PadT) * w + lanes - 1) / lanes * lanes;
+        // One padded plane, plus a 64-byte skew between planes: with whole vectors only, the planes of
+        // a tap block (and their images) would sit a multiple of 4 KB apart and share L1 sets.
+        int len = p + 2 * halo + lanes;
         long perImage = (long)s.KW * s.Cin * len;
-        int chunk = (int)Math.Clamp(Math.Min(4096 / p, PlaneBudget / perImage), 1, s.Batch);
+        int chunk = (int)Math.Clamp(Math.Min(ChunkPixels / p, PlaneBudget / perImage), 1, s.Batch);
         int kdim = s.KDim, mr = MR;
         int rBlocks = (kdim + NR - 1) / NR, cBlocks = (s.Cout + mr - 1) / mr;
+        // Channel blocks in groups whose dy rows (group x MR rows x chunk images x p) stay in L2 while
+        // a task's tap blocks go by; each tap block's x rows (NR x chunk planes) stay in L1 across the group.
+        int group = Math.Max(1, GroupFloats / (mr * chunk * p));
         if (!accumulate) new Span<float>(dw, s.Cout * kdim).Clear();
-        float[] pad = ArrayPool<float>.Shared.Rent((int)(chunk * perImage));
+        int padLen = (int)(chunk * perImage);
+        float[] pad = ArrayPool<float>.Shared.Rent(padLen + 16);
         try
         {
-            fixed (float* pp = pad)
+            fixed (float* raw = pad)
             {
-                new Span<float>(pp, (int)(chunk * perImage)).Clear();     // the halos stay zero
+                float* pp = (float*)(((nint)raw + 63) & ~(nint)63);
+                new Span<float>(pp, padLen).Clear();                          // the halos stay zero
                 nint apad = (nint)pp, ax = (nint)x, ady = (nint)dy, adw = (nint)dw;
                 for (int b0 = 0; b0 < s.Batch; b0 += chunk)
                 {
@@ -70,33 +83,35 @@ internal static unsafe class SameConvWeightGrad
                     {
                         float* tile = stackalloc float[4 * NR * 16];
                         float** xr = stackalloc float*[NR];
-                        for (int rb = start; rb < start + count; rb++)
+                        for (int cg = 0; cg < cBlocks; cg += group)
                         {
-                            int r0 = rb * NR, nr = Math.Min(NR, kdim - r0);
-                            for (int j = 0; j < NR; j++)
+                            for (int rb = start; rb < start + count; rb++)
                             {
-                                int r = Math.Min(r0 + j, kdim - 1);             // a missing tap repeats the last (result discarded)
-                                int ci = r / (s.KH * s.KW), ky = r / s.KW % s.KH, kx = r % s.KW;
-                                xr[j] = (float*)apad + ((long)kx * s.Cin + ci) * len + halo + (ky - s.PadT) * w + (kx - s.PadL);
-                            }
-                            for (int cb = 0; cb < cBlocks; cb++)
-                            {
-                                int co0 = cb * mr, m = Math.Min(mr, s.Cout - co0);
-                                float* a = (float*)ady + ((long)b0 * s.Cout + co0) * p;
-                                long aImg = (long)s.Cout * p;
-                                // A missing channel row repeats the last one (result discarded).
-                                if (Wide)
-                                    Block512(a, a + Math.Min(1, m - 1) * p, a + Math.Min(2, m - 1) * p, a + Math.Min(3, m - 1) * p,
-                                        xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
-                                else
-                                    Block256(a, a + Math.Min(1, m - 1) * p, xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
-                                float* dst = (float*)adw + (long)co0 * kdim + r0;
-                                int lanes = Lanes;
-                                for (int i = 0; i < m; i++)
-                                    for (int j = 0; j < nr; j++)
-                                        dst[(long)i * kdim + j] += Wide
-                                            ? Vector512.Sum(Vector512.Load(tile + (i * NR + j) * lanes))
-                                            : Vector256.Sum(Vector256.Load(tile + (i * NR + j) * lanes));
+                                int r0 = rb * NR, nr = Math.Min(NR, kdim - r0);
+                                for (int j = 0; j < NR; j++)
+                                {
+                                    int r = Math.Min(r0 + j, kdim - 1);             // a missing tap repeats the last (result discarded)
+                                    int ci = r / (s.KH * s.KW), ky = r / s.KW % s.KH, kx = r % s.KW;
+                                    xr[j] = (float*)apad + ((long)kx * s.Cin + ci) * len + halo + (ky - s.PadT) * w;
+                                }
+                                for (int cb = cg; cb < Math.Min(cBlocks, cg + group); cb++)
+                                {
+                                    int co0 = cb * mr, m = Math.Min(mr, s.Cout - co0);
+                                    float* a = (float*)ady + ((long)b0 * s.Cout + co0) * p;
+                                    long aImg = (long)s.Cout * p;
+                                    // A missing channel row repeats the last one (result discarded).
+                                    if (Wide)
+                                        Block512(a, a + Math.Min(1, m - 1) * p, a + Math.Min(2, m - 1) * p, a + Math.Min(3, m - 1) * p,
+                                            xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
+                                    else
+                                        Block256(a, a + Math.Min(1, m - 1) * p, xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
+                                    float* dst = (float*)adw + (long)co0 * kdim + r0;
+                                    for (int i = 0; i < m; i++)
+                                        for (int j = 0; j < nr; j++)
+                                            dst[(long)i * kdim + j] += Wide
+                                                ? Vector512.Sum(Vector512.Load(tile + (i * NR + j) * lanes))
+                                                : Vector256.Sum(Vector256.Load(tile + (i * NR + j) * lanes));
+                                }
                             }
                         }
                     }, minChunk: 1);
@@ -107,18 +122,25 @@ internal static unsafe class SameConvWeightGrad
     }
 
     /// <summary>
-    /// Padded plane q = (i, kx, ci) of image b0 + i: x[ci] at offset halo, with the columns outside
-    /// [kx - pl, W + kx - pl) set to 0 (the only columns a row-wrapping shift of this tap reaches).
+    /// Padded plane q = (i, kx, ci) of image b0 + i, shifted by the tap's column offset dx = kx - pl:
+    /// value [oy, ox] = x[ci, oy, ox + dx], 0 where ox + dx leaves the row (exact zeros, written, so
+    /// an inf or NaN elsewhere in x never meets them), at offset halo. The tap (ky, kx) then reads
+    /// this plane at a whole-row shift (ky - pt) W, whose rows outside the image are the zero halo.
     /// </summary>
     static void FillPlane(float* x, float* pad, ConvShape s, int b0, int q, int halo, int len)
     {
         int ci = q % s.Cin, kx = q / s.Cin % s.KW, i = q / (s.Cin * s.KW);
-        int p = s.Pixels, w = s.W, dx = kx - s.PadL;
+        int w = s.W, dx = kx - s.PadL;
         float* dst = pad + (long)q * len + halo;
-        new ReadOnlySpan<float>(x + ((long)(b0 + i) * s.Cin + ci) * p, p).CopyTo(new Span<float>(dst, p));
-        if (dx == 0) return;
-        int c0 = dx > 0 ? 0 : w + dx, nz = Math.Min(Math.Abs(dx), w);
-        for (int oy = 0; oy < s.H; oy++) new Span<float>(dst + oy * w + c0, nz).Clear();
+        float* src = x + ((long)(b0 + i) * s.Cin + ci) * s.Pixels;
+        int lo = Math.Clamp(-dx, 0, w), hi = Math.Clamp(w - dx, lo, w);   // columns ox with ox + dx inside the row
+        for (int oy = 0; oy < s.H; oy++, dst += w, src += w)
+        {
+            var row = new Span<float>(dst, w);
+            row[..lo].Clear();
+            new ReadOnlySpan<float>(src + lo + dx, hi - lo).CopyTo(row[lo..hi]);
+            row[hi..].Clear();
+        }
     }
 
     /// <summary>4 channels x 6 taps of 16-lane partial sums over <paramref name="images"/> images of p pixels, stored to tile (24 x 16).</summary>

@@ -153,6 +153,23 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
                 $"output {i}: got {got[i]}, reference {want[i]}");
         }
         Assert.True(finite > got.Length / 2, "most outputs are far from the non-finite inputs");
+
+        // The weight gradient: a tap whose column shift never reaches the non-finite column (kx = 0 for
+        // channel 0's last column, kx = 2 for channel 1's first) keeps a finite, exact gradient.
+        var dy = Rand(b * cout * h * w, 94);
+        using var tdy = T(_d, dy, b, cout, h, w);
+        using var dw = Ops.Conv2dBackwardWeight(tx, tdy, k);
+        var gotW = dw.ToArray();
+        var (_, wantW, _) = Conv2dReference.Backward(D(x), D(wt), D(dy), b, cin, h, w, cout, k, k / 2);
+        int finiteW = 0;
+        for (int i = 0; i < gotW.Length; i++)
+        {
+            if (!double.IsFinite(wantW[i])) continue;
+            finiteW++;
+            Assert.True(float.IsFinite(gotW[i]) && Math.Abs(gotW[i] - wantW[i]) <= 1e-4 * (1 + Math.Abs(wantW[i])),
+                $"dW {i}: got {gotW[i]}, reference {wantW[i]}");
+        }
+        Assert.Equal(cout * 2 * k, finiteW);
     }
 
     [Fact]
