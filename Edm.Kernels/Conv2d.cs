@@ -550,8 +550,8 @@ public static partial class Ops
     }
 
     // The forward product y[b] = W col[b] (+ bias) of a "same" convolution never materialises col:
-    // SameConvPanels writes each B panel (nr consecutive output pixels of one col row) straight from
-    // the shifted plane of x, masked where the shift wrapped around a row edge or left the plane, and
+    // per image, the column-shifted planes of x (ShiftedPlanes, KW times x) are filled once, and
+    // SameConvPanels copies each B panel row (nr consecutive output pixels of one col row) from them;
     // the GEMM's first depth block stores C with the bias (no clearing pass, no bias pass). Other
     // geometries build col (Im2ColCpu) and pack it.
     static unsafe void ConvForwardCpu(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvShape s)
@@ -566,17 +566,17 @@ public static partial class Ops
         int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels;
         var g = new GemmShape(s.Cout, s.Pixels, s.KDim, 1, 0, 0, s.KDim, 1, 0, s.Pixels, 1, 0, s.Pixels, 1f, 0f);
         bool panels = s.Same && !s.Pointwise;
-        int nr = GemmCpu.PanelWidth, nPanels = (s.Pixels + nr - 1) / nr;
-        uint[]? masks = panels ? SameConvPanels.Masks(s, nr, nPanels) : null;
+        int nr = GemmCpu.PanelWidth;
+        var (halo, len) = ShiftedPlanes.Layout(s);
+        int planesLen = s.KW * s.Cin * len + nr + 16;                  // the last panel may read nr past the last plane
         // The weight (GEMM A) is packed once for all images instead of once per image.
         float[]? packedW = panels ? ArrayPool<float>.Shared.Rent(GemmCpu.PackedLength(g)) : null;
         try
         {
-            fixed (uint* pm = masks)
             fixed (float* ppw = packedW)
             {
                 if (panels) GemmCpu.PackWhole(pw, g, ppw);
-                nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, am = (nint)pm, apw = (nint)ppw;
+                nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, apw = (nint)ppw;
                 ForEachImage(s.Batch, (b, threads) =>
                 {
                     float* xb = (float*)ax + (long)b * xImg, yb = (float*)ay + (long)b * yImg;
@@ -587,7 +587,18 @@ public static partial class Ops
                     }
                     if (panels)
                     {
-                        GemmCpu.RunPacked((float*)aw, new SameConvPanels(xb, s, (uint*)am, nPanels), yb, g, threads, (float*)ab, (float*)apw);
+                        float[] planes = ArrayPool<float>.Shared.Rent(planesLen);
+                        try
+                        {
+                            fixed (float* raw = planes)
+                            {
+                                float* pl = ShiftedPlanes.Align64(raw);
+                                new Span<float>(pl + s.KW * s.Cin * len, nr).Clear();
+                                for (int q = 0; q < s.KW * s.Cin; q++) ShiftedPlanes.Fill(xb, pl, s, 0, q, halo, len);
+                                GemmCpu.RunPacked((float*)aw, new SameConvPanels(pl, s, halo, len), yb, g, threads, (float*)ab, (float*)apw);
+                            }
+                        }
+                        finally { ArrayPool<float>.Shared.Return(planes); }
                         return;
                     }
                     float[] col = ArrayPool<float>.Shared.Rent(colLen);
@@ -740,53 +751,24 @@ public static partial class Ops
 /// <summary>
 /// im2col of one image of a "same" convolution (stride 1, output the size of the input) written
 /// straight into the GEMM's B panels: row r = (ci, ky, kx) of panel j holds the nr output pixels
-/// [j nr, j nr + nr) of the plane x[ci] shifted by d = (ky - pt) W + (kx - pl), ANDed with a mask that
-/// zeroes the pixels whose column wrapped around a row edge (bit masks, so an inf or NaN there still
-/// gives an exact 0). Panels that reach past either end of the plane take the scalar path.
+/// [j nr, j nr + nr) of tap r's shifted plane, a contiguous run of the image's
+/// <see cref="ShiftedPlanes"/> (filled once per image), so each panel row is a plain vector copy.
+/// The last panel may read past the plane's pixels: those columns of the product are never stored.
 /// </summary>
-internal readonly unsafe struct SameConvPanels(float* x, ConvShape s, uint* masks, int nPanels) : IBPanelPacker
+internal readonly unsafe struct SameConvPanels(float* planes, ConvShape s, int halo, int len) : IBPanelPacker
 {
-    readonly float* X = x;
-    readonly uint* M = masks;
-
-    /// <summary>Masks[(kx nPanels + j) nr + jj]: all ones where pixel j nr + jj exists and its column shifted by kx - pl stays in the row.</summary>
-    public static uint[] Masks(ConvShape s, int nr, int nPanels)
-    {
-        int p = s.H * s.W;
-        var m = new uint[s.KW * nPanels * nr];
-        for (int kx = 0; kx < s.KW; kx++)
-            for (int n = 0; n < nPanels * nr; n++)
-            {
-                int ox = n % s.W + kx - s.PadL;
-                if (n < p && ox >= 0 && ox < s.W) m[kx * nPanels * nr + n] = uint.MaxValue;
-            }
-        return m;
-    }
+    readonly float* P = planes;
 
     public void PackPanel(int j, int p0, int kc, float* dst, int nr)
     {
-        int p = s.H * s.W, n0 = j * nr, taps = s.KH * s.KW;
+        int taps = s.KH * s.KW, n0 = j * nr;
         int ci = p0 / taps, ky = p0 % taps / s.KW, kx = p0 % s.KW;
         int vw = Vector<float>.Count;
         for (int k = 0; k < kc; k++, dst += nr)
         {
-            int d = (ky - s.PadT) * s.W + kx - s.PadL;
-            float* src = X + (long)ci * p + n0 + d;
-            uint* m = M + ((long)kx * nPanels + j) * nr;
-            if (n0 + d >= 0 && n0 + d + nr <= p)
-            {
-                for (int jj = 0; jj < nr; jj += vw)
-                    Unsafe.WriteUnaligned(dst + jj, Vector.BitwiseAnd(Unsafe.ReadUnaligned<Vector<float>>(src + jj), Unsafe.ReadUnaligned<Vector<float>>(m + jj)));
-            }
-            else
-            {
-                // Past an end of the plane: zeros there, the masked copy in between (branch-free).
-                int lo = Math.Clamp(-(n0 + d), 0, nr), hi = Math.Clamp(p - (n0 + d), lo, nr);
-                uint* du = (uint*)dst, su = (uint*)src;
-                for (int jj = 0; jj < lo; jj++) du[jj] = 0;
-                for (int jj = lo; jj < hi; jj++) du[jj] = su[jj] & m[jj];
-                for (int jj = hi; jj < nr; jj++) du[jj] = 0;
-            }
+            float* src = P + ((long)kx * s.Cin + ci) * len + halo + (ky - s.PadT) * s.W + n0;
+            for (int jj = 0; jj < nr; jj += vw)
+                Unsafe.WriteUnaligned(dst + jj, Unsafe.ReadUnaligned<Vector<float>>(src + jj));
             if (++kx == s.KW)
             {
                 kx = 0;

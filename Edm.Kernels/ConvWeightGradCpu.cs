@@ -49,12 +49,7 @@ internal static unsafe class SameConvWeightGrad
     public static void Run(float* x, float* dy, float* dw, ConvShape s, bool accumulate)
     {
         int p = s.Pixels, w = s.W, lanes = Lanes;
-        // Whole rows of zeros above and below, rounded to the vector width so that every plane, and
-        // every row shift of it when W is a multiple of the width, starts on a vector boundary.
-        int halo = (Math.Max(s.PadT, s.KH - 1 - s.PadT) * w + lanes - 1) / lanes * lanes;
-        // One padded plane, plus a 64-byte skew between planes: with whole vectors only, the planes of
-        // a tap block (and their images) would sit a multiple of 4 KB apart and share L1 sets.
-        int len = p + 2 * halo + lanes;
+        var (halo, len) = ShiftedPlanes.Layout(s);
         long perImage = (long)s.KW * s.Cin * len;
         int chunk = (int)Math.Clamp(Math.Min(ChunkPixels / p, PlaneBudget / perImage), 1, s.Batch);
         int kdim = s.KDim, mr = MR;
@@ -69,15 +64,14 @@ internal static unsafe class SameConvWeightGrad
         {
             fixed (float* raw = pad)
             {
-                float* pp = (float*)(((nint)raw + 63) & ~(nint)63);
-                new Span<float>(pp, padLen).Clear();                          // the halos stay zero
+                float* pp = ShiftedPlanes.Align64(raw);
                 nint apad = (nint)pp, ax = (nint)x, ady = (nint)dy, adw = (nint)dw;
                 for (int b0 = 0; b0 < s.Batch; b0 += chunk)
                 {
                     int n = Math.Min(chunk, s.Batch - b0);
                     CpuParallel.For(n * s.KW * s.Cin, (start, count) =>
                     {
-                        for (int q = start; q < start + count; q++) FillPlane((float*)ax, (float*)apad, s, b0, q, halo, len);
+                        for (int q = start; q < start + count; q++) ShiftedPlanes.Fill((float*)ax, (float*)apad, s, b0, q, halo, len);
                     }, minChunk: Math.Max(1, 8192 / p));
                     CpuParallel.For(rBlocks, (start, count) =>
                     {
@@ -119,28 +113,6 @@ internal static unsafe class SameConvWeightGrad
             }
         }
         finally { ArrayPool<float>.Shared.Return(pad); }
-    }
-
-    /// <summary>
-    /// Padded plane q = (i, kx, ci) of image b0 + i, shifted by the tap's column offset dx = kx - pl:
-    /// value [oy, ox] = x[ci, oy, ox + dx], 0 where ox + dx leaves the row (exact zeros, written, so
-    /// an inf or NaN elsewhere in x never meets them), at offset halo. The tap (ky, kx) then reads
-    /// this plane at a whole-row shift (ky - pt) W, whose rows outside the image are the zero halo.
-    /// </summary>
-    static void FillPlane(float* x, float* pad, ConvShape s, int b0, int q, int halo, int len)
-    {
-        int ci = q % s.Cin, kx = q / s.Cin % s.KW, i = q / (s.Cin * s.KW);
-        int w = s.W, dx = kx - s.PadL;
-        float* dst = pad + (long)q * len + halo;
-        float* src = x + ((long)(b0 + i) * s.Cin + ci) * s.Pixels;
-        int lo = Math.Clamp(-dx, 0, w), hi = Math.Clamp(w - dx, lo, w);   // columns ox with ox + dx inside the row
-        for (int oy = 0; oy < s.H; oy++, dst += w, src += w)
-        {
-            var row = new Span<float>(dst, w);
-            row[..lo].Clear();
-            new ReadOnlySpan<float>(src + lo + dx, hi - lo).CopyTo(row[lo..hi]);
-            row[hi..].Clear();
-        }
     }
 
     /// <summary>4 channels x 6 taps of 16-lane partial sums over <paramref name="images"/> images of p pixels, stored to tile (24 x 16).</summary>
@@ -225,5 +197,60 @@ internal static unsafe class SameConvWeightGrad
         Vector256.Store(c03, tile + 24); Vector256.Store(c04, tile + 32); Vector256.Store(c05, tile + 40);
         Vector256.Store(c10, tile + 48); Vector256.Store(c11, tile + 56); Vector256.Store(c12, tile + 64);
         Vector256.Store(c13, tile + 72); Vector256.Store(c14, tile + 80); Vector256.Store(c15, tile + 88);
+    }
+}
+
+/// <summary>
+/// The padded, column-shifted copies of x that the CPU "same" convolution reads its taps from. Per
+/// image, kx and input channel one plane: value [oy, ox] = x[ci, oy, ox + dx] with dx = kx - pl, 0
+/// where ox + dx leaves the row (exact zeros, written, so an inf or NaN elsewhere in x never meets
+/// them), between zero halos of whole rows (the row shifts (ky - pt) W that leave the image). Tap
+/// (ci, ky, kx)'s shifted plane is then the contiguous run at halo + (ky - pt) W of plane (kx, ci).
+/// Halos are rounded to 16 floats, so that every plane, and every row shift of it when W is a
+/// multiple of 16, starts on a 64-byte boundary, and planes are 16 floats apart beyond that (a skew:
+/// whole vectors only would put the planes of a tap block a multiple of 4 KB apart, in the same L1 sets).
+/// Plane q = (i kw + kx) cin + ci of a buffer starts at q len.
+/// </summary>
+internal static unsafe class ShiftedPlanes
+{
+    /// <summary>Zero floats before each plane (and at least as many after it), and the stride between planes.</summary>
+    public static (int Halo, int Len) Layout(ConvShape s)
+    {
+        int halo = (Math.Max(s.PadT, s.KH - 1 - s.PadT) * s.W + 15) / 16 * 16;
+        return (halo, s.Pixels + 2 * halo + 16);
+    }
+
+    /// <summary>The first 64-byte boundary at or after <paramref name="p"/> (buffers are rented with 16 floats to spare).</summary>
+    public static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
+    /// <summary>Writes plane q = (i, kx, ci) of image b0 + i of x (B, Cin, H, W), halos included, into [q len, q len + len) of <paramref name="pad"/>.</summary>
+    public static void Fill(float* x, float* pad, ConvShape s, int b0, int q, int halo, int len)
+    {
+        int ci = q % s.Cin, kx = q / s.Cin % s.KW, i = q / (s.Cin * s.KW);
+        int w = s.W, dx = kx - s.PadL;
+        float* dst = pad + (long)q * len;
+        new Span<float>(dst, halo).Clear();
+        new Span<float>(dst + halo + s.Pixels, len - halo - s.Pixels).Clear();
+        dst += halo;
+        float* src = x + ((long)(b0 + i) * s.Cin + ci) * s.Pixels;
+        int p = s.Pixels;
+        // One flat copy shifted by dx, then the |dx| columns per row that took a neighbouring row's
+        // values are zeroed (per-row copies cost more than the data at 4x4 and 8x8 planes).
+        var plane = new Span<float>(dst, p);
+        int a = Math.Min(Math.Abs(dx), p);
+        if (dx >= 0)
+        {
+            new ReadOnlySpan<float>(src + a, p - a).CopyTo(plane);
+            plane[(p - a)..].Clear();
+        }
+        else
+        {
+            new ReadOnlySpan<float>(src, p - a).CopyTo(plane[a..]);
+            plane[..a].Clear();
+        }
+        if (dx == 0) return;
+        int c0 = dx > 0 ? w - Math.Min(dx, w) : 0, nz = Math.Min(Math.Abs(dx), w);
+        for (int oy = 0; oy < s.H; oy++)
+            for (int c = 0; c < nz; c++) dst[oy * w + c0 + c] = 0f;
     }
 }
