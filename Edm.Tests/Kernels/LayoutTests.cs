@@ -25,6 +25,10 @@ public sealed class LayoutTests(CpuDevice cpu) : BothPathsTests(cpu), IClassFixt
     {
         Pass(ElementwiseVerify.Permute(d, [2, 3, 5, 7], [0, 3, 1, 2]));
         Pass(ElementwiseVerify.Permute(d, [3, 4], [1, 0]));
+        // The tiled-transpose CPU path (last two output axes transpose the unit-stride axis): the
+        // attention block's two permutes, with sides that are not multiples of the 8 x 8 tile.
+        Pass(ElementwiseVerify.Permute(d, [6, 10, 3, 20], [2, 0, 3, 1]));
+        Pass(ElementwiseVerify.Permute(d, [5, 20, 12], [0, 2, 1]));
         Pass(ElementwiseVerify.Permute(d, [1, 2, 1, 3, 2, 2], [5, 4, 3, 2, 1, 0]));
         Assert.Throws<ArgumentException>(() => Ops.Permute(Tensor.Zeros(d, 2, 3), 0, 0));
     });
