@@ -63,20 +63,32 @@ public sealed class TensorTests(CpuDevice cpu) : BothPathsTests(cpu), IClassFixt
     public void Caching_allocator_reuses_freed_buffers_and_accounts_live_bytes()
     {
         using var d = EdmDevice.Create("cpu");
+        // CPU buffers hold 15 floats to spare so that the data starts on a 64-byte boundary.
         var a = Tensor.Empty(d, 1000);
-        Assert.Equal(4000, d.BytesInUse);
+        Assert.Equal(4060, d.BytesInUse);
+        Assert.Equal(0, Address(a) % 64);
         a.Dispose();
         Assert.Equal(0, d.BytesInUse);
-        Assert.Equal(4000, d.CachedBytes);
+        Assert.Equal(4060, d.CachedBytes);
         using (var b = Tensor.Zeros(d, 10, 100)) // same length: served from the cache, zeroed
         {
             Assert.Equal(0, d.CachedBytes);
             Assert.All(b.ToArray(), v => Assert.Equal(0f, v));
+            Assert.Equal(0, Address(b) % 64);
         }
-        using (var c = Tensor.Empty(d, 999)) Assert.Equal(3996, d.BytesInUse); // other length: new buffer
-        Assert.Equal(4000 + 3996, d.CachedBytes);
+        using (var c = Tensor.Empty(d, 999)) // other length: new buffer
+        {
+            Assert.Equal(4056, d.BytesInUse);
+            Assert.Equal(0, Address(c) % 64);
+        }
+        Assert.Equal(4060 + 4056, d.CachedBytes);
         d.EmptyCache();
         Assert.Equal(0, d.CachedBytes);
+    }
+
+    static unsafe long Address(Tensor t)
+    {
+        fixed (float* p = t.CpuSpan()) return (long)p;
     }
 
     [Fact]
