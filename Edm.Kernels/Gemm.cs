@@ -839,10 +839,42 @@ internal static unsafe class GemmCpu
                 float* dst = ap + (long)(i / mr) * kc * mr;
                 int h = Math.Min(mr, mc - i);
                 for (int r = 0; r < h; r++) rows[r] = (nint)(a + (long)(m0 + i + r) * s.ARow + p0);
+                if (h == mr && Avx.IsSupported)
+                {
+                    // Full panels: 8 x 8 (AVX) and 4 x 4 (SSE) register transposes of the panel's
+                    // rows, the scalar loop only for a row or k remainder (the scalar gather cost
+                    // as much as the attention GEMMs' FMAs at head dimension 64).
+                    int r = 0;
+                    for (; r + 8 <= mr; r += 8) Transpose8(rows + r, kc, dst + r, mr);
+                    for (; r + 4 <= mr; r += 4) Transpose4(rows + r, kc, dst + r, mr);
+                    for (; r < mr; r++)
+                        for (int k = 0; k < kc; k++) dst[k * mr + r] = ((float*)rows[r])[k];
+                    continue;
+                }
                 for (int k = 0; k < kc; k++, dst += mr)
                 {
                     int r = 0;
                     for (; r < h; r++) dst[r] = ((float*)rows[r])[k];
+                    for (; r < mr; r++) dst[r] = 0f;
+                }
+            }
+            return;
+        }
+        if (s.ARow == 1)
+        {
+            // A stored transposed (attention's P^T dO and dS^T Q): panel column k is mr consecutive
+            // floats of A's column, one vector copy (rows past M zero).
+            for (int i = 0; i < mc; i += mr)
+            {
+                float* dst = ap + (long)(i / mr) * kc * mr;
+                int h = Math.Min(mr, mc - i);
+                for (int k = 0; k < kc; k++, dst += mr)
+                {
+                    float* src = a + m0 + i + (long)(p0 + k) * s.ACol;
+                    int r = 0;
+                    for (; r + 8 <= h; r += 8) Vector256.Store(Vector256.Load(src + r), dst + r);
+                    for (; r + 4 <= h; r += 4) Vector128.Store(Vector128.Load(src + r), dst + r);
+                    for (; r < h; r++) dst[r] = src[r];
                     for (; r < mr; r++) dst[r] = 0f;
                 }
             }
@@ -866,6 +898,61 @@ internal static unsafe class GemmCpu
                     for (int k = 0; k < kc; k++) dst[k * mr + r] = src[(long)k * s.ACol];
             }
         }
+    }
+
+    /// <summary>dst[k ld + j] = rows[j][k] for j &lt; 8, k &lt; kc: 8 x 8 AVX transposes, the k remainder scalar.</summary>
+    static void Transpose8(nint* rows, int kc, float* dst, int ld)
+    {
+        float* r0 = (float*)rows[0], r1 = (float*)rows[1], r2 = (float*)rows[2], r3 = (float*)rows[3];
+        float* r4 = (float*)rows[4], r5 = (float*)rows[5], r6 = (float*)rows[6], r7 = (float*)rows[7];
+        int k = 0;
+        for (; k + 8 <= kc; k += 8)
+        {
+            var t0 = Avx.UnpackLow(Avx.LoadVector256(r0 + k), Avx.LoadVector256(r1 + k));
+            var t1 = Avx.UnpackHigh(Avx.LoadVector256(r0 + k), Avx.LoadVector256(r1 + k));
+            var t2 = Avx.UnpackLow(Avx.LoadVector256(r2 + k), Avx.LoadVector256(r3 + k));
+            var t3 = Avx.UnpackHigh(Avx.LoadVector256(r2 + k), Avx.LoadVector256(r3 + k));
+            var t4 = Avx.UnpackLow(Avx.LoadVector256(r4 + k), Avx.LoadVector256(r5 + k));
+            var t5 = Avx.UnpackHigh(Avx.LoadVector256(r4 + k), Avx.LoadVector256(r5 + k));
+            var t6 = Avx.UnpackLow(Avx.LoadVector256(r6 + k), Avx.LoadVector256(r7 + k));
+            var t7 = Avx.UnpackHigh(Avx.LoadVector256(r6 + k), Avx.LoadVector256(r7 + k));
+            var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+            var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+            var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+            var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+            float* d = dst + (long)k * ld;
+            Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+            Avx.Store(d + ld, Avx.Permute2x128(u1, u5, 0x20));
+            Avx.Store(d + 2 * ld, Avx.Permute2x128(u2, u6, 0x20));
+            Avx.Store(d + 3 * ld, Avx.Permute2x128(u3, u7, 0x20));
+            Avx.Store(d + 4 * ld, Avx.Permute2x128(u0, u4, 0x31));
+            Avx.Store(d + 5 * ld, Avx.Permute2x128(u1, u5, 0x31));
+            Avx.Store(d + 6 * ld, Avx.Permute2x128(u2, u6, 0x31));
+            Avx.Store(d + 7 * ld, Avx.Permute2x128(u3, u7, 0x31));
+        }
+        for (; k < kc; k++)
+            for (int j = 0; j < 8; j++) dst[(long)k * ld + j] = ((float*)rows[j])[k];
+    }
+
+    /// <summary>dst[k ld + j] = rows[j][k] for j &lt; 4, k &lt; kc: 4 x 4 SSE transposes, the k remainder scalar.</summary>
+    static void Transpose4(nint* rows, int kc, float* dst, int ld)
+    {
+        float* r0 = (float*)rows[0], r1 = (float*)rows[1], r2 = (float*)rows[2], r3 = (float*)rows[3];
+        int k = 0;
+        for (; k + 4 <= kc; k += 4)
+        {
+            var a0 = Sse.LoadVector128(r0 + k); var a1 = Sse.LoadVector128(r1 + k);
+            var a2 = Sse.LoadVector128(r2 + k); var a3 = Sse.LoadVector128(r3 + k);
+            var t0 = Sse.UnpackLow(a0, a1); var t1 = Sse.UnpackHigh(a0, a1);
+            var t2 = Sse.UnpackLow(a2, a3); var t3 = Sse.UnpackHigh(a2, a3);
+            float* d = dst + (long)k * ld;
+            Sse.Store(d, Sse.MoveLowToHigh(t0, t2));
+            Sse.Store(d + ld, Sse.MoveHighToLow(t2, t0));
+            Sse.Store(d + 2 * ld, Sse.MoveLowToHigh(t1, t3));
+            Sse.Store(d + 3 * ld, Sse.MoveHighToLow(t3, t1));
+        }
+        for (; k < kc; k++)
+            for (int j = 0; j < 4; j++) dst[(long)k * ld + j] = ((float*)rows[j])[k];
     }
 
     /// <summary>One depth block: tasks over (row block, column block) of C.</summary>
