@@ -571,12 +571,23 @@ public static partial class Ops
         int planesLen = s.KW * s.Cin * len + nr + 16;                  // the last panel may read nr past the last plane
         // The weight (GEMM A) is packed once for all images instead of once per image.
         float[]? packedW = panels ? ArrayPool<float>.Shared.Rent(GemmCpu.PackedLength(g)) : null;
+        // With the Vector512 micro-kernels B is not packed at all: row r = (ci, ky, kx) of a panel is
+        // read where tap r's shifted plane starts (offsets[r]) plus the panel's first pixel.
+        bool direct = panels && GemmCpu.Wide;
+        int[]? offsets = direct ? new int[s.KDim] : null;
+        if (offsets is not null)
+            for (int r = 0; r < s.KDim; r++)
+            {
+                int ci = r / (s.KH * s.KW), ky = r / s.KW % s.KH, kx = r % s.KW;
+                offsets[r] = (kx * s.Cin + ci) * len + halo + (ky - s.PadT) * s.W;
+            }
         try
         {
             fixed (float* ppw = packedW)
+            fixed (int* poff = offsets)
             {
                 if (panels) GemmCpu.PackWhole(pw, g, ppw);
-                nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, apw = (nint)ppw;
+                nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ab = (nint)pbias, apw = (nint)ppw, aoff = (nint)poff;
                 ForEachImage(s.Batch, (b, threads) =>
                 {
                     float* xb = (float*)ax + (long)b * xImg, yb = (float*)ay + (long)b * yImg;
@@ -595,7 +606,8 @@ public static partial class Ops
                                 float* pl = ShiftedPlanes.Align64(raw);
                                 new Span<float>(pl + s.KW * s.Cin * len, nr).Clear();
                                 for (int q = 0; q < s.KW * s.Cin; q++) ShiftedPlanes.Fill(xb, pl, s, 0, q, halo, len);
-                                GemmCpu.RunPacked((float*)aw, new SameConvPanels(pl, s, halo, len), yb, g, threads, (float*)ab, (float*)apw);
+                                if (direct) GemmCpu.RunDirect((float*)apw, pl, (int*)aoff, yb, g, threads, (float*)ab);
+                                else GemmCpu.RunPacked((float*)aw, new SameConvPanels(pl, s, halo, len), yb, g, threads, (float*)ab, (float*)apw);
                             }
                         }
                         finally { ArrayPool<float>.Shared.Return(planes); }

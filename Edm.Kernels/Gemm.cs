@@ -622,6 +622,13 @@ internal unsafe interface IGemmMicroKernel
     static abstract void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite);
 }
 
+/// <summary>A micro-kernel that can also read B's rows in place (<see cref="IBRows"/>): the Vector512 ones.</summary>
+internal unsafe interface IRowsMicroKernel : IGemmMicroKernel
+{
+    /// <summary>As Run, with row k of the B panel at <paramref name="b"/>.At(k).</summary>
+    static abstract void RunRows<TB>(float* ap, TB b, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite) where TB : struct, IBRows;
+}
+
 /// <summary>
 /// Fills B's packed column panels: panel j of rows [p0, p0 + kc) at dst[k nr + jj] = B[p0 + k, j nr + jj],
 /// zeros past N. A strided B (<see cref="StridedB"/>) or a convolution's im2col built straight into
@@ -737,6 +744,44 @@ internal static unsafe class GemmCpu
         int mr = RowsPerPanel(s.M), mPad = (s.M + mr - 1) / mr * mr;
         for (int p0 = 0; p0 < s.K; p0 += KC)
             PackA(a, s, 0, s.M, p0, Math.Min(KC, s.K - p0), packed + (long)p0 * mPad, mr);
+    }
+
+    /// <summary>
+    /// One product (Batch 1, Beta 0, C row-major with CRow = N) whose B is not packed: row k of the
+    /// 32-column panel starting at column n0 is read at <paramref name="origin"/> + n0 + offsets[k]
+    /// (<see cref="PlaneRows"/>), and A was packed by <see cref="PackWhole"/>. Wide (AVX-512) only.
+    /// Columns past N of the last panel are read but never stored. Panels are split across
+    /// <paramref name="maxThreads"/> threads (each owns its columns of C).
+    /// </summary>
+    public static void RunDirect(float* packedA, float* origin, int* offsets, float* c, in GemmShape s, int maxThreads, float* bias)
+    {
+        if (!Wide || s.Batch != 1 || s.Beta != 0f) throw new ArgumentException("GemmCpu.RunDirect: AVX-512, one product with Beta 0");
+        if (NarrowRows(s.M)) RunDirect<Micro8x32>(packedA, origin, offsets, c, s, maxThreads, bias);
+        else RunDirect<Micro12x32>(packedA, origin, offsets, c, s, maxThreads, bias);
+    }
+
+    static void RunDirect<TK>(float* packedA, float* origin, int* offsets, float* c, GemmShape s, int maxThreads, float* bias) where TK : IRowsMicroKernel
+    {
+        int mr = TK.MR, mPad = (s.M + mr - 1) / mr * mr, nPanels = (s.N + 31) / 32;
+        nint aa = (nint)packedA, ao = (nint)origin, aoff = (nint)offsets, ac = (nint)c, ab = (nint)bias;
+        var sh = s;
+        void Panel(int j)
+        {
+            int n0 = j * 32, nr = Math.Min(32, sh.N - n0);
+            for (int p0 = 0; p0 < sh.K; p0 += KC)
+            {
+                int kc = Math.Min(KC, sh.K - p0);
+                var rows = new PlaneRows((float*)ao + n0, (int*)aoff + p0);
+                float* ablock = (float*)aa + (long)p0 * mPad;
+                for (int i = 0; i < sh.M; i += mr)
+                    TK.RunRows(ablock + (long)i * kc, rows, kc, (float*)ac + (long)i * sh.CRow + n0, sh.CRow, sh.Alpha,
+                        Math.Min(mr, sh.M - i), nr, ab == 0 ? null : (float*)ab + i, p0 == 0);
+            }
+        }
+        if (maxThreads <= 1 || nPanels < 2)
+            for (int j = 0; j < nPanels; j++) Panel(j);
+        else
+            Parallel.For(0, nPanels, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, Panel);
     }
 
     static void Run<TK>(float* a, float* b, float* c, in GemmShape s, int maxThreads, float* bias) where TK : IGemmMicroKernel
@@ -1117,15 +1162,44 @@ internal readonly unsafe struct Micro6x2V : IGemmMicroKernel
     }
 }
 
+/// <summary>Where the wide micro-kernels find row k (32 floats) of the B panel they multiply.</summary>
+internal unsafe interface IBRows
+{
+    /// <summary>Row k of the panel.</summary>
+    float* At(int k);
+}
+
+/// <summary>A packed panel: row k at bp + 32 k.</summary>
+internal readonly unsafe struct PackedRows(float* bp) : IBRows
+{
+    readonly float* B = bp;
+    public float* At(int k) => B + (long)k * 32;
+}
+
+/// <summary>
+/// Rows read in place: row k at origin + offsets[k] (the convolution's shifted planes: the panel's
+/// first pixel, plus where tap k's shifted plane starts).
+/// </summary>
+internal readonly unsafe struct PlaneRows(float* origin, int* offsets) : IBRows
+{
+    readonly float* O = origin;
+    readonly int* Off = offsets;
+    public float* At(int k) => O + Off[k];
+}
+
 /// <summary>12 rows x 32 columns (2 Vector512): 24 accumulators of AVX-512's 32 registers.</summary>
-internal readonly unsafe struct Micro12x32 : IGemmMicroKernel
+internal readonly unsafe struct Micro12x32 : IRowsMicroKernel
 {
     public static int MR => 12;
     public static int NR => 32;
     public static int MC => 144;
 
+    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite) =>
+        RunRows(ap, new PackedRows(bp), kc, c, ldc, alpha, mr, nr, bias, overwrite);
+
+    /// <summary>The kernel with B's row k of this panel at <paramref name="b"/>.At(k) (packed, or read in place).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
-    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite)
+    public static void RunRows<TB>(float* ap, TB b, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite) where TB : struct, IBRows
     {
         // The spill tile is allocated before the accumulators are live, and not zeroed (SkipLocalsInit):
         // a call after the loop (the zeroing helper) made the JIT spill all 24 at every FMA.
@@ -1136,6 +1210,7 @@ internal readonly unsafe struct Micro12x32 : IGemmMicroKernel
         Vector512<float> c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
         for (int k = 0; k < kc; k++)
         {
+            float* bp = b.At(k);
             var b0 = Vector512.Load(bp);
             var b1 = Vector512.Load(bp + 16);
             var a = Vector512.Create(ap[0]);
@@ -1163,7 +1238,6 @@ internal readonly unsafe struct Micro12x32 : IGemmMicroKernel
             a = Vector512.Create(ap[11]);
             cb0 = Vector512.FusedMultiplyAdd(a, b0, cb0); cb1 = Vector512.FusedMultiplyAdd(a, b1, cb1);
             ap += 12;
-            bp += 32;
         }
         // Spill the tile and update C from it (full tiles with vectors, edges element by element).
         Vector512.Store(c00, t); Vector512.Store(c01, t + 16); Vector512.Store(c10, t + 32); Vector512.Store(c11, t + 48);
@@ -1185,14 +1259,18 @@ internal readonly unsafe struct Micro12x32 : IGemmMicroKernel
 /// 8 rows x 32 columns (2 Vector512): 16 accumulators, for row counts 12 does not divide (16, 32, 64:
 /// the small networks' channels), where 12-row tiles would compute idle rows.
 /// </summary>
-internal readonly unsafe struct Micro8x32 : IGemmMicroKernel
+internal readonly unsafe struct Micro8x32 : IRowsMicroKernel
 {
     public static int MR => 8;
     public static int NR => 32;
     public static int MC => 128;
 
+    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite) =>
+        RunRows(ap, new PackedRows(bp), kc, c, ldc, alpha, mr, nr, bias, overwrite);
+
+    /// <summary>The kernel with B's row k of this panel at <paramref name="b"/>.At(k) (packed, or read in place).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
-    public static void Run(float* ap, float* bp, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite)
+    public static void RunRows<TB>(float* ap, TB b, int kc, float* c, int ldc, float alpha, int mr, int nr, float* bias, bool overwrite) where TB : struct, IBRows
     {
         // As in Micro12x32: the spill tile is allocated before the accumulators are live.
         float* t = stackalloc float[8 * 32];
@@ -1201,6 +1279,7 @@ internal readonly unsafe struct Micro8x32 : IGemmMicroKernel
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
         for (int k = 0; k < kc; k++)
         {
+            float* bp = b.At(k);
             var b0 = Vector512.Load(bp);
             var b1 = Vector512.Load(bp + 16);
             var a = Vector512.Create(ap[0]);
@@ -1220,7 +1299,6 @@ internal readonly unsafe struct Micro8x32 : IGemmMicroKernel
             a = Vector512.Create(ap[7]);
             c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
             ap += 8;
-            bp += 32;
         }
         Vector512.Store(c00, t); Vector512.Store(c01, t + 16); Vector512.Store(c10, t + 32); Vector512.Store(c11, t + 48);
         Vector512.Store(c20, t + 64); Vector512.Store(c21, t + 80); Vector512.Store(c30, t + 96); Vector512.Store(c31, t + 112);
