@@ -19,13 +19,18 @@
 //      col stays under 2^26 floats. A 1x1 kernel without padding skips im2col (col is x itself).
 //      Strides and rectangular kernels only change the index maps of Im2Col / Col2Im (col2im gathers
 //      the (ky, oy) pairs with oy sh = iy + pt - ky), so one path serves every geometry.
-//   CPU fast path: per image im2col (contiguous row copies; a strided gather when sw > 1) + the CPU GEMM, Parallel.For over images;
-//      the forward of a "same" convolution writes im2col straight into the GEMM's B panels (SameConvPanels) with the bias in its epilogue
-//      (each GEMM serial) when B >= 2, else one parallel GEMM; the backward-data of a "same" convolution is the forward's
-//      path on the flipped, transposed weight; its dW is a block of dot products over shifted planes (SameConvWeightGrad,
-//      ConvWeightGradCpu.cs); other geometries' dW summed per group of images fixed
-//      by the batch size alone (at most 8 groups) and the groups added in order, so it repeats bit
-//      for bit whatever the thread count.
+//   CPU fast path, other geometries: per image im2col (contiguous row copies; a strided gather when
+//      sw > 1) + the CPU GEMM, Parallel.For over images (each GEMM serial) when B >= 2, else one
+//      parallel GEMM; dW summed per group of images fixed by the batch size alone (at most 8
+//      groups) and the groups added in order, so it repeats bit for bit whatever the thread count.
+//   CPU fast path, "same" convolutions (stride 1, output the input's size: every EDM conv but 1x1):
+//      per image the column-shifted padded planes of x (ShiftedPlanes, ConvWeightGradCpu.cs; KW
+//      times x) instead of col (KH KW times x). Forward: y = W col with col's rows read from the
+//      planes, in place by the Vector512 micro-kernels (GemmCpu.RunDirect, PlaneRows) or copied
+//      into B panels (SameConvPanels) otherwise; the weight packed once per call; the bias in the
+//      GEMM epilogue. Backward-data: the forward on the flipped, transposed weight (no dcol, no
+//      col2im). Backward-weight: blocks of dot products over the planes (SameConvWeightGrad),
+//      deterministic image chunks.
 // Gradient semantics: dx is a fresh tensor; dW and db may accumulate (the *Into forms).
 using System.Buffers;
 using System.Numerics;
@@ -550,10 +555,10 @@ public static partial class Ops
     }
 
     // The forward product y[b] = W col[b] (+ bias) of a "same" convolution never materialises col:
-    // per image, the column-shifted planes of x (ShiftedPlanes, KW times x) are filled once, and
-    // SameConvPanels copies each B panel row (nr consecutive output pixels of one col row) from them;
-    // the GEMM's first depth block stores C with the bias (no clearing pass, no bias pass). Other
-    // geometries build col (Im2ColCpu) and pack it.
+    // per image, the column-shifted planes of x (ShiftedPlanes, KW times x) are filled once; the
+    // Vector512 micro-kernels read col's rows from them in place (RunDirect), other ISAs copy each
+    // B panel row from them (SameConvPanels); the GEMM's first depth block stores C with the bias
+    // (no clearing pass, no bias pass). Other geometries build col (Im2ColCpu) and pack it.
     static unsafe void ConvForwardCpu(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvShape s)
     {
         fixed (float* px = x.CpuSpan(), pw = weight.CpuSpan(), py = y.CpuSpan(), pbias = bias is null ? Span<float>.Empty : bias.CpuSpan())

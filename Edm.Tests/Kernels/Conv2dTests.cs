@@ -144,14 +144,7 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
         using var y = Ops.Conv2d(tx, tw, tb);
         var got = y.ToArray();
         var want = Conv2dReference.Forward(D(x), D(wt), D(bias), b, cin, h, w, cout, k, k / 2);
-        int finite = 0;
-        for (int i = 0; i < got.Length; i++)
-        {
-            if (!double.IsFinite(want[i])) continue;
-            finite++;
-            Assert.True(float.IsFinite(got[i]) && Math.Abs(got[i] - want[i]) <= 1e-4 * (1 + Math.Abs(want[i])),
-                $"output {i}: got {got[i]}, reference {want[i]}");
-        }
+        int finite = MatchWhereFinite("output", got, want);
         Assert.True(finite > got.Length / 2, "most outputs are far from the non-finite inputs");
 
         // The weight gradient: a tap whose column shift never reaches the non-finite column (kx = 0 for
@@ -161,15 +154,21 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
         using var dw = Ops.Conv2dBackwardWeight(tx, tdy, k);
         var gotW = dw.ToArray();
         var (_, wantW, _) = Conv2dReference.Backward(D(x), D(wt), D(dy), b, cin, h, w, cout, k, k / 2);
-        int finiteW = 0;
-        for (int i = 0; i < gotW.Length; i++)
+        Assert.Equal(cout * 2 * k, MatchWhereFinite("dW", gotW, wantW));
+    }
+
+    /// <summary>Asserts got equals the reference wherever the reference is finite; returns how many such elements there are.</summary>
+    static int MatchWhereFinite(string what, float[] got, double[] want)
+    {
+        int finite = 0;
+        for (int i = 0; i < got.Length; i++)
         {
-            if (!double.IsFinite(wantW[i])) continue;
-            finiteW++;
-            Assert.True(float.IsFinite(gotW[i]) && Math.Abs(gotW[i] - wantW[i]) <= 1e-4 * (1 + Math.Abs(wantW[i])),
-                $"dW {i}: got {gotW[i]}, reference {wantW[i]}");
+            if (!double.IsFinite(want[i])) continue;
+            finite++;
+            Assert.True(float.IsFinite(got[i]) && Math.Abs(got[i] - want[i]) <= 1e-4 * (1 + Math.Abs(want[i])),
+                $"{what} {i}: got {got[i]}, reference {want[i]}");
         }
-        Assert.Equal(cout * 2 * k, finiteW);
+        return finite;
     }
 
     [Fact]
