@@ -62,6 +62,7 @@ public readonly struct AddOp : IBinaryOp { public float Apply(float a, float b) 
 public readonly struct SubOp : IBinaryOp { public float Apply(float a, float b) => a - b; }
 public readonly struct MulOp : IBinaryOp { public float Apply(float a, float b) => a * b; }
 public readonly struct DivOp : IBinaryOp { public float Apply(float a, float b) => a / b; }
+public readonly struct AddScaledOp(float s) : IBinaryOp { public readonly float S = s; public float Apply(float a, float b) => (a + b) * S; }
 #pragma warning restore CS1591
 
 /// <summary>Elementwise kernels (grid-stride loops).</summary>
@@ -290,6 +291,7 @@ public static partial class Ops
         else if (typeof(TOp) == typeof(SubOp)) TensorPrimitives.Subtract(a, b, y);
         else if (typeof(TOp) == typeof(MulOp)) TensorPrimitives.Multiply(a, b, y);
         else if (typeof(TOp) == typeof(DivOp)) TensorPrimitives.Divide(a, b, y);
+        else if (typeof(TOp) == typeof(AddScaledOp)) TensorPrimitives.AddMultiply(a, b, Unsafe.As<TOp, AddScaledOp>(ref op).S, y);
         else
         {
             int i = 0;
@@ -309,6 +311,11 @@ public static partial class Ops
     public static Tensor Add(Tensor a, Tensor b) => Zip(a, b, new AddOp(), "Add");
     /// <summary>a - b (broadcasting).</summary>
     public static Tensor Sub(Tensor a, Tensor b) => Zip(a, b, new SubOp(), "Sub");
+    /// <summary>
+    /// (a + b) * s (broadcasting) in one pass: the residual "add the skip, then scale" of the U-Net
+    /// blocks; rounds as Scale(Add(a, b), s) does (the sum is rounded, then the product).
+    /// </summary>
+    public static Tensor AddScaled(Tensor a, Tensor b, float s) => Zip(a, b, new AddScaledOp(s), "AddScaled");
     /// <summary>a * b (broadcasting).</summary>
     public static Tensor Mul(Tensor a, Tensor b) => Zip(a, b, new MulOp(), "Mul");
     /// <summary>a / b (broadcasting).</summary>

@@ -22,6 +22,27 @@ public static partial class Fn
             [NeedsGrad(0) ? Grads.SumTo(gy, aShape) : null, NeedsGrad(1) ? Grads.SumTo(gy, bShape) : null];
     }
 
+    /// <summary>(a + b) * s (broadcasting) in one pass (Ops.AddScaled): the U-Net blocks' residual add and skip scale.</summary>
+    public static Variable AddScaled(Variable a, Variable b, float s)
+    {
+        bool record = Tape.Prepare("AddScaled", a, b);
+        var y = Ops.AddScaled(a.Value, b.Value, s);
+        return record ? Tape.Record(new AddScaledNode(a.Shape, b.Shape, s), y, a, b) : new Variable(y);
+    }
+
+    sealed class AddScaledNode(int[] aShape, int[] bShape, float s) : Node
+    {
+        // Both inputs get s * gy (summed to their shape): one scaled tensor, shared when shapes allow.
+        protected internal override Tensor?[] Backward(Tensor gy)
+        {
+            var g = Ops.Scale(gy, s);
+            Tensor? ga = NeedsGrad(0) ? Grads.SumTo(g, aShape) : null;
+            Tensor? gb = NeedsGrad(1) ? Grads.SumTo(g, bShape) : null;
+            if (!ReferenceEquals(ga, g) && !ReferenceEquals(gb, g)) g.Dispose();
+            return [ga, gb];
+        }
+    }
+
     /// <summary>a - b (broadcasting).</summary>
     public static Variable Sub(Variable a, Variable b)
     {

@@ -10,7 +10,7 @@ namespace Edm.Bench.Perf;
 public sealed class ElementwiseBench : IKernelBench
 {
     /// <inheritdoc/>
-    public IReadOnlyList<string> Ops { get; } = ["gelu", "silu", "axpy", "add", "sum", "normal", "permute", "concat"];
+    public IReadOnlyList<string> Ops { get; } = ["gelu", "silu", "axpy", "add", "add_scaled", "sum", "normal", "permute", "concat"];
 
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
@@ -43,6 +43,10 @@ public sealed class ElementwiseBench : IKernelBench
             "add" => (() => Kernels.Ops.Add(x, y).Dispose(),
                 () => Par((s, e) => { for (int i = s; i < e; i++) hout[i] = hx[i] + hy[i]; }),
                 12.0 * n, 1.0 * n),
+            // The residual (x + skip) * skip_scale of the U-Net blocks, one pass.
+            "add_scaled" => (() => Kernels.Ops.AddScaled(x, y, 0.7071068f).Dispose(),
+                () => Par((s, e) => { for (int i = s; i < e; i++) hout[i] = (hx[i] + hy[i]) * 0.7071068f; }),
+                12.0 * n, 2.0 * n),
             "sum" => (() => Kernels.Ops.Sum(x).Dispose(),
                 () =>
                 {

@@ -279,7 +279,7 @@ public sealed class SongUNet : NetworkBase
             else if (name.Contains("aux_skip")) { x = Fn.Add(x, ((Conv2d)block).Forward(aux)); skips[^1] = x; }
             else if (name.Contains("aux_residual"))
             {
-                x = Fn.Scale(Fn.Add(x, ((Conv2d)block).Forward(aux)), (float)(1 / Math.Sqrt(2)));
+                x = Fn.AddScaled(x, ((Conv2d)block).Forward(aux), (float)(1 / Math.Sqrt(2)));
                 skips[^1] = x; aux = x;
             }
             else

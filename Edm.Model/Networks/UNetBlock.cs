@@ -103,8 +103,7 @@ public sealed class UNetBlock : Module
             x = Fn.Dropout(x, (float)_o.Dropout, seed, stream);
         }
         x = _conv1.Forward(x);
-        x = Fn.Add(x, _skip is not null ? _skip.Forward(orig) : orig);
-        x = Fn.Scale(x, (float)_o.SkipScale);
+        x = Fn.AddScaled(x, _skip is not null ? _skip.Forward(orig) : orig, (float)_o.SkipScale);   // (x + skip) * skip_scale, one pass
 
         if (NumHeads > 0)
         {
@@ -117,7 +116,7 @@ public sealed class UNetBlock : Module
             var v = Fn.Reshape(Fn.Slice(t, 0, 2, 1), b * NumHeads, n, ch);
             var a = Fn.Attention(q, k, v);                                  // (B*heads, N, C/heads), softmax in fp32
             var aT = Fn.Reshape(Fn.Permute(a, 0, 2, 1), b, c, h, w);        // back to (B, C, H, W)
-            x = Fn.Scale(Fn.Add(_proj!.Forward(aT), x), (float)_o.SkipScale);
+            x = Fn.AddScaled(_proj!.Forward(aT), x, (float)_o.SkipScale);
         }
         return x;
     }

@@ -1,5 +1,5 @@
 // Gradient-check cases of the elementwise tape ops (Edm.Autograd/Ops/ElementwiseFn.cs, UnaryFn.cs):
-// binary ops with broadcasting, scalar ops, exp/log/sqrt/square, fan-in and constant inputs. Run by
+// binary ops with broadcasting (add_scaled: the fused (a + b) s), scalar ops, exp/log/sqrt/square, fan-in and constant inputs. Run by
 // `verify` (family autograd) and by Edm.Tests/Autograd/GradCheckTests.cs.
 using Edm.Autograd;
 using Edm.Kernels;
@@ -26,6 +26,8 @@ public sealed class ElementwiseGradCases : IGradCases
             c[$"sub {s}"] = Binary(p[0], p[1], Fn.Sub, (a, b) => a - b, (a, b) => 1, (a, b) => -1);
             c[$"mul {s}"] = Binary(p[0], p[1], Fn.Mul, (a, b) => a * b, (a, b) => b, (a, b) => a);
             c[$"div {s}"] = Binary(p[0], p[1], Fn.Div, (a, b) => a / b, (a, b) => 1 / b, (a, b) => -a / (b * b), divisor: true);
+            c[$"add_scaled {s}"] = Binary(p[0], p[1], (a, b) => Fn.AddScaled(a, b, 0.7071068f), (a, b) => (a + b) * (double)0.7071068f,
+                (a, b) => 0.7071068f, (a, b) => 0.7071068f);
         }
         int[] u = [5, 13];
         c["scale"] = Unary(u, x => Fn.Scale(x, -1.75f), x => -1.75 * x, _ => -1.75);

@@ -16,7 +16,7 @@ public sealed class ElementwiseVerify : IVerifySuite
     const double Tol = 2e-6;
 
     /// <summary>Binary op names checked.</summary>
-    public static readonly string[] BinaryOps = ["add", "sub", "mul", "div"];
+    public static readonly string[] BinaryOps = ["add", "sub", "mul", "div", "add_scaled"];
     /// <summary>Unary op names checked.</summary>
     public static readonly string[] UnaryOps = ["exp", "log", "sqrt", "square", "abs", "neg", "scale", "addscalar", "clamp", "gelu", "gelu_tanh", "silu", "relu"];
     /// <summary>Activation derivatives checked.</summary>
@@ -63,11 +63,13 @@ public sealed class ElementwiseVerify : IVerifySuite
         using var y = op switch
         {
             "add" => Ops.Add(ta, tb), "sub" => Ops.Sub(ta, tb), "mul" => Ops.Mul(ta, tb), "div" => Ops.Div(ta, tb),
+            "add_scaled" => Ops.AddScaled(ta, tb, 0.7071068f),
             _ => throw new ArgumentException(op),
         };
         Func<double, double, double> f = op switch
         {
-            "add" => (x, z) => x + z, "sub" => (x, z) => x - z, "mul" => (x, z) => x * z, _ => (x, z) => x / z,
+            "add" => (x, z) => x + z, "sub" => (x, z) => x - z, "mul" => (x, z) => x * z,
+            "add_scaled" => (x, z) => (x + z) * (double)0.7071068f, _ => (x, z) => x / z,
         };
         return Compare.Row(op, $"{S(sa)} . {S(sb)}", y.ToArray(), R.Binary(R.D(a), sa, R.D(b), sb, f), Tol);
     }
