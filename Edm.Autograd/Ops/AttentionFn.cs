@@ -27,3 +27,30 @@ public static partial class Fn
         static Tensor? Drop(Tensor t) { t.Dispose(); return null; }
     }
 }
+
+public static partial class Fn
+{
+    /// <summary>
+    /// Self-attention on the packed layout: qkv (BH, d, 3, N) (Q, K, V in dimension 2, as the U-Nets'
+    /// 1x1 qkv convolution lays them out) -> O (BH, d, N), channel-major; scale defaults to 1/sqrt(d).
+    /// The same values as <see cref="Attention"/> on the parts, without permutes or slices.
+    /// </summary>
+    public static Variable QkvAttention(Variable qkv, float? scale = null)
+    {
+        bool record = Tape.Prepare("QkvAttention", qkv);
+        var o = Ops.QkvAttentionForward(qkv.Value, scale);
+        if (!record)
+        {
+            o.Lse.Dispose();
+            return new Variable(o.O);
+        }
+        return Tape.Record(new QkvAttentionNode(qkv.Value, o.O, o.Lse, scale), o.O, qkv);
+    }
+
+    sealed class QkvAttentionNode(Tensor qkv, Tensor o, Tensor lse, float? scale) : Node
+    {
+        protected internal override Tensor?[] Backward(Tensor gy) => [Ops.QkvAttentionBackward(qkv, o, lse, gy, scale)];
+
+        protected override void DisposeOwned() => lse.Dispose();
+    }
+}

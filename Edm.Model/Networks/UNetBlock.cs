@@ -108,14 +108,10 @@ public sealed class UNetBlock : Module
         if (NumHeads > 0)
         {
             int h = x.Shape[2], w = x.Shape[3], n = h * w, ch = c / NumHeads;
-            // qkv (B, 3C, H, W) viewed as (B*heads, C/heads, 3, N) as NVlabs/edm does, then (3, B*heads, N, C/heads).
+            // qkv (B, 3C, H, W) viewed as (B*heads, C/heads, 3, N) as NVlabs/edm does; attention on that
+            // packed layout gives (B*heads, C/heads, N), i.e. (B, C, H, W) again (no permutes or slices).
             var qkv = Fn.Reshape(_qkv!.Forward(_norm2!.Forward(x)), b * NumHeads, ch, 3, n);
-            var t = Fn.Permute(qkv, 2, 0, 3, 1);
-            var q = Fn.Reshape(Fn.Slice(t, 0, 0, 1), b * NumHeads, n, ch);
-            var k = Fn.Reshape(Fn.Slice(t, 0, 1, 1), b * NumHeads, n, ch);
-            var v = Fn.Reshape(Fn.Slice(t, 0, 2, 1), b * NumHeads, n, ch);
-            var a = Fn.Attention(q, k, v);                                  // (B*heads, N, C/heads), softmax in fp32
-            var aT = Fn.Reshape(Fn.Permute(a, 0, 2, 1), b, c, h, w);        // back to (B, C, H, W)
+            var aT = Fn.Reshape(Fn.QkvAttention(qkv), b, c, h, w);          // softmax in fp32
             x = Fn.AddScaled(_proj!.Forward(aT), x, (float)_o.SkipScale);
         }
         return x;

@@ -132,4 +132,59 @@ public sealed class AttentionTests(CpuDevice fx) : IClassFixture<CpuDevice>
         e = Assert.Throws<ArgumentException>(() => Ops.Attention(big, big, big));
         Assert.Contains("1..256", e.Message);
     }
+    void CheckQkv(int bh, int d, int n, double logitScale, int seed)
+    {
+        var x = TestData.Random(bh * d * 3 * n, seed, -logitScale, logitScale);
+        var g = TestData.Random(bh * d * n, seed + 1);
+        using var tx = Tensor.FromArray(_device, x, bh, d, 3, n);
+        using var tg = Tensor.FromArray(_device, g, bh, d, n);
+        var o = Ops.QkvAttentionForward(tx);
+        using var dx = Ops.QkvAttentionBackward(tx, o.O, o.Lse, tg);
+        try
+        {
+            double scale = 1 / Math.Sqrt(d);
+            Assert.Equal(new[] { bh, d, n }, o.O.Shape);
+            Assert.Equal(new[] { bh, d, 3, n }, dx.Shape);
+            var (oRef, lseRef) = AttentionReference.QkvForward(TestData.D(x), bh, d, n, scale);
+            TestData.Close("qkv attention o", o.O.ToArray(), oRef, 1e-5 * logitScale, 1e-4);
+            TestData.Close("qkv attention lse", o.Lse.ToArray(), lseRef, 1e-5 * logitScale, 1e-5);
+            var dRef = AttentionReference.QkvBackward(TestData.D(x), TestData.D(g), bh, d, n, scale);
+            TestData.Close("qkv attention dqkv", dx.ToArray(), dRef, 1e-4 * logitScale * logitScale, 1e-3);
+        }
+        finally { o.O.Dispose(); o.Lse.Dispose(); }
+    }
+
+    [Theory]
+    [InlineData(true, 2, 3, 5)]
+    [InlineData(true, 1, 1, 1)]
+    [InlineData(true, 3, 16, 33)]      // edge tiles of the GEMM micro-kernel along both sides
+    [InlineData(false, 2, 3, 5)]
+    [InlineData(false, 1, 4, 70)]      // the kernel path: several tiles, the last one partial
+    public void QkvLayoutMatchesReference(bool fastPath, int bh, int d, int n)
+    {
+        _device.CpuFastPaths = fastPath;
+        try { CheckQkv(bh, d, n, 1, 50); }
+        finally { _device.CpuFastPaths = true; }
+    }
+
+    [Fact]
+    public void QkvLayoutLargeLogitsAreStable()
+    {
+        _device.CpuFastPaths = true;
+        CheckQkv(2, 8, 40, 20, 60);       // scores around +-20^2 * sqrt(8): the column max is subtracted
+    }
+
+    [Fact]
+    public void QkvLayoutBadShapesAreRejected()
+    {
+        using var x = Tensor.FromArray(_device, TestData.Random(2 * 4 * 2 * 5, 1), 2, 4, 2, 5);
+        var e = Assert.Throws<ArgumentException>(() => Ops.QkvAttentionForward(x));
+        Assert.Contains("QkvAttention: qkv has shape (2, 4, 2, 5); expected (BH, d, 3, N)", e.Message);
+        using var ok = Tensor.FromArray(_device, TestData.Random(2 * 4 * 3 * 5, 1), 2, 4, 3, 5);
+        var o = Ops.QkvAttentionForward(ok);
+        using var wrong = Tensor.FromArray(_device, TestData.Random(2 * 5 * 4, 1), 2, 5, 4);
+        e = Assert.Throws<ArgumentException>(() => Ops.QkvAttentionBackward(ok, o.O, o.Lse, wrong));
+        Assert.Contains("dO", e.Message);
+        o.O.Dispose(); o.Lse.Dispose();
+    }
 }

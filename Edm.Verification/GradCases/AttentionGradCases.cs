@@ -23,6 +23,14 @@ public sealed class AttentionGradCases : IGradCases
                     return [new(dq, [bh, nq, d]), new(dk, [bh, nk, d]), new(dv, [bh, nk, d])];
                 });
         }
+        foreach (var (bh, d, n) in new[] { (2, 3, 5), (1, 4, 9) })
+        {
+            double scale = 1 / Math.Sqrt(d);
+            // qkv (BH, d, 3, N) -> o (BH, d, N), the U-Nets' packed layout
+            c[$"qkv_attention bh{bh} d{d} n{n}"] = new([[bh, d, 3, n]], v => Fn.QkvAttention(v[0]),
+                x => new RefTensor(AttentionReference.QkvForward(x[0].Data, bh, d, n, scale).O, [bh, d, n]),
+                (x, g) => [new(AttentionReference.QkvBackward(x[0].Data, g.Data, bh, d, n, scale), [bh, d, 3, n])]);
+        }
         return c;
     }
 }

@@ -79,4 +79,60 @@ public static class AttentionReference
             }
         return (dq, dk, dv);
     }
+    /// <summary>
+    /// The packed layout of Ops.QkvAttentionForward: qkv (bh, d, 3, n) -> O (bh, d, n) and lse (bh, n),
+    /// by taking q, k, v (bh, n, d) out of it and running <see cref="Forward"/>.
+    /// </summary>
+    public static (double[] O, double[] Lse) QkvForward(double[] qkv, int bh, int d, int n, double scale)
+    {
+        var (q, k, v) = Unpack(qkv, bh, d, n);
+        var (o, lse) = Forward(q, k, v, bh, n, n, d, scale);
+        return (Transpose(o, bh, n, d), lse);
+    }
+
+    /// <summary>Gradient of qkv (bh, d, 3, n) for the packed layout, dO (bh, d, n); via <see cref="Backward"/>.</summary>
+    public static double[] QkvBackward(double[] qkv, double[] dO, int bh, int d, int n, double scale)
+    {
+        var (q, k, v) = Unpack(qkv, bh, d, n);
+        var (dq, dk, dv) = Backward(q, k, v, Transpose(dO, bh, d, n), bh, n, n, d, scale);
+        var g = new double[qkv.Length];
+        for (int h = 0; h < bh; h++)
+            for (int c = 0; c < d; c++)
+                for (int i = 0; i < n; i++)
+                {
+                    long src = ((long)h * n + i) * d + c, dst = (((long)h * d + c) * 3) * n + i;
+                    g[dst] = dq[src];
+                    g[dst + n] = dk[src];
+                    g[dst + 2 * n] = dv[src];
+                }
+        return g;
+    }
+
+    static (double[] Q, double[] K, double[] V) Unpack(double[] qkv, int bh, int d, int n)
+    {
+        var q = new double[bh * n * d];
+        var k = new double[q.Length];
+        var v = new double[q.Length];
+        for (int h = 0; h < bh; h++)
+            for (int c = 0; c < d; c++)
+                for (int i = 0; i < n; i++)
+                {
+                    long src = (((long)h * d + c) * 3) * n + i, dst = ((long)h * n + i) * d + c;
+                    q[dst] = qkv[src];
+                    k[dst] = qkv[src + n];
+                    v[dst] = qkv[src + 2 * n];
+                }
+        return (q, k, v);
+    }
+
+    /// <summary>(bh, rows, cols) -> (bh, cols, rows).</summary>
+    static double[] Transpose(double[] x, int bh, int rows, int cols)
+    {
+        var y = new double[x.Length];
+        for (int h = 0; h < bh; h++)
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++)
+                    y[((long)h * cols + c) * rows + r] = x[((long)h * rows + r) * cols + c];
+        return y;
+    }
 }

@@ -19,6 +19,8 @@ public sealed class AttentionVerify : IVerifySuite
         foreach (var row in Check(d, 2, 70, 41, 16, 1)) yield return row;
         foreach (var row in Check(d, 1, 19, 33, 100, 1)) yield return row;
         foreach (var row in Check(d, 1, 9, 40, 8, 100)) yield return row; // logits ~ +-300
+        foreach (var row in CheckQkv(d, 2, 16, 33, 1)) yield return row;
+        foreach (var row in CheckQkv(d, 1, 8, 40, 10)) yield return row;  // logits ~ +-280
         if (!d.IsCpu)
         {
             foreach (var row in Check(d, 4, 256, 256, 256, 1)) yield return row;
@@ -73,6 +75,29 @@ public sealed class AttentionVerify : IVerifySuite
             Compare.Row("attention_backward dv", shape, gr.DV.ToArray(), dv, 2e-5),
         };
         foreach (var t in new[] { o.O, o.Lse, gr.DQ, gr.DK, gr.DV }) t.Dispose();
+        return rows;
+    }
+    /// <summary>The packed layout (QkvAttention): qkv (bh, d, 3, n) with entries in [-range, range].</summary>
+    public static IEnumerable<VerifyRow> CheckQkv(EdmDevice dev, int bh, int d, int n, double range)
+    {
+        var x = Compare.Random(bh * d * 3 * n, 11, -range, range);
+        var g = Compare.Random(bh * d * n, 12);
+        using var tx = Tensor.FromArray(dev, x, bh, d, 3, n);
+        using var tg = Tensor.FromArray(dev, g, bh, d, n);
+        var o = Ops.QkvAttentionForward(tx);
+        using var dx = Ops.QkvAttentionBackward(tx, o.O, o.Lse, tg);
+        var xd = Array.ConvertAll(x, v => (double)v);
+        double scale = 1 / Math.Sqrt(d);
+        var (oRef, lseRef) = AttentionReference.QkvForward(xd, bh, d, n, scale);
+        var dRef = AttentionReference.QkvBackward(xd, Array.ConvertAll(g, v => (double)v), bh, d, n, scale);
+        string shape = $"qkv {Shapes.Format([bh, d, 3, n])}" + (range > 1 ? $" |x|<={range}" : "");
+        var rows = new[]
+        {
+            Compare.Row("qkv_attention o", shape, o.O.ToArray(), oRef, 2e-5 * range),
+            Compare.Row("qkv_attention lse", shape, o.Lse.ToArray(), lseRef, 2e-5 * range),
+            Compare.Row("qkv_attention_backward dqkv", shape, dx.ToArray(), dRef, 2e-4 * range * range),
+        };
+        o.O.Dispose(); o.Lse.Dispose();
         return rows;
     }
 }
