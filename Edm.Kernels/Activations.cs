@@ -6,7 +6,7 @@
 // The backward ops take (x, dy) and return dy * f'(x).
 // Variants: v1 grid-stride kernels through Ops.Map / Ops.Zip; v2 CPU fast path (plain C# loop of
 // the same operator struct over a few parallel chunks); v3 the operators' SIMD forms
-// (System.Numerics.Vector, Vector.Exp) in the CPU fast path.
+// (System.Numerics.Vector; exp by VecMath.Exp, float32 arithmetic) in the CPU fast path.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -41,19 +41,19 @@ public static class KMath
         var t = Vector<float>.One / (Vector<float>.One + new Vector<float>(0.3275911f) * ax);
         var poly = t * (new Vector<float>(0.254829592f) + t * (new Vector<float>(-0.284496736f) + t * (new Vector<float>(1.421413741f)
                    + t * (new Vector<float>(-1.453152027f) + t * new Vector<float>(1.061405429f)))));
-        var r = Vector<float>.One - poly * Vector.Exp(-(ax * ax));
+        var r = Vector<float>.One - poly * VecMath.Exp(-(ax * ax));
         return Vector.ConditionalSelect(Vector.LessThan(x, Vector<float>.Zero), -r, r);
     }
 
     /// <summary>Logistic sigmoid on a SIMD vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<float> Sigmoid(Vector<float> x) => Vector<float>.One / (Vector<float>.One + Vector.Exp(-x));
+    public static Vector<float> Sigmoid(Vector<float> x) => Vector<float>.One / (Vector<float>.One + VecMath.Exp(-x));
 
     /// <summary>tanh on a SIMD vector via exp, as <see cref="Tanh(float)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<float> Tanh(Vector<float> x)
     {
-        var e = Vector.Exp(new Vector<float>(-2f) * Vector.Abs(x));
+        var e = VecMath.Exp(new Vector<float>(-2f) * Vector.Abs(x));
         var r = (Vector<float>.One - e) / (Vector<float>.One + e);
         return Vector.ConditionalSelect(Vector.LessThan(x, Vector<float>.Zero), -r, r);
     }
@@ -92,7 +92,7 @@ public readonly struct GeluGradOp : IBinaryOp, IVectorBinaryOp
         dy * (0.5f * (1f + KMath.Erf(x * KMath.InvSqrt2)) + x * KMath.InvSqrt2Pi * MathF.Exp(-0.5f * x * x));
     public Vector<float> Apply(Vector<float> x, Vector<float> dy) =>
         dy * (new Vector<float>(0.5f) * (Vector<float>.One + KMath.Erf(x * new Vector<float>(KMath.InvSqrt2)))
-              + x * new Vector<float>(KMath.InvSqrt2Pi) * Vector.Exp(new Vector<float>(-0.5f) * x * x));
+              + x * new Vector<float>(KMath.InvSqrt2Pi) * VecMath.Exp(new Vector<float>(-0.5f) * x * x));
 }
 public readonly struct GeluTanhOp : IUnaryOp, IVectorUnaryOp
 {

@@ -148,13 +148,7 @@ public static partial class Ops
         new ReadOnlySpan<float>(s, cols).CopyTo(m);
         for (int j = 1; j < rows; j++) TensorPrimitives.Max(m, new ReadOnlySpan<float>(s + (long)j * cols, cols), m);
         l.Clear();
-        for (int j = 0; j < rows; j++)
-        {
-            var row = new Span<float>(s + (long)j * cols, cols);
-            TensorPrimitives.Subtract(row, m, row);
-            TensorPrimitives.Exp(row, row);
-            TensorPrimitives.Add(l, row, l);
-        }
+        for (int j = 0; j < rows; j++) VecMath.ExpSubAccumulate(new Span<float>(s + (long)j * cols, cols), m, l);
         for (int i = 0; i < cols; i++) lse[i] = m[i] + MathF.Log(l[i]);
         TensorPrimitives.Reciprocal(l, l);
         for (int j = 0; j < rows; j++)
@@ -197,8 +191,7 @@ public static partial class Ops
                         {
                             var prow = new Span<float>(pp + (long)j * n, n);
                             var dsrow = new Span<float>(pds + (long)j * n, n);
-                            TensorPrimitives.Subtract(prow, lh, prow);
-                            TensorPrimitives.Exp(prow, prow);
+                            VecMath.ExpSub(prow, lh);
                             TensorPrimitives.Subtract(dsrow, dRow, dsrow);
                             TensorPrimitives.Multiply(dsrow, prow, dsrow);
                         }

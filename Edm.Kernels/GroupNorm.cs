@@ -417,12 +417,12 @@ public static partial class Ops
         int i = 0;
         if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
         {
-            // AVX-512: 16 lanes (Vector<float> stays 8 wide); the same formula, u (1 / (1 + exp(-u))).
+            // AVX-512: 16 lanes (Vector<float> stays 8 wide); u / (1 + exp(-u)).
             var one = Vector512<float>.One;
             for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
                 var u = Affine512(x, i, mu, scale, shift);
-                (u * (one / (one + Vector512.Exp(-u)))).CopyTo(y.Slice(i));
+                (u / (one + VecMath.Exp(-u))).CopyTo(y.Slice(i));
             }
         }
         var vmu = new Vector<float>(mu);
@@ -450,7 +450,7 @@ public static partial class Ops
             for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
                 var u = Affine512(x, i, mu, scale, shift);
-                var sg = one / (one + Vector512.Exp(-u));
+                var sg = one / (one + VecMath.Exp(-u));
                 (Vector512.Create(gy.Slice(i, Vector512<float>.Count)) * sg * (one + u * (one - sg))).CopyTo(g.Slice(i));
             }
         }
