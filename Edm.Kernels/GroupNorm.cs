@@ -148,7 +148,8 @@ public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
 /// <param name="Dx">Gradient of the input, (N, C, *spatial).</param>
 /// <param name="DWeight">Gradient of the weight, (C) (as if weight were ones when none was given).</param>
 /// <param name="DBias">Gradient of the bias, (C).</param>
-public sealed record GroupNormGrads(Tensor Dx, Tensor DWeight, Tensor DBias);
+/// <param name="DAddend">Gradient of the per-(sample, channel) addend of <see cref="Ops.GroupNormSiluForward"/>, (N, C) (null without one).</param>
+public sealed record GroupNormGrads(Tensor Dx, Tensor DWeight, Tensor DBias, Tensor? DAddend = null);
 
 /// <summary>Outputs of <see cref="Ops.GroupNormForward"/>.</summary>
 /// <param name="Y">Normalised output, x's shape.</param>
@@ -185,10 +186,44 @@ public static partial class Ops
     /// pass writes silu((x - mean) rstd weight + bias) (the separate pair wrote and re-read the normed
     /// tensor); the kernel path runs the two kernels. Mean and rstd as <see cref="GroupNormForward(Tensor, int, Tensor?, Tensor?, float)"/>.
     /// </summary>
-    public static GroupNormOutput GroupNormSiluForward(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps = 1e-5f) =>
-        GroupNormForwardImpl(x, groups, weight, bias, eps, silu: true);
+    /// <param name="x">(N, C, *spatial).</param>
+    /// <param name="groups">G, dividing C.</param>
+    /// <param name="weight">Scale (C) or null.</param>
+    /// <param name="bias">Shift (C) or null (given with weight).</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="addend">
+    /// Optional (N, C) (or (N, C, 1, ..., 1)) values added to every element of their channel before the
+    /// norm: SiLU(GroupNorm(x + addend)), the U-Net blocks' embedding add, without writing x + addend
+    /// on the CPU fast path; mean and rstd are those of x + addend.
+    /// </param>
+    public static GroupNormOutput GroupNormSiluForward(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps = 1e-5f, Tensor? addend = null)
+    {
+        if (addend is null) return GroupNormForwardImpl(x, groups, weight, bias, eps, silu: true);
+        var s = GroupNormValidate("GroupNormSilu", x, groups, weight);
+        RequireAddend("GroupNormSilu", x, addend, s);
+        if (x.Device.UseCpuFastPath) return GroupNormForwardImpl(x, groups, weight, bias, eps, silu: true, addend);
+        using var e = addend.Reshape(AddendShape(x));
+        using var u = Add(x, e);
+        return GroupNormForwardImpl(u, groups, weight, bias, eps, silu: true);
+    }
 
-    static GroupNormOutput GroupNormForwardImpl(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps, bool silu)
+    /// <summary>(N, C, 1, ..., 1) of x's rank: the addend's broadcast shape.</summary>
+    static int[] AddendShape(Tensor x)
+    {
+        var shape = new int[x.Rank];
+        Array.Fill(shape, 1);
+        shape[0] = x.Shape[0];
+        shape[1] = x.Shape[1];
+        return shape;
+    }
+
+    static void RequireAddend(string op, Tensor x, Tensor addend, GroupNormShape s)
+    {
+        bool ok = addend.Rank >= 2 && addend.Shape[0] == s.N && addend.Shape[1] == s.C && addend.Length == s.N * s.C;
+        if (!ok) throw new ArgumentException($"{op}: addend has shape {addend.ShapeString}; expected (N, C) = ({s.N}, {s.C}) or (N, C, 1, ...) for x {x.ShapeString}");
+    }
+
+    static GroupNormOutput GroupNormForwardImpl(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps, bool silu, Tensor? addend = null)
     {
         string op = silu ? "GroupNormSilu" : "GroupNorm";
         var s = GroupNormValidate(op, x, groups, weight);
@@ -202,7 +237,7 @@ public static partial class Ops
         var rstd = Tensor.Empty(device, s.N, s.G);
         if (device.UseCpuFastPath)
         {
-            GroupNormForwardCpu(x, weight, bias, y, mean, rstd, s, eps, silu);
+            GroupNormForwardCpu(x, weight, bias, addend, y, mean, rstd, s, eps, silu);
         }
         else
         {
@@ -237,10 +272,26 @@ public static partial class Ops
     /// <paramref name="bias"/> and <paramref name="eps"/> are the forward's (the kernel path recomputes u
     /// by running the deterministic forward again; the CPU path from the saved statistics).
     /// </summary>
-    public static GroupNormGrads GroupNormSiluBackward(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight, Tensor? bias, float eps) =>
-        GroupNormBackwardImpl(x, gy, mean, rstd, groups, weight, bias, silu: true, eps);
+    /// <remarks>
+    /// With the forward's <paramref name="addend"/> (N, C), the result's DAddend is its gradient, (N, C):
+    /// the sum of dx over each channel's elements.
+    /// </remarks>
+    public static GroupNormGrads GroupNormSiluBackward(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight, Tensor? bias, float eps, Tensor? addend = null)
+    {
+        if (addend is null) return GroupNormBackwardImpl(x, gy, mean, rstd, groups, weight, bias, silu: true, eps);
+        var s = GroupNormValidate("GroupNormSiluBackward", x, groups, weight);
+        RequireAddend("GroupNormSiluBackward", x, addend, s);
+        if (x.Device.UseCpuFastPath) return GroupNormBackwardImpl(x, gy, mean, rstd, groups, weight, bias, silu: true, eps, addend);
+        GroupNormGrads g;
+        using (var e = addend.Reshape(AddendShape(x)))
+        using (var u = Add(x, e))
+            g = GroupNormBackwardImpl(u, gy, mean, rstd, groups, weight, bias, silu: true, eps);
+        using var rows = g.Dx.Reshape(s.N * s.C, s.HW);
+        using var da = Sum(rows, [1]);
+        return g with { DAddend = da.Reshape(s.N, s.C) };
+    }
 
-    static GroupNormGrads GroupNormBackwardImpl(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight, Tensor? bias, bool silu, float eps = 0f)
+    static GroupNormGrads GroupNormBackwardImpl(Tensor x, Tensor gy, Tensor mean, Tensor rstd, int groups, Tensor? weight, Tensor? bias, bool silu, float eps = 0f, Tensor? addend = null)
     {
         string op = silu ? "GroupNormSiluBackward" : "GroupNormBackward";
         var s = GroupNormValidate(op, x, groups, weight);
@@ -273,7 +324,9 @@ public static partial class Ops
         var db = Tensor.Empty(device, s.C);
         if (device.UseCpuFastPath)
         {
-            GroupNormBackwardCpu(x, gy, mean, rstd, weight, bias, silu, dx, dw, db, s);
+            var da = addend is null ? null : Tensor.Empty(device, s.N, s.C);
+            GroupNormBackwardCpu(x, gy, mean, rstd, weight, bias, addend, silu, dx, dw, db, da, s);
+            return new GroupNormGrads(dx, dw, db, da);
         }
         else
         {
@@ -294,7 +347,9 @@ public static partial class Ops
         return new GroupNormShape(n, c, hw, groups, weight is not null);
     }
 
-    static void GroupNormForwardCpu(Tensor x, Tensor? weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, GroupNormShape s, float eps, bool silu)
+    // With an addend e (N, C), the block's values are u = x + e[n, c]: every centred pass over a
+    // channel's x uses the centre mu - e[n, c] (x - (mu - e) = u - mu), so u is never written.
+    static void GroupNormForwardCpu(Tensor x, Tensor? weight, Tensor? bias, Tensor? addend, Tensor y, Tensor mean, Tensor rstd, GroupNormShape s, float eps, bool silu)
     {
         int len = s.BlockLength;
         RowChunks.Run(s.N * s.G, len, (b0, b1) =>
@@ -305,31 +360,54 @@ public static partial class Ops
             var rs = rstd.CpuSpan();
             var ws = weight is null ? default : weight.CpuSpan();
             var bs = bias is null ? default : bias.CpuSpan();
+            var es = addend is null ? default : addend.CpuSpan();
+            int hw = s.HW;
             for (int block = b0; block < b1; block++)
             {
                 var xb = xs.Slice(block * len, len);
+                int c0 = (block % s.G) * s.Cg;
+                // The block's addends (0 without): channel cc's centre is mu - e[cc].
+                var eb = es.IsEmpty ? default : es.Slice((block / s.G) * s.C + c0, s.Cg);
                 // Mean in two passes (as the kernel): the centred residuals correct the float32 sum.
-                float mu0 = TensorPrimitives.Sum(xb) / len;
-                float mu = mu0 + CenteredSum(xb, mu0) / len;
-                float r = 1f / MathF.Sqrt(CenteredSquares(xb, mu) / len + eps);
+                float mu0, mu, r;
+                if (eb.IsEmpty)
+                {
+                    mu0 = TensorPrimitives.Sum(xb) / len;
+                    mu = mu0 + CenteredSum(xb, mu0) / len;
+                    r = 1f / MathF.Sqrt(CenteredSquares(xb, mu) / len + eps);
+                }
+                else
+                {
+                    float t = 0f, q = 0f;
+                    for (int cc = 0; cc < s.Cg; cc++) t += TensorPrimitives.Sum(xb.Slice(cc * hw, hw)) + hw * eb[cc];
+                    mu0 = t / len;
+                    t = 0f;
+                    for (int cc = 0; cc < s.Cg; cc++) t += CenteredSum(xb.Slice(cc * hw, hw), mu0 - eb[cc]);
+                    mu = mu0 + t / len;
+                    for (int cc = 0; cc < s.Cg; cc++) q += CenteredSquares(xb.Slice(cc * hw, hw), mu - eb[cc]);
+                    r = 1f / MathF.Sqrt(q / len + eps);
+                }
                 ms[block] = mu;
                 rs[block] = r;
-                int c0 = (block % s.G) * s.Cg;
                 for (int cc = 0; cc < s.Cg; cc++)
                 {
                     // y = (x - mu) * scale + shift with scale = r * w: centred first, because
                     // x * scale + (b - mu * scale) cancels catastrophically when |mu| * r is large.
                     float scale = weight is null ? r : r * ws[c0 + cc];
                     float shift = bias is null ? 0f : bs[c0 + cc];
-                    var yc = ys.Slice(block * len + cc * s.HW, s.HW);
-                    if (silu) CenteredAffineSilu(xb.Slice(cc * s.HW, s.HW), mu, scale, shift, yc);
-                    else CenteredAffine(xb.Slice(cc * s.HW, s.HW), mu, scale, shift, yc);
+                    float centre = eb.IsEmpty ? mu : mu - eb[cc];
+                    var yc = ys.Slice(block * len + cc * hw, hw);
+                    if (silu) CenteredAffineSilu(xb.Slice(cc * hw, hw), centre, scale, shift, yc);
+                    else CenteredAffine(xb.Slice(cc * hw, hw), centre, scale, shift, yc);
                 }
             }
         });
     }
 
-    static void GroupNormBackwardCpu(Tensor x, Tensor gy, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool silu, Tensor dx, Tensor dw, Tensor db, GroupNormShape s)
+    // With an addend (see the forward): channel centres mu - e[n, c], and dAddend[n, c] = the sum of
+    // dx over the channel's elements (summed right after they are written, while in cache).
+    static void GroupNormBackwardCpu(Tensor x, Tensor gy, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor? addend, bool silu,
+        Tensor dx, Tensor dw, Tensor db, Tensor? dAddend, GroupNormShape s)
     {
         int len = s.BlockLength, hw = s.HW;
         // Per-(n, c) partial sums of gy*xhat and gy; summed over n at the end (no races).
@@ -342,10 +420,13 @@ public static partial class Ops
             var ds = dx.CpuSpan();
             var ws = weight is null ? default : weight.CpuSpan();
             var bs = bias is null ? default : bias.CpuSpan();
+            var es = addend is null ? default : addend.CpuSpan();
+            var das = dAddend is null ? default : dAddend.CpuSpan();
             for (int block = b0; block < b1; block++)
             {
                 float mu = mean.CpuSpan()[block], r = rstd.CpuSpan()[block];
                 int n = block / s.G, c0 = (block % s.G) * s.Cg;
+                var eb = es.IsEmpty ? default : es.Slice(n * s.C + c0, s.Cg);
                 var gs = gyAll;
                 if (silu)
                 {
@@ -356,7 +437,7 @@ public static partial class Ops
                         int off = block * len + cc * hw;
                         float scale = weight is null ? r : r * ws[c0 + cc];
                         float shift = bias is null ? 0f : bs[c0 + cc];
-                        SiluGradOfAffine(xs.Slice(off, hw), gyAll.Slice(off, hw), mu, scale, shift, ds.Slice(off, hw));
+                        SiluGradOfAffine(xs.Slice(off, hw), gyAll.Slice(off, hw), (eb.IsEmpty ? mu : mu - eb[cc]), scale, shift, ds.Slice(off, hw));
                     }
                     gs = ds;
                 }
@@ -365,7 +446,7 @@ public static partial class Ops
                 {
                     int c = c0 + cc, off = block * len + cc * hw;
                     float sg = TensorPrimitives.Sum(gs.Slice(off, hw));
-                    float sgx = CenteredDot(gs.Slice(off, hw), xs.Slice(off, hw), mu) * r;
+                    float sgx = CenteredDot(gs.Slice(off, hw), xs.Slice(off, hw), (eb.IsEmpty ? mu : mu - eb[cc])) * r;
                     pb[n * s.C + c] = sg;
                     pw[n * s.C + c] = sgx;
                     float w = weight is null ? 1f : ws[c];
@@ -379,7 +460,8 @@ public static partial class Ops
                 {
                     int off = block * len + cc * hw;
                     float a = r * (weight is null ? 1f : ws[c0 + cc]);
-                    GroupNormDx(gs.Slice(off, hw), xs.Slice(off, hw), a, bx, mu, c0v, ds.Slice(off, hw));
+                    GroupNormDx(gs.Slice(off, hw), xs.Slice(off, hw), a, bx, (eb.IsEmpty ? mu : mu - eb[cc]), c0v, ds.Slice(off, hw));
+                    if (!das.IsEmpty) das[n * s.C + c0 + cc] = TensorPrimitives.Sum(ds.Slice(off, hw));
                 }
             }
         });

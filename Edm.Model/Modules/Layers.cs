@@ -119,8 +119,8 @@ public sealed class GroupNorm : Module
     /// <summary>x (B, C, H, W) -> same shape.</summary>
     public Variable Forward(Variable x) => Fn.GroupNorm(x, Groups, Weight, Bias, _eps);
 
-    /// <summary>SiLU(norm(x)) as one op (<see cref="Fn.GroupNormSilu"/>).</summary>
-    public Variable ForwardSilu(Variable x) => Fn.GroupNormSilu(x, Groups, Weight, Bias, _eps);
+    /// <summary>SiLU(norm(x)) as one op (<see cref="Fn.GroupNormSilu"/>); with <paramref name="addend"/> (N, C, 1, 1), SiLU(norm(x + addend)).</summary>
+    public Variable ForwardSilu(Variable x, Variable? addend = null) => Fn.GroupNormSilu(x, Groups, Weight, Bias, _eps, addend);
 }
 
 /// <summary>

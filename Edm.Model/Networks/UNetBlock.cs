@@ -96,7 +96,7 @@ public sealed class UNetBlock : Module
             var shift = Fn.Slice(p, 1, c, c);
             x = Fn.Silu(Fn.Add(shift, Fn.Mul(_norm1.Forward(x), Fn.AddScalar(scale, 1))));
         }
-        else x = _norm1.ForwardSilu(Fn.Add(x, p));
+        else x = _norm1.ForwardSilu(x, addend: p);                       // SiLU(norm1(x + p)), the sum not written
         if (Training && _o.Dropout > 0)
         {
             var (seed, stream) = _rng.Next();

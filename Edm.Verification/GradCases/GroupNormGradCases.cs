@@ -39,6 +39,19 @@ public sealed class GroupNormGradCases : IGradCases
                     return [new(dx, [b, ch, h, w]), new(dwt, [ch]), new(dbs, [ch])];
                 });
         }
+        {
+            // SiLU(GroupNorm(x + e)) with the per-(n, c) addend e (N, C, 1, 1): the U-Net blocks' embedding add.
+            int b = 2, ch = 6, h = 3, w = 2, groups = 3, hw = h * w;
+            const float eps = 1e-5f;
+            c[$"group_norm_silu+addend ({b},{ch},{h},{w}) G{groups}"] = new([[b, ch, h, w], [ch], [ch], [b, ch, 1, 1]],
+                v => Fn.GroupNormSilu(v[0], groups, v[1], v[2], eps, v[3]),
+                x => new RefTensor(GroupNormReference.SiluAddend(x[0].Data, x[3].Data, new double[b * ch * hw], b, ch, hw, groups, x[1].Data, x[2].Data, eps).Y, [b, ch, h, w]),
+                (x, g) =>
+                {
+                    var r = GroupNormReference.SiluAddend(x[0].Data, x[3].Data, g.Data, b, ch, hw, groups, x[1].Data, x[2].Data, eps);
+                    return [new(r.Dx, [b, ch, h, w]), new(r.DWeight, [ch]), new(r.DBias, [ch]), new(r.DAddend, [b, ch, 1, 1])];
+                });
+        }
         return c;
     }
 }

@@ -68,4 +68,27 @@ public static class GroupNormReference
         }
         return (dx, dw, db);
     }
+    /// <summary>
+    /// SiLU(GroupNorm(x + e) * w + b) with e (n, c) added to every element of its channel, and its
+    /// backward for gy: (y, dx, dweight, dbias, de), de[n, c] the sum of dx over the channel.
+    /// </summary>
+    public static (double[] Y, double[] Dx, double[] DWeight, double[] DBias, double[] DAddend) SiluAddend(double[] x, double[] e, double[] gy,
+        int n, int c, int hw, int g, double[] w, double[] b, double eps)
+    {
+        var xe = new double[x.Length];
+        for (int i = 0; i < x.Length; i++) xe[i] = x[i] + e[i / hw];
+        var u = Forward(xe, n, c, hw, g, w, b, eps).Y;
+        var y = new double[u.Length];
+        var gu = new double[u.Length];
+        for (int i = 0; i < u.Length; i++)
+        {
+            double sg = 1 / (1 + Math.Exp(-u[i]));
+            y[i] = u[i] * sg;
+            gu[i] = gy[i] * sg * (1 + u[i] * (1 - sg));
+        }
+        var (dx, dw, db) = Backward(xe, gu, n, c, hw, g, w, eps);
+        var de = new double[n * c];
+        for (int i = 0; i < dx.Length; i++) de[i / hw] += dx[i];
+        return (y, dx, dw, db, de);
+    }
 }
