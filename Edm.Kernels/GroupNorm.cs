@@ -370,23 +370,25 @@ public static partial class Ops
                 var eb = es.IsEmpty ? default : es.Slice((block / s.G) * s.C + c0, s.Cg);
                 // Mean in two passes (as the kernel): the centred residuals correct the float32 sum.
                 float mu0, mu, r;
+                // Then one pass for both centred moments around mu0: s1 = sum (u - mu0) (the rounding
+                // residual of the mean) and s2 = sum (u - mu0)^2; var = s2/len - (s1/len)^2 exactly in
+                // real arithmetic, and s1/len is at the rounding level, so nothing cancels.
+                float s1 = 0f, s2 = 0f;
                 if (eb.IsEmpty)
                 {
                     mu0 = TensorPrimitives.Sum(xb) / len;
-                    mu = mu0 + CenteredSum(xb, mu0) / len;
-                    r = 1f / MathF.Sqrt(CenteredSquares(xb, mu) / len + eps);
+                    CenteredMoments(xb, mu0, ref s1, ref s2);
                 }
                 else
                 {
-                    float t = 0f, q = 0f;
+                    float t = 0f;
                     for (int cc = 0; cc < s.Cg; cc++) t += TensorPrimitives.Sum(xb.Slice(cc * hw, hw)) + hw * eb[cc];
                     mu0 = t / len;
-                    t = 0f;
-                    for (int cc = 0; cc < s.Cg; cc++) t += CenteredSum(xb.Slice(cc * hw, hw), mu0 - eb[cc]);
-                    mu = mu0 + t / len;
-                    for (int cc = 0; cc < s.Cg; cc++) q += CenteredSquares(xb.Slice(cc * hw, hw), mu - eb[cc]);
-                    r = 1f / MathF.Sqrt(q / len + eps);
+                    for (int cc = 0; cc < s.Cg; cc++) CenteredMoments(xb.Slice(cc * hw, hw), mu0 - eb[cc], ref s1, ref s2);
                 }
+                float d1 = s1 / len;
+                mu = mu0 + d1;
+                r = 1f / MathF.Sqrt(MathF.Max(s2 / len - d1 * d1, 0f) + eps);
                 ms[block] = mu;
                 rs[block] = r;
                 for (int cc = 0; cc < s.Cg; cc++)
@@ -558,8 +560,49 @@ public static partial class Ops
         for (; i < x.Length; i++) dx[i] = a * gy[i] + bx * (x[i] - mu) + c;
     }
 
-    /// <summary>sum (x - mu)^2 with Vector&lt;float&gt; lanes (each lane a separate partial sum).</summary>
-    /// <summary>sum (x - mu) with Vector&lt;float&gt; lanes: the residual of a mean estimate mu.</summary>
+    /// <summary>
+    /// s1 += sum (x - c), s2 += sum (x - c)^2 in one pass (Vector512 with two accumulator pairs where
+    /// accelerated, else Vector&lt;float&gt;).
+    /// </summary>
+    static void CenteredMoments(ReadOnlySpan<float> x, float c, ref float s1, ref float s2)
+    {
+        int i = 0, n = x.Length;
+        float t1 = 0f, t2 = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= 2 * Vector512<float>.Count)
+        {
+            int w = Vector512<float>.Count;
+            var vc = Vector512.Create(c);
+            Vector512<float> a0 = default, a1 = default, q0 = default, q1 = default;
+            for (; i <= n - 2 * w; i += 2 * w)
+            {
+                var d0 = Vector512.Create(x.Slice(i, w)) - vc;
+                var e0 = Vector512.Create(x.Slice(i + w, w)) - vc;
+                a0 += d0; a1 += e0;
+                q0 = Vector512.MultiplyAddEstimate(d0, d0, q0);
+                q1 = Vector512.MultiplyAddEstimate(e0, e0, q1);
+            }
+            t1 = Vector512.Sum(a0 + a1);
+            t2 = Vector512.Sum(q0 + q1);
+        }
+        else
+        {
+            var vc = new Vector<float>(c);
+            Vector<float> a0 = default, q0 = default;
+            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var d = new Vector<float>(x.Slice(i)) - vc;
+                a0 += d;
+                q0 += d * d;
+            }
+            t1 = Vector.Sum(a0);
+            t2 = Vector.Sum(q0);
+        }
+        for (; i < n; i++) { float d = x[i] - c; t1 += d; t2 += d * d; }
+        s1 += t1;
+        s2 += t2;
+    }
+
+    /// <summary>sum (x - mu) with Vector&lt;float&gt; lanes: the residual of a mean estimate mu (batch norm's statistics).</summary>
     static float CenteredSum(ReadOnlySpan<float> x, float mu)
     {
         var acc = Vector<float>.Zero;
