@@ -352,6 +352,11 @@ public static partial class Ops
     /// </summary>
     static unsafe void FirPlaneSeparable(float* x, float* y, float* tmp, ResampleShape s, FirTaps g, bool down)
     {
+        if (g.Length == 2 && s.Pad == 0 && (down ? 2 * s.Ho <= s.H && 2 * s.Wo <= s.W : s.Ho == 2 * s.H && s.Wo == 2 * s.W))
+        {
+            FirPlaneTwoTaps(x, y, s, g[0], g[1], down);
+            return;
+        }
         Span<float> taps = stackalloc float[FirTaps.MaxLength];
         for (int i = 0; i < g.Length; i++) taps[i] = g[i];
         for (int iy = 0; iy < s.H; iy++)
@@ -377,6 +382,42 @@ public static partial class Ops
                 int iy = FirSource(oy, a, s.Pad, down);
                 if ((uint)iy >= (uint)s.H) continue;
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(tmp + (long)iy * s.Wo, s.Wo), s.Gain * taps[a], yr, yr);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The two-tap filter without padding (DDPM++'s [1, 1]: a 2x2 box down, nearest-neighbour up),
+    /// the same formula as the separable loops where every source index is in range (the caller
+    /// checks 2 Ho &lt;= H and 2 Wo &lt;= W down, Ho = 2H and Wo = 2W up; the adjoints of odd sizes are not), no tmp:
+    /// down y[oy, ox] = gain sum_ab g_a g_b x[2oy + a, 2ox + b];
+    /// up y[oy, ox] = gain g_(oy mod 2) g_(ox mod 2) x[oy / 2, ox / 2]: each input row is
+    /// widened once, then written to both output rows scaled.
+    /// </summary>
+    static unsafe void FirPlaneTwoTaps(float* x, float* y, ResampleShape s, float g0, float g1, bool down)
+    {
+        if (down)
+        {
+            float c00 = s.Gain * g0 * g0, c01 = s.Gain * g0 * g1, c10 = s.Gain * g1 * g0, c11 = s.Gain * g1 * g1;
+            for (int oy = 0; oy < s.Ho; oy++)
+            {
+                float* r0 = x + (long)2 * oy * s.W, r1 = r0 + s.W, yr = y + (long)oy * s.Wo;
+                for (int ox = 0; ox < s.Wo; ox++)
+                    yr[ox] = (c00 * r0[2 * ox] + c01 * r0[2 * ox + 1]) + (c10 * r1[2 * ox] + c11 * r1[2 * ox + 1]);
+            }
+            return;
+        }
+        float h0 = s.Gain * g0, h1 = s.Gain * g1;
+        for (int iy = 0; iy < s.H; iy++)
+        {
+            float* xr = x + (long)iy * s.W, y0 = y + (long)2 * iy * s.Wo, y1 = y0 + s.Wo;
+            for (int ix = 0; ix < s.W; ix++)
+            {
+                float v = xr[ix];
+                y0[2 * ix] = h0 * g0 * v;
+                y0[2 * ix + 1] = h0 * g1 * v;
+                y1[2 * ix] = h1 * g0 * v;
+                y1[2 * ix + 1] = h1 * g1 * v;
             }
         }
     }
