@@ -13,8 +13,14 @@
 // vector width. That copy is KW times x, against KH KW times x for im2col, and the GEMM's packing of
 // a P-contiguous operand (a transpose) disappears.
 //
+// Cache blocking: a task (tap block) walks a group of channel blocks in passes of at most 512 pixels
+// (whole small images together, or pieces of a large one), so the tap block's x rows of a pass stay
+// in L1 while each channel block's dy rows stream from L2; the blocks' accumulators wait in a small
+// tile buffer between passes. (One pass over the whole chunk per block read 160 KB per tile from L2
+// at 16x16: the weight gradient ran at 50-55% of peak while the forward reached 80-90%.)
+//
 // Determinism: images are taken in chunks whose size depends on the shape alone; within a chunk one
-// task owns each (tap block, channel block) and sums the chunk's images in order; chunks are added
+// task owns each (tap block, channel block) and sums the chunk's passes in order; chunks are added
 // in order. The result is the same bits whatever the thread count.
 // Used when the CPU has Vector512 or Vector256 with FMA and P is a multiple of the vector width;
 // otherwise Ops falls back to im2col + GEMM.
@@ -41,6 +47,13 @@ internal static unsafe class SameConvWeightGrad
     const int ChunkPixels = 4096;
     /// <summary>dy floats of a channel group (512 KB: L2).</summary>
     const int GroupFloats = 1 << 17;
+    /// <summary>
+    /// Pixels of one pass over a channel group (per image piece, or images of at most this size
+    /// together): the tap block's x rows of a pass (NR x this x 4 bytes, 12 KB) stay in L1 while the
+    /// group's channel blocks stream their dy rows from L2; the accumulators of each block wait in a
+    /// small tile buffer between passes.
+    /// </summary>
+    const int PassPixels = 512;
 
     /// <summary>Whether this path serves the shape on this CPU.</summary>
     public static bool Supported(ConvShape s) => (Wide || Narrow) && s.Same && !s.Pointwise && s.Pixels % Lanes == 0;
@@ -73,41 +86,72 @@ internal static unsafe class SameConvWeightGrad
                     {
                         for (int q = start; q < start + count; q++) ShiftedPlanes.Fill((float*)ax, (float*)apad, s, b0, q, halo, len);
                     }, minChunk: Math.Max(1, 8192 / p));
+                    // Passes over the chunk: whole images of at most PassPixels together, or pieces of
+                    // PassPixels of one image (PassPixels is a multiple of the lanes, and so is p).
+                    int passImages = Math.Max(1, Math.Min(n, PassPixels / p)), piece = Math.Min(p, PassPixels);
+                    int tileFloats = MR * NR * lanes;
                     CpuParallel.For(rBlocks, (start, count) =>
                     {
-                        float* tile = stackalloc float[4 * NR * 16];
                         float** xr = stackalloc float*[NR];
-                        for (int cg = 0; cg < cBlocks; cg += group)
+                        float[] tilesArr = ArrayPool<float>.Shared.Rent(group * tileFloats + 16);
+                        try
                         {
-                            for (int rb = start; rb < start + count; rb++)
+                            fixed (float* tilesRaw = tilesArr)
                             {
-                                int r0 = rb * NR, nr = Math.Min(NR, kdim - r0);
-                                for (int j = 0; j < NR; j++)
+                                float* tiles = ShiftedPlanes.Align64(tilesRaw);
+                                for (int cg = 0; cg < cBlocks; cg += group)
                                 {
-                                    int r = Math.Min(r0 + j, kdim - 1);             // a missing tap repeats the last (result discarded)
-                                    int ci = r / (s.KH * s.KW), ky = r / s.KW % s.KH, kx = r % s.KW;
-                                    xr[j] = (float*)apad + ((long)kx * s.Cin + ci) * len + halo + (ky - s.PadT) * w;
-                                }
-                                for (int cb = cg; cb < Math.Min(cBlocks, cg + group); cb++)
-                                {
-                                    int co0 = cb * mr, m = Math.Min(mr, s.Cout - co0);
-                                    float* a = (float*)ady + ((long)b0 * s.Cout + co0) * p;
-                                    long aImg = (long)s.Cout * p;
-                                    // A missing channel row repeats the last one (result discarded).
-                                    if (Wide)
-                                        Block512(a, a + Math.Min(1, m - 1) * p, a + Math.Min(2, m - 1) * p, a + Math.Min(3, m - 1) * p,
-                                            xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
-                                    else
-                                        Block256(a, a + Math.Min(1, m - 1) * p, xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], n, aImg, perImage, p, tile);
-                                    float* dst = (float*)adw + (long)co0 * kdim + r0;
-                                    for (int i = 0; i < m; i++)
-                                        for (int j = 0; j < nr; j++)
-                                            dst[(long)i * kdim + j] += Wide
-                                                ? Vector512.Sum(Vector512.Load(tile + (i * NR + j) * lanes))
-                                                : Vector256.Sum(Vector256.Load(tile + (i * NR + j) * lanes));
+                                    int cEnd = Math.Min(cBlocks, cg + group);
+                                    for (int rb = start; rb < start + count; rb++)
+                                    {
+                                        int r0 = rb * NR, nr = Math.Min(NR, kdim - r0);
+                                        for (int j = 0; j < NR; j++)
+                                        {
+                                            int r = Math.Min(r0 + j, kdim - 1);             // a missing tap repeats the last (result discarded)
+                                            int ci = r / (s.KH * s.KW), ky = r / s.KW % s.KH, kx = r % s.KW;
+                                            xr[j] = (float*)apad + ((long)kx * s.Cin + ci) * len + halo + (ky - s.PadT) * w;
+                                        }
+                                        long aImg = (long)s.Cout * p;
+                                        bool first = true;
+                                        for (int i0 = 0; i0 < n; i0 += passImages)
+                                        {
+                                            int ni = Math.Min(passImages, n - i0);
+                                            for (int q0 = 0; q0 < p; q0 += piece)
+                                            {
+                                                int pq = Math.Min(piece, p - q0);
+                                                long xo = i0 * perImage + q0;
+                                                for (int cb = cg; cb < cEnd; cb++)
+                                                {
+                                                    int co0 = cb * mr, m = Math.Min(mr, s.Cout - co0);
+                                                    float* a = (float*)ady + ((long)(b0 + i0) * s.Cout + co0) * p + q0;
+                                                    float* tile = tiles + (cb - cg) * tileFloats;
+                                                    // A missing channel row repeats the last one (result discarded).
+                                                    if (Wide)
+                                                        Block512(a, a + Math.Min(1, m - 1) * p, a + Math.Min(2, m - 1) * p, a + Math.Min(3, m - 1) * p,
+                                                            xr[0] + xo, xr[1] + xo, xr[2] + xo, xr[3] + xo, xr[4] + xo, xr[5] + xo, ni, aImg, perImage, pq, tile, first);
+                                                    else
+                                                        Block256(a, a + Math.Min(1, m - 1) * p, xr[0] + xo, xr[1] + xo, xr[2] + xo, xr[3] + xo, xr[4] + xo, xr[5] + xo,
+                                                            ni, aImg, perImage, pq, tile, first);
+                                                }
+                                                first = false;
+                                            }
+                                        }
+                                        for (int cb = cg; cb < cEnd; cb++)
+                                        {
+                                            int co0 = cb * mr, m = Math.Min(mr, s.Cout - co0);
+                                            float* tile = tiles + (cb - cg) * tileFloats;
+                                            float* dst = (float*)adw + (long)co0 * kdim + r0;
+                                            for (int i = 0; i < m; i++)
+                                                for (int j = 0; j < nr; j++)
+                                                    dst[(long)i * kdim + j] += Wide
+                                                        ? Vector512.Sum(Vector512.Load(tile + (i * NR + j) * lanes))
+                                                        : Vector256.Sum(Vector256.Load(tile + (i * NR + j) * lanes));
+                                        }
+                                    }
                                 }
                             }
                         }
+                        finally { ArrayPool<float>.Shared.Return(tilesArr); }
                     }, minChunk: 1);
                 }
             }
@@ -118,12 +162,24 @@ internal static unsafe class SameConvWeightGrad
     /// <summary>4 channels x 6 taps of 16-lane partial sums over <paramref name="images"/> images of p pixels, stored to tile (24 x 16).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     static void Block512(float* a0, float* a1, float* a2, float* a3, float* x0, float* x1, float* x2, float* x3, float* x4, float* x5,
-        int images, long aImg, long xImg, int p, float* tile)
+        int images, long aImg, long xImg, int p, float* tile, bool first)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
         Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default;
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default, c34 = default, c35 = default;
+        if (!first)
+        {
+            // The previous passes' partial sums of this block.
+            c00 = Vector512.Load(tile); c01 = Vector512.Load(tile + 16); c02 = Vector512.Load(tile + 32);
+            c03 = Vector512.Load(tile + 48); c04 = Vector512.Load(tile + 64); c05 = Vector512.Load(tile + 80);
+            c10 = Vector512.Load(tile + 96); c11 = Vector512.Load(tile + 112); c12 = Vector512.Load(tile + 128);
+            c13 = Vector512.Load(tile + 144); c14 = Vector512.Load(tile + 160); c15 = Vector512.Load(tile + 176);
+            c20 = Vector512.Load(tile + 192); c21 = Vector512.Load(tile + 208); c22 = Vector512.Load(tile + 224);
+            c23 = Vector512.Load(tile + 240); c24 = Vector512.Load(tile + 256); c25 = Vector512.Load(tile + 272);
+            c30 = Vector512.Load(tile + 288); c31 = Vector512.Load(tile + 304); c32 = Vector512.Load(tile + 320);
+            c33 = Vector512.Load(tile + 336); c34 = Vector512.Load(tile + 352); c35 = Vector512.Load(tile + 368);
+        }
         for (int i = 0; i < images; i++)
         {
             for (int q = 0; q < p; q += 16)
@@ -167,10 +223,17 @@ internal static unsafe class SameConvWeightGrad
     /// <summary>2 channels x 6 taps of 8-lane partial sums (AVX2: 12 accumulators of 16 registers), stored to tile (12 x 8).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     static void Block256(float* a0, float* a1, float* x0, float* x1, float* x2, float* x3, float* x4, float* x5,
-        int images, long aImg, long xImg, int p, float* tile)
+        int images, long aImg, long xImg, int p, float* tile, bool first)
     {
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default;
         Vector256<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
+        if (!first)
+        {
+            c00 = Vector256.Load(tile); c01 = Vector256.Load(tile + 8); c02 = Vector256.Load(tile + 16);
+            c03 = Vector256.Load(tile + 24); c04 = Vector256.Load(tile + 32); c05 = Vector256.Load(tile + 40);
+            c10 = Vector256.Load(tile + 48); c11 = Vector256.Load(tile + 56); c12 = Vector256.Load(tile + 64);
+            c13 = Vector256.Load(tile + 72); c14 = Vector256.Load(tile + 80); c15 = Vector256.Load(tile + 88);
+        }
         for (int i = 0; i < images; i++)
         {
             for (int q = 0; q < p; q += 8)
