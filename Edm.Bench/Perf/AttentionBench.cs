@@ -6,6 +6,10 @@
 // Baseline: CPU: the same algorithm as scalar C# loops (Parallel.For over query rows; backward with
 // P and dS of one head stored, then Parallel.For over key rows); GPU: a device-to-device copy of
 // the same bytes.
+// qkv_attention / qkv_attention_fwd_bwd: the U-Nets' packed layout (QkvAttention), qkv (B*heads, d,
+// 3, N) at (bh, 32, 256) (ddpmpp-tiny at 32x32) and (bh, 256, 256) (DDPM++ CIFAR-10 at 16x16);
+// baseline on every device: what the networks ran before, Permute to (3, B*heads, N, d), the
+// (..., N, d) attention on views of it, and the output (and the gradients) permuted back.
 using Edm.Kernels;
 
 namespace Edm.Bench.Perf;
@@ -14,12 +18,17 @@ namespace Edm.Bench.Perf;
 public sealed class AttentionBench : IKernelBench
 {
     /// <inheritdoc/>
-    public IReadOnlyList<string> Ops { get; } = ["attention", "attention_fwd_bwd"];
+    public IReadOnlyList<string> Ops { get; } = ["attention", "attention_fwd_bwd", "qkv_attention", "qkv_attention_fwd_bwd"];
 
     /// <inheritdoc/>
     public IEnumerable<BenchCase> Cases(EdmDevice d, string op, bool quick)
     {
         int bh = BenchShapes.BatchFor(quick);
+        if (op.StartsWith("qkv_", StringComparison.Ordinal))
+        {
+            foreach (var hd in new[] { 32, 256 }) yield return QkvCase(d, op, bh, 256, hd, quick);
+            yield break;
+        }
         foreach (var (n, hd) in new[] { (256, 256), (1024, 64) })
             yield return Case(d, op, bh, n, hd, quick);
     }
@@ -63,6 +72,47 @@ public sealed class AttentionBench : IKernelBench
             resources = new Baselines.Disposables(q, k, v, g, bufs);
         }
         return new BenchCase(op, Shapes.Format([bh, n, d]), bytes, flops, ours, baseline, runBaseline, resources, BenchShapes.Note(quick));
+    }
+
+    static BenchCase QkvCase(EdmDevice dev, string op, int bh, int n, int d, bool quick)
+    {
+        bool backward = op == "qkv_attention_fwd_bwd";
+        var qkv = Tensor.Empty(dev, bh, d, 3, n);
+        var g = Tensor.Empty(dev, bh, d, n);
+        Kernels.Ops.Normal(qkv, 1); Kernels.Ops.Normal(g, 2);
+        Action ours = () =>
+        {
+            var o = Kernels.Ops.QkvAttentionForward(qkv);
+            if (backward) Kernels.Ops.QkvAttentionBackward(qkv, o.O, o.Lse, g).Dispose();
+            o.O.Dispose(); o.Lse.Dispose();
+        };
+        Action permuted = () =>
+        {
+            using var t = Kernels.Ops.Permute(qkv, 2, 0, 3, 1);
+            using var t0 = t.Narrow0(0, 1);
+            using var t1 = t.Narrow0(1, 1);
+            using var t2 = t.Narrow0(2, 1);
+            using var q = t0.Reshape(bh, n, d);
+            using var k = t1.Reshape(bh, n, d);
+            using var v = t2.Reshape(bh, n, d);
+            var o = Kernels.Ops.AttentionForward(q, k, v);
+            using var oT = Kernels.Ops.Permute(o.O, 0, 2, 1);
+            if (backward)
+            {
+                using var gT = Kernels.Ops.Permute(g, 0, 2, 1);
+                var gr = Kernels.Ops.AttentionBackward(q, k, v, o.O, o.Lse, gT);
+                using var stacked = Kernels.Ops.Concat(0, gr.DQ, gr.DK, gr.DV);
+                using var s4 = stacked.Reshape(3, bh, n, d);
+                using var dqkv = Kernels.Ops.Permute(s4, 1, 3, 0, 2);
+                gr.DQ.Dispose(); gr.DK.Dispose(); gr.DV.Dispose();
+            }
+            o.O.Dispose(); o.Lse.Dispose();
+        };
+        double elems = (double)bh * n * d, fwdFlops = 4.0 * bh * n * (double)n * d;
+        double bytes = backward ? 4 * 12 * elems : 4 * 4 * elems;
+        double flops = backward ? 3.5 * fwdFlops : fwdFlops;
+        return new BenchCase(op, Shapes.Format([bh, d, 3, n]), bytes, flops, ours, "permute+attention", permuted,
+            new Baselines.Disposables(qkv, g), BenchShapes.Note(quick));
     }
 
     /// Scalar C# attention, forward (and backward) over (bh, n, d) self-attention inputs.
