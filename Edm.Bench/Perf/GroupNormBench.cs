@@ -7,6 +7,9 @@
 // Backward) against the unfused pair it replaces in the networks (group norm, then a SiLU map;
 // backward: the SiLU gradient map, then the group-norm backward), timed in the same run on any
 // device. Bytes: the fused op's minimum traffic, as above.
+// groupnorm_silu_addend / groupnorm_silu_addend_fwd_bwd: SiLU(GroupNorm(x + e)) with e (N, C), the
+// U-Net blocks' embedding add, against what the blocks ran before: Ops.Add with broadcasting, then
+// the fused op (backward: the fused backward, then dAddend as the per-channel sum of dx).
 using Edm.Kernels;
 
 namespace Edm.Bench.Perf;
@@ -15,7 +18,8 @@ namespace Edm.Bench.Perf;
 public sealed class GroupNormBench : IKernelBench
 {
     /// <inheritdoc/>
-    public IReadOnlyList<string> Ops { get; } = ["groupnorm", "groupnorm_fwd_bwd", "groupnorm_silu", "groupnorm_silu_fwd_bwd"];
+    public IReadOnlyList<string> Ops { get; } = ["groupnorm", "groupnorm_fwd_bwd", "groupnorm_silu", "groupnorm_silu_fwd_bwd",
+        "groupnorm_silu_addend", "groupnorm_silu_addend_fwd_bwd"];
 
     /// <summary>The baseline name of the fused rows: our own unfused pair.</summary>
     public const string UnfusedPair = "unfused-norm-then-silu";
@@ -30,6 +34,7 @@ public sealed class GroupNormBench : IKernelBench
 
     static BenchCase Case(EdmDevice d, string op, int n, int c, int h, int w, int g, bool quick)
     {
+        if (op.StartsWith("groupnorm_silu_addend", StringComparison.Ordinal)) return AddendCase(d, op, n, c, h, w, g, quick);
         if (op.StartsWith("groupnorm_silu", StringComparison.Ordinal)) return SiluCase(d, op, n, c, h, w, g, quick);
         bool backward = op == "groupnorm_fwd_bwd";
         int count = n * c * h * w, hw = h * w, len = c / g * hw;
@@ -159,5 +164,41 @@ public sealed class GroupNormBench : IKernelBench
         double flops = backward ? 30.0 * count : 12.0 * count;
         return new BenchCase(op, $"{Shapes.Format([n, c, h, w])} G={g}", bytes, flops, ours, UnfusedPair, pair,
             new Baselines.Disposables(x, gy, wt, bs), BenchShapes.Note(quick));
+    }
+    static BenchCase AddendCase(EdmDevice d, string op, int n, int c, int h, int w, int g, bool quick)
+    {
+        bool backward = op.EndsWith("_fwd_bwd", StringComparison.Ordinal);
+        int count = n * c * h * w;
+        const float eps = 1e-5f;
+        var (x, gy, wt, bs) = Inputs(d, n, c, h, w);
+        var e = Tensor.Empty(d, n, c, 1, 1);
+        Kernels.Ops.Normal(e, 5);
+        Action ours = () =>
+        {
+            var o = Kernels.Ops.GroupNormSiluForward(x, g, wt, bs, eps, e);
+            if (backward)
+            {
+                var gr = Kernels.Ops.GroupNormSiluBackward(x, gy, o.Mean, o.Rstd, g, wt, bs, eps, e);
+                gr.Dx.Dispose(); gr.DWeight.Dispose(); gr.DBias.Dispose(); gr.DAddend!.Dispose();
+            }
+            o.Y.Dispose(); o.Mean.Dispose(); o.Rstd.Dispose();
+        };
+        Action separate = () =>
+        {
+            using var u = Kernels.Ops.Add(x, e);
+            var o = Kernels.Ops.GroupNormSiluForward(u, g, wt, bs, eps);
+            if (backward)
+            {
+                var gr = Kernels.Ops.GroupNormSiluBackward(u, gy, o.Mean, o.Rstd, g, wt, bs, eps);
+                using var rows = gr.Dx.Reshape(n * c, h * w);
+                using var de = Kernels.Ops.Sum(rows, [1]);
+                gr.Dx.Dispose(); gr.DWeight.Dispose(); gr.DBias.Dispose();
+            }
+            o.Y.Dispose(); o.Mean.Dispose(); o.Rstd.Dispose();
+        };
+        double bytes = backward ? 20.0 * count : 8.0 * count;
+        double flops = backward ? 31.0 * count : 13.0 * count;
+        return new BenchCase(op, $"{Shapes.Format([n, c, h, w])} G={g} addend", bytes, flops, ours, "add-then-fused", separate,
+            new Baselines.Disposables(x, gy, wt, bs, e), BenchShapes.Note(quick));
     }
 }
