@@ -562,12 +562,20 @@ public static partial class Ops
     static unsafe void ConvForwardCpu(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvShape s)
     {
         fixed (float* px = x.CpuSpan(), pw = weight.CpuSpan(), py = y.CpuSpan(), pbias = bias is null ? Span<float>.Empty : bias.CpuSpan())
-            ConvForwardCpu(px, pw, bias is null ? null : pbias, py, s);
+            ConvForwardCpu(px, pw, bias is null ? null : pbias, py, s, x.Device.AllowWinograd);
     }
 
-    /// <summary>y (B, Cout, Ho, Wo) = conv(x, W) (+ bias when not null) over raw CPU buffers.</summary>
-    static unsafe void ConvForwardCpu(float* px, float* pw, float* pbias, float* py, ConvShape s)
+    /// <summary>
+    /// y (B, Cout, Ho, Wo) = conv(x, W) (+ bias when not null) over raw CPU buffers; by Winograd's
+    /// F(2x2, 3x3) when <paramref name="winograd"/> and the shape allows it (ConvWinogradCpu.cs).
+    /// </summary>
+    static unsafe void ConvForwardCpu(float* px, float* pw, float* pbias, float* py, ConvShape s, bool winograd)
     {
+        if (winograd && WinogradConv.Supported(s))
+        {
+            WinogradConv.Forward(px, pw, pbias, py, s);
+            return;
+        }
         int xImg = s.Cin * s.H * s.W, yImg = s.Cout * s.Pixels, colLen = s.KDim * s.Pixels;
         var g = new GemmShape(s.Cout, s.Pixels, s.KDim, 1, 0, 0, s.KDim, 1, 0, s.Pixels, 1, 0, s.Pixels, 1f, 0f);
         bool panels = s.Same && !s.Pointwise;
@@ -657,7 +665,7 @@ public static partial class Ops
                     }
                 var t2 = s with { Cin = s.Cout, Cout = s.Cin, PadT = s.KH - 1 - s.PadT, PadL = s.KW - 1 - s.PadL };
                 fixed (float* pdy = dy.CpuSpan(), pf = flipped, pdx = dx.CpuSpan())
-                    ConvForwardCpu(pdy, pf, null, pdx, t2);
+                    ConvForwardCpu(pdy, pf, null, pdx, t2, dy.Device.AllowWinograd);
             }
             finally { ArrayPool<float>.Shared.Return(flipped); }
             return;

@@ -68,6 +68,17 @@ public sealed class EdmDevice : IDisposable
     /// </summary>
     public bool AllowTf32 { get; set; } = Environment.GetEnvironmentVariable(Tf32EnvironmentVariable)?.Trim() == "1";
 
+    /// <summary>Environment variable that sets <see cref="AllowWinograd"/> at start-up ("0": off).</summary>
+    public const string WinogradEnvironmentVariable = "EDM_WINOGRAD";
+
+    /// <summary>
+    /// Whether the CPU fast path may compute 3x3 stride-1 "same" convolutions with at least 64
+    /// input and output channels by Winograd's F(2x2, 3x3): 2.25x fewer multiplies, with rounding
+    /// errors of the same size as the direct product's (docs/kernels.md#winograd). On unless
+    /// EDM_WINOGRAD=0 (or set here), like cuDNN's or oneDNN's choice of algorithm; ignored on GPUs.
+    /// </summary>
+    public bool AllowWinograd { get; set; } = Environment.GetEnvironmentVariable(WinogradEnvironmentVariable)?.Trim() != "0";
+
     /// <summary>True when an op should take its plain C# path.</summary>
     public bool UseCpuFastPath => IsCpu && CpuFastPaths;
 

@@ -64,8 +64,44 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(1, 4, 16, 16, 32, 3, -1)] // batch 1: the GEMM and its panel packing run in parallel
     [InlineData(2, 3, 9, 40, 8, 5, -1)]   // rows wider than a panel, k5 (two columns wrap per side)
     [InlineData(2, 30, 8, 8, 3, 3, -1)]   // depth 270: two depth blocks, the second accumulating onto the first
+    [InlineData(2, 64, 7, 9, 70, 3, -1)]  // Winograd F(2x2, 3x3): odd sizes (partial tiles on both edges)
+    [InlineData(1, 66, 1, 1, 64, 3, -1)]  // Winograd, one tile whose outputs are all but one outside
+    [InlineData(3, 65, 16, 16, 72, 3, -1)] // Winograd, tile rows in two chunks; channels not multiples of the vector width
     public void FastPath_MatchesReference(int b, int cin, int h, int w, int cout, int k, int padding) =>
         Check(true, b, cin, h, w, cout, k, padding, b + cin * 3 + h);
+
+    [Theory]
+    [InlineData(2, 64, 7, 9, 70)]
+    [InlineData(3, 65, 16, 16, 72)]
+    public void Winograd_AgreesWithDirectProduct(int b, int cin, int h, int w, int cout)
+    {
+        var x = Rand(b * cin * h * w, 5);
+        var wt = Rand(cout * cin * 9, 6);
+        var bias = Rand(cout, 7);
+        var dy = Rand(b * cout * h * w, 8);
+        float[] Run(bool winograd, out float[] dx)
+        {
+            _d.AllowWinograd = winograd;
+            try
+            {
+                using var tx = T(_d, x, b, cin, h, w);
+                using var tw = T(_d, wt, cout, cin, 3, 3);
+                using var tb = T(_d, bias, cout);
+                using var tdy = T(_d, dy, b, cout, h, w);
+                using var y = Ops.Conv2d(tx, tw, tb);
+                using var tdx = Ops.Conv2dBackwardData(tdy, tw);
+                dx = tdx.ToArray();
+                return y.ToArray();
+            }
+            finally { _d.AllowWinograd = true; }
+        }
+        var yw = Run(true, out var dxw);
+        var yd = Run(false, out var dxd);
+        // Both are float32 sums of cin*9 products: they differ by rounding, not by a missing term.
+        Close("winograd vs direct y", yw, Array.ConvertAll(yd, v => (double)v), 1e-4 * Math.Sqrt(cin * 9));
+        Close("winograd vs direct dx", dxw, Array.ConvertAll(dxd, v => (double)v), 1e-4 * Math.Sqrt(cout * 9));
+        Assert.NotEqual(yw, yd);                                  // the two paths really ran (the roundings differ)
+    }
 
     [Theory]
     [InlineData(2, 3, 5, 4, 5, 3, -1)]
