@@ -652,6 +652,14 @@ public static partial class Ops
     {
         if (s.Same && !s.Pointwise)
         {
+            var t2 = s with { Cin = s.Cout, Cout = s.Cin, PadT = s.KH - 1 - s.PadT, PadL = s.KW - 1 - s.PadL };
+            if (dy.Device.AllowWinograd && WinogradConv.Supported(t2))
+            {
+                // The flip is folded into Winograd's weight transform.
+                fixed (float* pdy = dy.CpuSpan(), pw = weight.CpuSpan(), pdx = dx.CpuSpan())
+                    WinogradConv.Forward(pdy, pw, null, pdx, t2, flipped: true);
+                return;
+            }
             int taps = s.KH * s.KW;
             var flipped = ArrayPool<float>.Shared.Rent(s.Cout * s.KDim);
             try
@@ -663,9 +671,8 @@ public static partial class Ops
                         int src = (co * s.Cin + ci) * taps, dst = (ci * s.Cout + co) * taps;
                         for (int t = 0; t < taps; t++) flipped[dst + taps - 1 - t] = w[src + t];
                     }
-                var t2 = s with { Cin = s.Cout, Cout = s.Cin, PadT = s.KH - 1 - s.PadT, PadL = s.KW - 1 - s.PadL };
                 fixed (float* pdy = dy.CpuSpan(), pf = flipped, pdx = dx.CpuSpan())
-                    ConvForwardCpu(pdy, pf, null, pdx, t2, dy.Device.AllowWinograd);
+                    ConvForwardCpu(pdy, pf, null, pdx, t2, winograd: false);
             }
             finally { ArrayPool<float>.Shared.Return(flipped); }
             return;
@@ -707,6 +714,14 @@ public static partial class Ops
         // operand col is then read along its rows when packed, and only dy (Cout x P, the smaller)
         // is gathered across rows; dW = dW^T^T is added at the end. (dW = dy col^T packed col^T,
         // a strided gather of KDim x P floats per image, which dominated at small channel counts.)
+        // 3x3 same convolutions with >= 64 channels: Winograd F(2x2, 3x3) (ConvWinogradCpu.cs); other
+        // same convolutions: the direct dot products (ConvWeightGradCpu.cs); the rest: im2col + GEMM.
+        if (x.Device.AllowWinograd && WinogradConv.SupportsWeightGrad(s))
+        {
+            fixed (float* px = x.CpuSpan(), pdy = dy.CpuSpan(), pdw = dw.CpuSpan())
+                WinogradConv.WeightGrad(px, pdy, pdw, s, accumulate);
+            return;
+        }
         if (SameConvWeightGrad.Supported(s))
         {
             fixed (float* px = x.CpuSpan(), pdy = dy.CpuSpan(), pdw = dw.CpuSpan())

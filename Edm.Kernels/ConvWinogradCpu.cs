@@ -16,8 +16,12 @@
 // 4 outputs, against 36 Cout Cin for the direct product (2.25x fewer). The transforms are adds and
 // subtractions only (and the halves in G, exact in binary), done on vectors of tiles.
 //
-// The weight gradient by the same algebra (dU[xi] = sum_t (A dY_t A^T)[xi] V_t[xi], dW = G^T dU G)
-// was tried and was not faster than the direct one on a 2-core AVX-512 VM; it is not used.
+// The weight gradient by the same algebra: dM_t = A dY_t A^T, dU[xi] = sum_t dM_t[xi] V_t[xi] (one
+// GEMM per xi over the tiles), dW = G^T dU G (WeightGrad). A first version summed dot products
+// along the tiles (both operands tile-contiguous) and was no faster than the direct weight gradient:
+// with a few hundred tiles per dot the lane reductions cost as much as the products. V is therefore
+// built from a channels-last copy of x, so that it is stored V[xi, t, ci] and the product is a plain
+// GEMM (dM row-major along t, V along ci).
 //
 // Blocking: tiles are taken in chunks of whole tile rows (about TargetTiles tiles); a task
 // transforms its chunk's input into V (16 x Cin x chunk, a few hundred KB), runs the 16 GEMMs and
@@ -57,8 +61,10 @@ internal static unsafe class WinogradConv
     /// <summary>
     /// U[xi] (Cout x Cin, at u + xi <paramref name="plane"/>) = G g G^T of every 3x3 filter g = w[co, ci].
     /// The plane stride is padded past Cout Cin so that the 16 output streams do not share cache sets.
+    /// With <paramref name="flipped"/>, w is the (Cin, Cout, 3, 3) weight of the convolution whose
+    /// backward-data this is, read as g[co, ci] = w[ci, co] rotated by 180 degrees (no flipped copy).
     /// </summary>
-    static void TransformWeights(float* w, float* u, int cout, int cin, long plane)
+    static void TransformWeights(float* w, float* u, int cout, int cin, long plane, bool flipped)
     {
         nint aw = (nint)w, au = (nint)u;
         Parallel.For(0, cout, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, co =>
@@ -70,8 +76,15 @@ internal static unsafe class WinogradConv
             for (int c0 = 0; c0 < cin; c0 += vw)
             {
                 int n = Math.Min(vw, cin - c0);
-                for (int l = 0; l < n; l++)
-                    for (int k = 0; k < 9; k++) t[k * vw + l] = src[(c0 + l) * 9 + k];
+                if (flipped)
+                    for (int l = 0; l < n; l++)
+                    {
+                        float* f = (float*)aw + ((long)(c0 + l) * cout + co) * 9;
+                        for (int k = 0; k < 9; k++) t[k * vw + l] = f[8 - k];
+                    }
+                else
+                    for (int l = 0; l < n; l++)
+                        for (int k = 0; k < 9; k++) t[k * vw + l] = src[(c0 + l) * 9 + k];
                 var half = new Vector<float>(0.5f);
                 Vector<float> T(int k) => Unsafe.ReadUnaligned<Vector<float>>(t + k * vw);
                 // G g: rows (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2), column j of each.
@@ -246,8 +259,12 @@ internal static unsafe class WinogradConv
         }
     }
 
-    /// <summary>y (B, Cout, H, W) = conv3x3(x, w) (+ bias) by F(2x2, 3x3); <paramref name="s"/> must be <see cref="Supported"/>.</summary>
-    public static void Forward(float* x, float* w, float* bias, float* y, ConvShape s)
+    /// <summary>
+    /// y (B, Cout, H, W) = conv3x3(x, w) (+ bias) by F(2x2, 3x3); <paramref name="s"/> must be
+    /// <see cref="Supported"/>. With <paramref name="flipped"/>, w is (Cin, Cout, 3, 3) and the filter
+    /// of (co, ci) is w[ci, co] rotated by 180 degrees: the backward-data of a convolution by w.
+    /// </summary>
+    public static void Forward(float* x, float* w, float* bias, float* y, ConvShape s, bool flipped = false)
     {
         var (th, tw) = Tiles(s);
         var (rowsPer, ts) = Chunking(s, tw);
@@ -263,7 +280,7 @@ internal static unsafe class WinogradConv
         {
             fixed (float* pu = u, pp = packed)
             {
-                TransformWeights(w, pu, s.Cout, s.Cin, plane);
+                TransformWeights(w, pu, s.Cout, s.Cin, plane, flipped);
                 nint au = (nint)pu, app = (nint)pp;
                 Parallel.For(0, 16, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
                     xi => GemmCpu.PackWhole((float*)au + xi * plane, g, (float*)app + (long)xi * packLen));
@@ -303,6 +320,295 @@ internal static unsafe class WinogradConv
         {
             ArrayPool<float>.Shared.Return(u);
             ArrayPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>Floats of V, dM and x's transposed copy held at once by <see cref="WeightGrad"/> (images per chunk = this / per image): 32 MB.</summary>
+    const int GradBudget = 1 << 21;
+
+    /// <summary>Whether <see cref="WeightGrad"/> serves the shape (as <see cref="Supported"/>).</summary>
+    public static bool SupportsWeightGrad(ConvShape s) => Supported(s);
+
+    /// <summary>
+    /// dW (Cout, Cin, 3, 3) = (or += when <paramref name="accumulate"/>) the weight gradient by
+    /// F(2x2, 3x3). Per chunk of whole images: x is copied channels-last with a zero border
+    /// (xT[b, py, px, ci], padded row py = x row py - 1), so that V = B^T d B is computed on vectors
+    /// of channels and stored V[xi, t, ci]; dM = A dY A^T of dy's 2x2 tiles (the forward's output
+    /// transform, transposed) is stored dM[xi, co, t]. Then for each xi one GEMM,
+    /// dU[xi] (Cout x Cin) (+)= dM[xi] (Cout x T) V[xi] (T x Cin), and at the end dW = G^T dU G.
+    /// Chunks are added in order and each xi's GEMM runs on one task, so the bits do not depend on
+    /// the thread count.
+    /// </summary>
+    public static void WeightGrad(float* x, float* dy, float* dw, ConvShape s, bool accumulate)
+    {
+        if (!SupportsWeightGrad(s)) throw new ArgumentException("WinogradConv.WeightGrad: a 3x3 same convolution with >= 64 channels");
+        var (th, tw) = Tiles(s);
+        int perImageTiles = th * tw, cpad = (s.Cin + VW - 1) / VW * VW, ph = 2 * th + 2, pw = 2 * tw + 2;
+        long perImage = 16L * perImageTiles * (cpad + s.Cout) + (long)ph * pw * cpad;
+        int images = (int)Math.Clamp(GradBudget / perImage, 1, s.Batch);
+        int maxTiles = images * perImageTiles, ts = (maxTiles + 15) / 16 * 16 + 2 * VW;  // dM rows: room for a vector past the last tile
+        // The 16 xi planes of V and dM are 64 bytes past a multiple of 4 KB apart, so that the 16
+        // store streams of a transform fall in different L1 sets (4 KB apart they thrashed one set).
+        long plane = (long)s.Cout * s.Cin + 48, vXi = Skewed((long)maxTiles * cpad), mXi = Skewed((long)s.Cout * ts), xtImage = (long)ph * pw * cpad;
+        float[] vArr = ArrayPool<float>.Shared.Rent((int)(16 * vXi) + 16);
+        float[] mArr = ArrayPool<float>.Shared.Rent((int)(16 * mXi) + 16);
+        float[] xtArr = ArrayPool<float>.Shared.Rent((int)(images * xtImage) + 16);
+        float[] duArr = ArrayPool<float>.Shared.Rent((int)(16 * plane));
+        try
+        {
+            fixed (float* pv = vArr, pm = mArr, pxt = xtArr, pdu = duArr)
+            {
+                nint av = (nint)pv, am = (nint)pm, axt = (nint)pxt, adu = (nint)pdu, ax = (nint)x, ady = (nint)dy;
+                int scratchLen = 4 * (tw + 1 + VW) + VW;
+                for (int b0 = 0; b0 < s.Batch; b0 += images)
+                {
+                    int n = Math.Min(images, s.Batch - b0), tiles = n * perImageTiles, r0 = b0 * th, r1 = (b0 + n) * th;
+                    // x channels-last with its zero border; then V from it, and dM from dy.
+                    CpuParallel.For(n * ph, (start, count) =>
+                    {
+                        for (int q = start; q < start + count; q++)
+                            ChannelsLastRow((float*)ax, s, b0 + q / ph, q % ph, (float*)axt + (q / ph) * xtImage + (long)(q % ph) * pw * cpad, pw, cpad);
+                    }, minChunk: 1);
+                    CpuParallel.For(r1 - r0, (start, count) =>
+                    {
+                        for (int rr = start; rr < start + count; rr++)
+                            TransformInputChannels((float*)axt + (rr / th) * xtImage, rr % th, tw, pw, cpad,
+                                (float*)av + (long)rr * tw * cpad, vXi);
+                    }, minChunk: 1);
+                    CpuParallel.For(s.Cout, (start, count) =>
+                    {
+                        float[] scr = ArrayPool<float>.Shared.Rent(scratchLen);
+                        try
+                        {
+                            fixed (float* ps = scr)
+                            {
+                                new Span<float>(ps, scratchLen).Clear();
+                                for (int co = start; co < start + count; co++)
+                                    TransformGradOutput((float*)ady, s, th, tw, r0, r1, (float*)am, ts, mXi, ps, co);
+                            }
+                        }
+                        finally { ArrayPool<float>.Shared.Return(scr); }
+                    }, minChunk: 1);
+                    var g = new GemmShape(s.Cout, s.Cin, tiles, 1, 0, 0, ts, 1, 0, cpad, 1, 0, s.Cin, 1f, b0 == 0 ? 0f : 1f);
+                    CpuParallel.For(16, (start, count) =>
+                    {
+                        for (int xi = start; xi < start + count; xi++)
+                            GemmCpu.Run((float*)am + xi * mXi, (float*)av + xi * vXi, (float*)adu + xi * plane, g, 1);
+                    }, minChunk: 1);
+                }
+                CpuParallel.For(s.Cout, (start, count) =>
+                {
+                    for (int co = start; co < start + count; co++) GradWeights((float*)adu, plane, dw, s.Cin, co, accumulate);
+                }, minChunk: 1);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(vArr);
+            ArrayPool<float>.Shared.Return(mArr);
+            ArrayPool<float>.Shared.Return(xtArr);
+            ArrayPool<float>.Shared.Return(duArr);
+        }
+    }
+
+    /// <summary>n rounded up to a multiple of 1,024 floats (4 KB), plus 16 (64 bytes).</summary>
+    static long Skewed(long n) => (n + 1023) / 1024 * 1024 + 16;
+
+    /// <summary>
+    /// Padded row <paramref name="py"/> of image <paramref name="b"/> channels-last: dst[px, ci] =
+    /// x[b, ci, py - 1, px - 1], 0 outside the image and for ci in [Cin, cpad).
+    /// </summary>
+    static void ChannelsLastRow(float* x, ConvShape s, int b, int py, float* dst, int pw, int cpad)
+    {
+        int y = py - 1;
+        if (y < 0 || y >= s.H)
+        {
+            new Span<float>(dst, pw * cpad).Clear();
+            return;
+        }
+        new Span<float>(dst, cpad).Clear();                                         // column 0
+        new Span<float>(dst + (long)(s.W + 1) * cpad, (pw - s.W - 1) * cpad).Clear(); // columns past the image
+        float* src = x + ((long)b * s.Cin * s.H + y) * s.W;
+        long cStride = (long)s.H * s.W;
+        float* d = dst + cpad;
+        // Blocks of 8 channels x 8 columns: 8 reads of a row piece, 8 writes of a channel piece.
+        for (int x0 = 0; x0 < s.W; x0 += 8)
+        {
+            int nx = Math.Min(8, s.W - x0);
+            for (int c0 = 0; c0 < s.Cin; c0 += 8)
+            {
+                int nc = Math.Min(8, s.Cin - c0);
+                if (nc == 8 && nx == 8 && Avx.IsSupported)
+                {
+                    Transpose8x8(src + c0 * cStride + x0, cStride, d + (long)x0 * cpad + c0, cpad);
+                    continue;
+                }
+                for (int c = 0; c < nc; c++)
+                {
+                    float* row = src + (c0 + c) * cStride + x0;
+                    float* o = d + (long)x0 * cpad + c0 + c;
+                    for (int k = 0; k < nx; k++) o[k * cpad] = row[k];
+                }
+            }
+            for (int k = 0; k < nx; k++) new Span<float>(d + (long)(x0 + k) * cpad + s.Cin, cpad - s.Cin).Clear();
+        }
+    }
+
+    /// <summary>dst[k * dstStride + c] = src[c * srcStride + k] for an 8 x 8 block (AVX: unpack, shuffle, lane permute).</summary>
+    static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
+    {
+        var r0 = Avx.LoadVector256(src);
+        var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + 2 * srcStride);
+        var r3 = Avx.LoadVector256(src + 3 * srcStride);
+        var r4 = Avx.LoadVector256(src + 4 * srcStride);
+        var r5 = Avx.LoadVector256(src + 5 * srcStride);
+        var r6 = Avx.LoadVector256(src + 6 * srcStride);
+        var r7 = Avx.LoadVector256(src + 7 * srcStride);
+        // Pairs of rows interleaved, then 64-bit pairs gathered: each 128-bit lane holds a 4 x 4 block's columns.
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0b01_00_01_00); var u1 = Avx.Shuffle(t0, t2, 0b11_10_11_10);
+        var u2 = Avx.Shuffle(t1, t3, 0b01_00_01_00); var u3 = Avx.Shuffle(t1, t3, 0b11_10_11_10);
+        var u4 = Avx.Shuffle(t4, t6, 0b01_00_01_00); var u5 = Avx.Shuffle(t4, t6, 0b11_10_11_10);
+        var u6 = Avx.Shuffle(t5, t7, 0b01_00_01_00); var u7 = Avx.Shuffle(t5, t7, 0b11_10_11_10);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    /// <summary>
+    /// V[xi, t, ci] = (B^T d_t B)[xi] for the tiles of tile row <paramref name="ty"/> of one image,
+    /// d_t the 4x4 patch of the channels-last padded image <paramref name="xt"/> at padded row 2 ty,
+    /// column 2 tx; v points at the row's first tile, <paramref name="xiStride"/> apart per xi.
+    /// </summary>
+    static void TransformInputChannels(float* xt, int ty, int tw, int pw, int cpad, float* v, long xiStride)
+    {
+        long rowStride = (long)pw * cpad;
+        for (int tx = 0; tx < tw; tx++)
+        {
+            float* patch = xt + 2L * ty * rowStride + 2L * tx * cpad;
+            float* dst = v + (long)tx * cpad;
+            for (int c = 0; c < cpad; c += VW)
+            {
+                float* p = patch + c;
+                // Column transform of each patch row i: (d0 - d2, d1 + d2, d2 - d1, d1 - d3) over columns.
+                Row4(p, cpad, out var c00, out var c01, out var c02, out var c03);
+                Row4(p + rowStride, cpad, out var c10, out var c11, out var c12, out var c13);
+                Row4(p + 2 * rowStride, cpad, out var c20, out var c21, out var c22, out var c23);
+                Row4(p + 3 * rowStride, cpad, out var c30, out var c31, out var c32, out var c33);
+                float* o = dst + c;
+                // Row transform: (r0 - r2, r1 + r2, r2 - r1, r1 - r3).
+                Store(c00 - c20, o, 0, xiStride); Store(c01 - c21, o, 1, xiStride); Store(c02 - c22, o, 2, xiStride); Store(c03 - c23, o, 3, xiStride);
+                Store(c10 + c20, o, 4, xiStride); Store(c11 + c21, o, 5, xiStride); Store(c12 + c22, o, 6, xiStride); Store(c13 + c23, o, 7, xiStride);
+                Store(c20 - c10, o, 8, xiStride); Store(c21 - c11, o, 9, xiStride); Store(c22 - c12, o, 10, xiStride); Store(c23 - c13, o, 11, xiStride);
+                Store(c10 - c30, o, 12, xiStride); Store(c11 - c31, o, 13, xiStride); Store(c12 - c32, o, 14, xiStride); Store(c13 - c33, o, 15, xiStride);
+            }
+        }
+    }
+
+    /// <summary>B^T applied along one patch row of 4 channel vectors <paramref name="step"/> apart: (d0 - d2, d1 + d2, d2 - d1, d1 - d3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Row4(float* p, int step, out Vector<float> c0, out Vector<float> c1, out Vector<float> c2, out Vector<float> c3)
+    {
+        var d0 = Unsafe.ReadUnaligned<Vector<float>>(p);
+        var d1 = Unsafe.ReadUnaligned<Vector<float>>(p + step);
+        var d2 = Unsafe.ReadUnaligned<Vector<float>>(p + 2 * step);
+        var d3 = Unsafe.ReadUnaligned<Vector<float>>(p + 3 * step);
+        c0 = d0 - d2;
+        c1 = d1 + d2;
+        c2 = d2 - d1;
+        c3 = d1 - d3;
+    }
+
+    /// <summary>
+    /// dM[xi, co, t] (row stride <paramref name="ts"/>, xi stride <paramref name="xiStride"/>) = A dY_t A^T of channel
+    /// <paramref name="co"/>'s 2x2 output tiles of tile rows [r0, r1) (0 where a tile leaves the image).
+    /// A's rows are (1, 0), (1, 1), (1, -1), (0, -1): rows (y0, y0 + y1, y0 - y1, -y1), then columns likewise.
+    /// </summary>
+    static void TransformGradOutput(float* dy, ConvShape s, int th, int tw, int r0, int r1, float* m, int ts, long xiStride, float* scratch, int co)
+    {
+        int half = tw + 1 + VW;
+        float* e0 = scratch, o0 = e0 + half, e1 = o0 + half, o1 = e1 + half;
+        for (int rr = r0; rr < r1; rr++)
+        {
+            int b = rr / th, ty = rr % th;
+            float* plane = dy + ((long)b * s.Cout + co) * s.H * s.W;
+            Deinterleave(plane + 2L * ty * s.W, s.W, e0, o0, tw);
+            if (2 * ty + 1 < s.H) Deinterleave(plane + (2L * ty + 1) * s.W, s.W, e1, o1, tw);
+            else
+            {
+                new Span<float>(e1, tw).Clear();
+                new Span<float>(o1, tw).Clear();
+            }
+            float* dst = m + (long)co * ts + (long)(rr - r0) * tw;
+            for (int k = 0; k < tw; k += VW)
+            {
+                var ye0 = Unsafe.ReadUnaligned<Vector<float>>(e0 + k);
+                var yo0 = Unsafe.ReadUnaligned<Vector<float>>(o0 + k);
+                var ye1 = Unsafe.ReadUnaligned<Vector<float>>(e1 + k);
+                var yo1 = Unsafe.ReadUnaligned<Vector<float>>(o1 + k);
+                float* p = dst + k;
+                GradCols(ye0, yo0, p, 0, xiStride);
+                GradCols(ye0 + ye1, yo0 + yo1, p, 4, xiStride);
+                GradCols(ye0 - ye1, yo0 - yo1, p, 8, xiStride);
+                GradCols(-ye1, -yo1, p, 12, xiStride);
+            }
+        }
+    }
+
+    /// <summary>Columns of one row (even, odd) of A dY: (e, e + o, e - o, -o) at xi0 .. xi0 + 3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GradCols(Vector<float> e, Vector<float> o, float* p, int xi0, long xiStride)
+    {
+        Store(e, p, xi0, xiStride);
+        Store(e + o, p, xi0 + 1, xiStride);
+        Store(e - o, p, xi0 + 2, xiStride);
+        Store(-o, p, xi0 + 3, xiStride);
+    }
+
+    /// <summary>
+    /// dW[co, ci] (=, or += when <paramref name="accumulate"/>) G^T dU[co, ci] G for every ci, dU[xi]
+    /// at du + xi <paramref name="plane"/> (Cout x Cin). G's columns are (1, 1/2, 1/2, 0),
+    /// (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1): rows (d0 + (d1 + d2)/2, (d1 - d2)/2, (d1 + d2)/2 + d3), then columns likewise.
+    /// </summary>
+    static void GradWeights(float* du, long plane, float* dw, int cin, int co, bool accumulate)
+    {
+        float* d = stackalloc float[16];
+        float* t = stackalloc float[12];
+        float* src = du + (long)co * cin;
+        float* dst = dw + (long)co * cin * 9;
+        for (int ci = 0; ci < cin; ci++)
+        {
+            for (int xi = 0; xi < 16; xi++) d[xi] = src[xi * plane + ci];
+            for (int j = 0; j < 4; j++)
+            {
+                float d0 = d[j], d1 = d[4 + j], d2 = d[8 + j], d3 = d[12 + j];
+                t[j] = d0 + 0.5f * (d1 + d2);
+                t[4 + j] = 0.5f * (d1 - d2);
+                t[8 + j] = 0.5f * (d1 + d2) + d3;
+            }
+            float* o = dst + ci * 9;
+            for (int a = 0; a < 3; a++)
+            {
+                float u0 = t[4 * a], u1 = t[4 * a + 1], u2 = t[4 * a + 2], u3 = t[4 * a + 3];
+                float g0 = u0 + 0.5f * (u1 + u2), g1 = 0.5f * (u1 - u2), g2 = 0.5f * (u1 + u2) + u3;
+                if (accumulate)
+                {
+                    o[3 * a] += g0; o[3 * a + 1] += g1; o[3 * a + 2] += g2;
+                }
+                else
+                {
+                    o[3 * a] = g0; o[3 * a + 1] = g1; o[3 * a + 2] = g2;
+                }
+            }
         }
     }
 

@@ -73,13 +73,14 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [Theory]
     [InlineData(2, 64, 7, 9, 70)]
     [InlineData(3, 65, 16, 16, 72)]
+    [InlineData(4, 64, 32, 32, 64)]   // the weight gradient in two chunks of images (3 + 1)
     public void Winograd_AgreesWithDirectProduct(int b, int cin, int h, int w, int cout)
     {
         var x = Rand(b * cin * h * w, 5);
         var wt = Rand(cout * cin * 9, 6);
         var bias = Rand(cout, 7);
         var dy = Rand(b * cout * h * w, 8);
-        float[] Run(bool winograd, out float[] dx)
+        float[] Run(bool winograd, out float[] dx, out float[] dw)
         {
             _d.AllowWinograd = winograd;
             try
@@ -91,15 +92,18 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
                 using var y = Ops.Conv2d(tx, tw, tb);
                 using var tdx = Ops.Conv2dBackwardData(tdy, tw);
                 dx = tdx.ToArray();
+                using var tdw = Ops.Conv2dBackwardWeight(tx, tdy, 3);
+                dw = tdw.ToArray();
                 return y.ToArray();
             }
             finally { _d.AllowWinograd = true; }
         }
-        var yw = Run(true, out var dxw);
-        var yd = Run(false, out var dxd);
+        var yw = Run(true, out var dxw, out var dww);
+        var yd = Run(false, out var dxd, out var dwd);
         // Both are float32 sums of cin*9 products: they differ by rounding, not by a missing term.
         Close("winograd vs direct y", yw, Array.ConvertAll(yd, v => (double)v), 1e-4 * Math.Sqrt(cin * 9));
         Close("winograd vs direct dx", dxw, Array.ConvertAll(dxd, v => (double)v), 1e-4 * Math.Sqrt(cout * 9));
+        Close("winograd vs direct dW", dww, Array.ConvertAll(dwd, v => (double)v), 1e-4 * Math.Sqrt(b * h * w));
         Assert.NotEqual(yw, yd);                                  // the two paths really ran (the roundings differ)
     }
 
