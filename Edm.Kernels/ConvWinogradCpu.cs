@@ -117,12 +117,11 @@ internal static unsafe class WinogradConv
     }
 
     /// <summary>
-    /// V[xi, ci, t] (row stride <paramref name="ts"/> per (xi, ci), xi stride cin ts) = B^T d B of the
+    /// V[xi, ci, t] (row stride <paramref name="ts"/> per (xi, ci), xi stride <paramref name="xiStride"/>) = B^T d B of the
     /// tiles of tile rows [r0, r1) (tile row R = b TH + ty), t counted from the chunk's first tile.
     /// </summary>
-    static void TransformInput(float* x, ConvShape s, int th, int tw, int r0, int r1, float* v, int ts, float* eo, int c0, int c1)
+    static void TransformInput(float* x, ConvShape s, int th, int tw, int r0, int r1, float* v, int ts, long xiStride, float* eo, int c0, int c1)
     {
-        long xiStride = (long)s.Cin * ts;
         int half = tw + 1 + VW;                                   // E then O, each tw + 1 used, + a vector of slack
         float* e = eo, o = eo + 4 * half;                         // 4 rows of E, then 4 rows of O
         // Ring of 4 deinterleaved rows: padded row p of image b sits in slot p & 3 (consecutive tile
@@ -196,11 +195,10 @@ internal static unsafe class WinogradConv
 
     /// <summary>
     /// y[b, co] tiles of tile rows [r0, r1) = A^T M A (+ bias), M[xi, co, t] with row stride
-    /// <paramref name="ts"/> per (xi, co).
+    /// <paramref name="ts"/> per (xi, co) and <paramref name="xiStride"/> per xi.
     /// </summary>
-    static void TransformOutput(float* m, float* bias, float* y, ConvShape s, int th, int tw, int r0, int r1, int ts, float* tmp)
+    static void TransformOutput(float* m, float* bias, float* y, ConvShape s, int th, int tw, int r0, int r1, int ts, long xiStride, float* tmp)
     {
-        long xiStride = (long)s.Cout * ts;
         for (int co = 0; co < s.Cout; co++)
         {
             var bv = new Vector<float>(bias == null ? 0f : bias[co]);
@@ -285,7 +283,9 @@ internal static unsafe class WinogradConv
                 Parallel.For(0, 16, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
                     xi => GemmCpu.PackWhole((float*)au + xi * plane, g, (float*)app + (long)xi * packLen));
                 nint ap = (nint)pp, ax = (nint)x, ay = (nint)y, ab = (nint)bias;
-                int vLen = 16 * s.Cin * ts + 64, mLen = 16 * s.Cout * ts + 64, eoLen = 8 * (tw + 1 + VW) + 2 * VW;
+                // xi planes skewed off multiples of 4 KB (as in WeightGrad: 16 streams 4 KB apart share an L1 set).
+                long vXi = Skewed((long)s.Cin * ts), mXi = Skewed((long)s.Cout * ts);
+                int vLen = (int)(16 * vXi) + 64, mLen = (int)(16 * mXi) + 64, eoLen = 8 * (tw + 1 + VW) + 2 * VW;
                 Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, c =>
                 {
                     int r0 = c * rowsPer, r1 = Math.Min(tileRows, r0 + rowsPer), n = (r1 - r0) * tw;
@@ -296,15 +296,15 @@ internal static unsafe class WinogradConv
                         fixed (int* poff = offsets)
                         {
                             new Span<float>(peo, eoLen).Clear();
-                            TransformInput((float*)ax, s, th, tw, r0, r1, pv, ts, peo, 0, s.Cin);
+                            TransformInput((float*)ax, s, th, tw, r0, r1, pv, ts, vXi, peo, 0, s.Cin);
                             var gc = g with { N = n };
                             for (int xi = 0; xi < 16; xi++)
                             {
-                                float* pa = (float*)ap + (long)xi * packLen, vb = pv + (long)xi * s.Cin * ts, mc = pm + (long)xi * s.Cout * ts;
+                                float* pa = (float*)ap + (long)xi * packLen, vb = pv + xi * vXi, mc = pm + xi * mXi;
                                 if (GemmCpu.Wide) GemmCpu.RunDirect(pa, vb, poff, mc, gc, 1, null);
                                 else GemmCpu.RunPacked(null, new StridedB(vb, n, ts, 1), mc, gc, 1, null, pa);
                             }
-                            TransformOutput(pm, (float*)ab, (float*)ay, s, th, tw, r0, r1, ts, peo);
+                            TransformOutput(pm, (float*)ab, (float*)ay, s, th, tw, r0, r1, ts, mXi, peo);
                         }
                     }
                     finally
