@@ -38,6 +38,7 @@ public static class Presets
         EmbeddingType = EmbeddingType.Fourier, ChannelMultNoise = 2, EncoderType = EncoderType.Residual, ResampleFilter = [1, 3, 3, 1],
     };
     static readonly SongUNetOptions DdpmppTiny = DdpmppCifar with { ModelChannels = 16, ChannelMult = [1, 2], NumBlocks = 1, Dropout = 0 };
+    static readonly SongUNetOptions DdpmppSmall = DdpmppCifar with { ModelChannels = 32, ChannelMult = [1, 2, 2], NumBlocks = 1, Dropout = 0 };
     static readonly SongUNetOptions NcsnppTiny = NcsnppCifar with { ModelChannels = 16, ChannelMult = [1, 2], NumBlocks = 1, Dropout = 0 };
 
     /// <summary>Every preset.</summary>
@@ -47,6 +48,7 @@ public static class Presets
         new("ncsnpp-cifar10", 32, [32], 3, "NCSN++ as trained on CIFAR-10 (Fourier embedding, residual encoder, filter [1,3,3,1])", NcsnppCifar),
         new("adm-imagenet64", 64, [64], 3, "ADM (192 ch, mult [1,2,3,4], 3 blocks, attention at 32/16/8)", new DhariwalUNetOptions { ModelChannels = 192, Dropout = 0.10 }),
         new("ddpmpp-tiny", 32, [8, 16, 32], 1, "tiny DDPM++ (16 ch, mult [1,2], 1 block) for tests and CPU demos", DdpmppTiny, AttentionAtHalfResolution: true),
+        new("ddpmpp-small", 32, [8, 16, 32], 1, "small DDPM++ (32 ch, mult [1,2,2], 1 block) for MNIST-sized data on the CPU", DdpmppSmall, AttentionAtHalfResolution: true),
         new("ncsnpp-tiny", 32, [8, 16, 32], 1, "tiny NCSN++ (16 ch, mult [1,2], 1 block)", NcsnppTiny, AttentionAtHalfResolution: true),
         new("adm-tiny", 32, [8, 16, 32], 1, "tiny ADM (16 ch, mult [1,2], 1 block, 16 channels per head)",
             new DhariwalUNetOptions { ModelChannels = 16, ChannelMult = [1, 2], NumBlocks = 1, ChannelsPerHead = 16, Dropout = 0 }, AttentionAtHalfResolution: true),

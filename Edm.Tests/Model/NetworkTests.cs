@@ -44,6 +44,20 @@ public sealed class NetworkTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     }
 
     [Fact]
+    public void Small_preset_has_the_pytorch_ddpmpp_parameter_count()
+    {
+        // bench/torch_baseline.py's independent DdpmPP(res=32, img_ch=1, ch=32, mult=(1, 2, 2), blocks=1,
+        // attn=(16,)) counts 1,259,393 parameters.
+        using var scope = new TensorScope();
+        using var net = Presets.Create("ddpmpp-small", new InitContext(_d, 4), 32, 1);
+        Assert.Equal(1_259_393, net.Module.ParameterCount());
+        var x = new Variable(Tensor.FromArray(_d, Rand(32 * 32, 2), 1, 1, 32, 32));
+        var y = net.Forward(x, [0.5], null, null);
+        Assert.Equal(new[] { 1, 1, 32, 32 }, y.Shape);
+        Assert.All(y.Value.ToArray(), v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
     public void Parameter_names_follow_the_pytorch_module_paths()
     {
         using var net = Presets.Create("ddpmpp-tiny", new InitContext(_d), 16, 1, labelDim: 10, augmentDim: 9);
