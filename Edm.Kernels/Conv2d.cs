@@ -714,7 +714,7 @@ public static partial class Ops
         // operand col is then read along its rows when packed, and only dy (Cout x P, the smaller)
         // is gathered across rows; dW = dW^T^T is added at the end. (dW = dy col^T packed col^T,
         // a strided gather of KDim x P floats per image, which dominated at small channel counts.)
-        // 3x3 same convolutions with >= 64 channels: Winograd F(2x2, 3x3) (ConvWinogradCpu.cs); other
+        // 3x3 same convolutions with >= 32 channels: Winograd F(2x2, 3x3) (ConvWinogradCpu.cs); other
         // same convolutions: the direct dot products (ConvWeightGradCpu.cs); the rest: im2col + GEMM.
         if (x.Device.AllowWinograd && WinogradConv.SupportsWeightGrad(s))
         {

@@ -38,7 +38,7 @@ namespace Edm.Kernels;
 internal static unsafe class WinogradConv
 {
     /// <summary>Fewest input and output channels for which the transforms pay for themselves (measured, docs/kernels.md#winograd).</summary>
-    public const int MinChannels = 64;
+    public const int MinChannels = 32;
     /// <summary>Tiles per chunk (rounded to whole tile rows).</summary>
     const int TargetTiles = 128;
 
@@ -341,7 +341,7 @@ internal static unsafe class WinogradConv
     /// </summary>
     public static void WeightGrad(float* x, float* dy, float* dw, ConvShape s, bool accumulate)
     {
-        if (!SupportsWeightGrad(s)) throw new ArgumentException("WinogradConv.WeightGrad: a 3x3 same convolution with >= 64 channels");
+        if (!SupportsWeightGrad(s)) throw new ArgumentException($"WinogradConv.WeightGrad: a 3x3 same convolution with >= {MinChannels} channels");
         var (th, tw) = Tiles(s);
         int perImageTiles = th * tw, cpad = (s.Cin + VW - 1) / VW * VW, ph = 2 * th + 2, pw = 2 * tw + 2;
         long perImage = 16L * perImageTiles * (cpad + s.Cout) + (long)ph * pw * cpad;

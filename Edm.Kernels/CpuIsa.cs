@@ -2,7 +2,7 @@
 // The fast paths use System.Numerics.Vector<float> and TensorPrimitives, whose width the JIT picks
 // once per process (Vector<float> is 256-bit with AVX2, 128-bit with SSE only; TensorPrimitives
 // also uses Vector512 where the CPU has AVX-512F), so no code path is tuned for one machine.
-// DOTNET_EnableAVX512F=0, DOTNET_EnableAVX2=0 (and the other DOTNET_Enable* knobs) switch an ISA
+// DOTNET_EnableAVX512=0 (.NET 10 ignores the older DOTNET_EnableAVX512F), DOTNET_EnableAVX2=0 (and the other DOTNET_Enable* knobs) switch an ISA
 // off for the process; Forced lists those that are set.
 using System.Numerics;
 using System.Runtime.Intrinsics;

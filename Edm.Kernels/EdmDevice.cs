@@ -72,7 +72,7 @@ public sealed class EdmDevice : IDisposable
     public const string WinogradEnvironmentVariable = "EDM_WINOGRAD";
 
     /// <summary>
-    /// Whether the CPU fast path may compute 3x3 stride-1 "same" convolutions with at least 64
+    /// Whether the CPU fast path may compute 3x3 stride-1 "same" convolutions with at least 32
     /// input and output channels by Winograd's F(2x2, 3x3): 2.25x fewer multiplies, with rounding
     /// errors of the same size as the direct product's (docs/kernels.md#winograd). On unless
     /// EDM_WINOGRAD=0 (or set here), like cuDNN's or oneDNN's choice of algorithm; ignored on GPUs.

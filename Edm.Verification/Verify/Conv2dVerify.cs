@@ -31,7 +31,7 @@ public sealed class Conv2dVerify : IVerifySuite
         foreach (var row in General(d, 2, 8, 9, 10, 5, 1, 1, Conv2dParams.Symmetric(2, 2, 0, 0))) yield return row;
         foreach (var row in General(d, 2, 5, 8, 9, 6, 3, 3, new(2, 1, 0, 1, 2, 0))) yield return row;
         foreach (var row in General(d, 1, 4, 6, 7, 3, 2, 4, new(1, 3, 1, 0, 0, 2))) yield return row;
-        // 3x3 same with at least 64 channels: Winograd F(2x2, 3x3) on the CPU fast path (odd sizes: partial
+        // 3x3 same with at least 32 channels: Winograd F(2x2, 3x3) on the CPU fast path (odd sizes: partial
         // tiles), then the same shape by the direct product.
         foreach (var row in Conv(d, 2, 67, 9, 11, 70, 3, -1, d.UseCpuFastPath && d.AllowWinograd ? " winograd" : "")) yield return row;
         if (d.UseCpuFastPath && d.AllowWinograd)
