@@ -432,6 +432,7 @@ internal static unsafe class WinogradConv
         long cStride = (long)s.H * s.W;
         float* d = dst + cpad;
         // Blocks of 8 channels x 8 columns: 8 reads of a row piece, 8 writes of a channel piece.
+        nint* rows = stackalloc nint[8];
         for (int x0 = 0; x0 < s.W; x0 += 8)
         {
             int nx = Math.Min(8, s.W - x0);
@@ -440,7 +441,8 @@ internal static unsafe class WinogradConv
                 int nc = Math.Min(8, s.Cin - c0);
                 if (nc == 8 && nx == 8 && Avx.IsSupported)
                 {
-                    Transpose8x8(src + c0 * cStride + x0, cStride, d + (long)x0 * cpad + c0, cpad);
+                    for (int c = 0; c < 8; c++) rows[c] = (nint)(src + (c0 + c) * cStride + x0);
+                    GemmCpu.Transpose8(rows, 8, d + (long)x0 * cpad + c0, cpad);
                     continue;
                 }
                 for (int c = 0; c < nc; c++)
@@ -452,36 +454,6 @@ internal static unsafe class WinogradConv
             }
             for (int k = 0; k < nx; k++) new Span<float>(d + (long)(x0 + k) * cpad + s.Cin, cpad - s.Cin).Clear();
         }
-    }
-
-    /// <summary>dst[k * dstStride + c] = src[c * srcStride + k] for an 8 x 8 block (AVX: unpack, shuffle, lane permute).</summary>
-    static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
-    {
-        var r0 = Avx.LoadVector256(src);
-        var r1 = Avx.LoadVector256(src + srcStride);
-        var r2 = Avx.LoadVector256(src + 2 * srcStride);
-        var r3 = Avx.LoadVector256(src + 3 * srcStride);
-        var r4 = Avx.LoadVector256(src + 4 * srcStride);
-        var r5 = Avx.LoadVector256(src + 5 * srcStride);
-        var r6 = Avx.LoadVector256(src + 6 * srcStride);
-        var r7 = Avx.LoadVector256(src + 7 * srcStride);
-        // Pairs of rows interleaved, then 64-bit pairs gathered: each 128-bit lane holds a 4 x 4 block's columns.
-        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
-        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
-        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-        var u0 = Avx.Shuffle(t0, t2, 0b01_00_01_00); var u1 = Avx.Shuffle(t0, t2, 0b11_10_11_10);
-        var u2 = Avx.Shuffle(t1, t3, 0b01_00_01_00); var u3 = Avx.Shuffle(t1, t3, 0b11_10_11_10);
-        var u4 = Avx.Shuffle(t4, t6, 0b01_00_01_00); var u5 = Avx.Shuffle(t4, t6, 0b11_10_11_10);
-        var u6 = Avx.Shuffle(t5, t7, 0b01_00_01_00); var u7 = Avx.Shuffle(t5, t7, 0b11_10_11_10);
-        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>

@@ -946,7 +946,7 @@ internal static unsafe class GemmCpu
     }
 
     /// <summary>dst[k ld + j] = rows[j][k] for j &lt; 8, k &lt; kc: 8 x 8 AVX transposes, the k remainder scalar.</summary>
-    static void Transpose8(nint* rows, int kc, float* dst, int ld)
+    internal static void Transpose8(nint* rows, int kc, float* dst, int ld)
     {
         float* r0 = (float*)rows[0], r1 = (float*)rows[1], r2 = (float*)rows[2], r3 = (float*)rows[3];
         float* r4 = (float*)rows[4], r5 = (float*)rows[5], r6 = (float*)rows[6], r7 = (float*)rows[7];
