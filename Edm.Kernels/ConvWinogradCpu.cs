@@ -168,13 +168,21 @@ internal static unsafe class WinogradConv
                     Cols(es[3], os[3], k, out c30, out c31, out c32, out c33);
                     // Row transform: (r0 - r2, r1 + r2, r2 - r1, r1 - r3).
                     float* p = dst + k;
-                    Store(c00 - c20, p, 0, xiStride); Store(c01 - c21, p, 1, xiStride); Store(c02 - c22, p, 2, xiStride); Store(c03 - c23, p, 3, xiStride);
-                    Store(c10 + c20, p, 4, xiStride); Store(c11 + c21, p, 5, xiStride); Store(c12 + c22, p, 6, xiStride); Store(c13 + c23, p, 7, xiStride);
-                    Store(c20 - c10, p, 8, xiStride); Store(c21 - c11, p, 9, xiStride); Store(c22 - c12, p, 10, xiStride); Store(c23 - c13, p, 11, xiStride);
-                    Store(c10 - c30, p, 12, xiStride); Store(c11 - c31, p, 13, xiStride); Store(c12 - c32, p, 14, xiStride); Store(c13 - c33, p, 15, xiStride);
+                    RowsOut(c00, c10, c20, c30, p, 0, xiStride); RowsOut(c01, c11, c21, c31, p, 1, xiStride);
+                    RowsOut(c02, c12, c22, c32, p, 2, xiStride); RowsOut(c03, c13, c23, c33, p, 3, xiStride);
                 }
             }
         }
+    }
+
+    /// <summary>Column j of B^T's row transform of rows (r0, r1, r2, r3): (r0 - r2, r1 + r2, r2 - r1, r1 - r3) to xi = j, 4 + j, 8 + j, 12 + j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void RowsOut(Vector<float> r0, Vector<float> r1, Vector<float> r2, Vector<float> r3, float* p, int j, long xiStride)
+    {
+        Store(r0 - r2, p, j, xiStride);
+        Store(r1 + r2, p, 4 + j, xiStride);
+        Store(r2 - r1, p, 8 + j, xiStride);
+        Store(r1 - r3, p, 12 + j, xiStride);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -478,10 +486,8 @@ internal static unsafe class WinogradConv
                 Row4(p + 3 * rowStride, cpad, out var c30, out var c31, out var c32, out var c33);
                 float* o = dst + c;
                 // Row transform: (r0 - r2, r1 + r2, r2 - r1, r1 - r3).
-                Store(c00 - c20, o, 0, xiStride); Store(c01 - c21, o, 1, xiStride); Store(c02 - c22, o, 2, xiStride); Store(c03 - c23, o, 3, xiStride);
-                Store(c10 + c20, o, 4, xiStride); Store(c11 + c21, o, 5, xiStride); Store(c12 + c22, o, 6, xiStride); Store(c13 + c23, o, 7, xiStride);
-                Store(c20 - c10, o, 8, xiStride); Store(c21 - c11, o, 9, xiStride); Store(c22 - c12, o, 10, xiStride); Store(c23 - c13, o, 11, xiStride);
-                Store(c10 - c30, o, 12, xiStride); Store(c11 - c31, o, 13, xiStride); Store(c12 - c32, o, 14, xiStride); Store(c13 - c33, o, 15, xiStride);
+                RowsOut(c00, c10, c20, c30, o, 0, xiStride); RowsOut(c01, c11, c21, c31, o, 1, xiStride);
+                RowsOut(c02, c12, c22, c32, o, 2, xiStride); RowsOut(c03, c13, c23, c33, o, 3, xiStride);
             }
         }
     }
