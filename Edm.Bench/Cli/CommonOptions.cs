@@ -113,7 +113,7 @@ public static class CliErrors
     static readonly Dictionary<string, string> Flags = new(StringComparer.Ordinal)
     {
         ["Preset"] = "--preset", ["Batch"] = "--batch", ["batch"] = "--batch", ["BatchGpu"] = "--batch-gpu", ["Kimg"] = "--kimg",
-        ["SnapKimg"] = "--snap", ["TickKimg"] = "--tick", ["Lr"] = "--lr", ["LrRampupKimg"] = "--lr-rampup",
+        ["SnapKimg"] = "--snap", ["TickKimg"] = "--tick", ["Lr"] = "--lr", ["LrRampupKimg"] = "--lr-rampup", ["LrDecayKimg"] = "--lr-decay",
         ["EmaHalflifeKimg"] = "--ema", ["EmaRampupRatio"] = "--ema-rampup", ["Dropout"] = "--dropout", ["Augment"] = "--augment",
         ["Seed"] = "--seed", ["Loss"] = "--loss", ["Precond"] = "--precond", ["Cond"] = "--cond", ["Resolution"] = "--resolution",
         ["fixedClass"] = "--class", ["guidance"] = "--guidance", ["LabelDropout"] = "--label-dropout", ["Channels"] = "--channels", ["LabelDim"] = "--label-dim", ["AugmentDim"] = "--augment-dim",

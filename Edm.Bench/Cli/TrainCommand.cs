@@ -32,6 +32,7 @@ public sealed class TrainCommand : IBenchCommand
         var transfer = new Option<string?>("--transfer") { Description = "Start from a network snapshot's weights (fine-tuning; the preset and resolution default to the snapshot's, the EMA ramp-up to 0; fresh Adam and counters)" };
         var lr = new Option<double?>("--lr") { Description = "Learning rate (default 1e-3)" };
         var lrRampup = new Option<double?>("--lr-rampup") { Description = "Learning-rate ramp-up in kimg (default 10000)" };
+        var lrDecay = new Option<double?>("--lr-decay") { Description = "Linear learning-rate decay to 0 over the last this many kimg of the run (default 0: none)" };
         var ema = new Option<double?>("--ema") { Description = "EMA half-life in kimg (default 500)" };
         var emaRampup = new Option<double?>("--ema-rampup") { Description = "EMA ramp-up ratio (default 0.05; 0 = none)" };
         var dropout = new Option<double?>("--dropout") { Description = "Dropout probability (default: the preset's)" };
@@ -44,7 +45,7 @@ public sealed class TrainCommand : IBenchCommand
         var resolution = new Option<int?>("--resolution") { Description = "Train at a lower resolution that divides the dataset's (box-filter downsampling)" };
         var keepStates = new Option<int>("--keep-states") { Description = "Training states to keep (the newest K; every snapshot is kept; 0 = all)", DefaultValueFactory = _ => 3 };
         var cmd = new Command("train", "Train a preset network on an image dataset (EDM loss, Adam, EMA snapshots, exact resume)");
-        foreach (var o in new Option[] { device, data, output, preset, batch, batchGpu, kimg, snap, tick, resume, transfer, lr, lrRampup, ema, emaRampup,
+        foreach (var o in new Option[] { device, data, output, preset, batch, batchGpu, kimg, snap, tick, resume, transfer, lr, lrRampup, lrDecay, ema, emaRampup,
                      dropout, labelDropout, augment, seed, loss, precond, cond, resolution, keepStates })
             cmd.Options.Add(o);
         cmd.SetAction(p => CliErrors.Guard(() =>
@@ -70,6 +71,7 @@ public sealed class TrainCommand : IBenchCommand
                 TickKimg = p.GetValue(tick) ?? o.TickKimg,
                 Lr = p.GetValue(lr) ?? o.Lr,
                 LrRampupKimg = p.GetValue(lrRampup) ?? o.LrRampupKimg,
+                LrDecayKimg = p.GetValue(lrDecay) ?? o.LrDecayKimg,
                 EmaHalflifeKimg = p.GetValue(ema) ?? o.EmaHalflifeKimg,
                 EmaRampupRatio = p.GetValue(emaRampup) ?? (transferSpec is null ? o.EmaRampupRatio : 0),
                 Dropout = p.GetValue(dropout) ?? o.Dropout,

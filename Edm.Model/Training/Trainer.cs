@@ -42,6 +42,11 @@ public sealed record TrainingOptions
     public double Lr { get; init; } = 1e-3;
     /// <summary>Learning-rate ramp-up length in kimg (edm: 10,000).</summary>
     public double LrRampupKimg { get; init; } = 10_000;
+    /// <summary>
+    /// Linear learning-rate decay to 0 over the last this many kimg of the run (0: none, as edm).
+    /// An addition to the paper's recipe, for the end of short CPU runs.
+    /// </summary>
+    public double LrDecayKimg { get; init; }
     /// <summary>EMA half-life in kimg (edm: 500).</summary>
     public double EmaHalflifeKimg { get; init; } = 500;
     /// <summary>EMA ramp-up ratio (edm: 0.05; 0 = none).</summary>
@@ -104,6 +109,7 @@ public sealed record TrainingOptions
         if (TickKimg < 0) throw Bad(nameof(TickKimg), $"{TickKimg} must be >= 0");
         if (!(Lr > 0) || double.IsInfinity(Lr)) throw Bad(nameof(Lr), $"{Lr} must be > 0");
         if (!(LrRampupKimg >= 0)) throw Bad(nameof(LrRampupKimg), $"{LrRampupKimg} must be >= 0");
+        if (!(LrDecayKimg >= 0 && LrDecayKimg <= Kimg)) throw Bad(nameof(LrDecayKimg), $"{LrDecayKimg} must lie in [0, the run's kimg {Kimg}]");
         if (!(EmaHalflifeKimg >= 0)) throw Bad(nameof(EmaHalflifeKimg), $"{EmaHalflifeKimg} must be >= 0");
         if (!(EmaRampupRatio >= 0)) throw Bad(nameof(EmaRampupRatio), $"{EmaRampupRatio} must be >= 0");
         if (Dropout is < 0 or >= 1) throw Bad(nameof(Dropout), $"{Dropout} must lie in [0, 1)");
@@ -188,6 +194,18 @@ public sealed class Trainer : IDisposable
         _loss = new LossSettings { Kind = o.Loss };
         _augment = o.Augment > 0 ? new AugmentPipe(o.Augment) : null;
         _rounds = o.Batch / o.RoundBatch;
+    }
+
+    /// <summary>
+    /// The learning rate of the step that starts after <paramref name="nimg"/> images: edm's ramp-up
+    /// lr * min(nimg / rampup, 1), times the linear decay (kimg_end - nimg) / decay over the last
+    /// <see cref="TrainingOptions.LrDecayKimg"/> kimg (docs/training.md).
+    /// </summary>
+    public static double LearningRate(TrainingOptions o, long nimg)
+    {
+        double lr = o.Lr * Math.Min(nimg / Math.Max(o.LrRampupKimg * 1000, 1e-8), 1);
+        if (o.LrDecayKimg > 0) lr *= Math.Clamp((o.Kimg * 1000 - nimg) / (o.LrDecayKimg * 1000), 0, 1);
+        return lr;
     }
 
     /// <summary>Starts a fresh run (from <see cref="TrainingOptions.Transfer"/>'s weights when given).</summary>
@@ -379,7 +397,7 @@ public sealed class Trainer : IDisposable
             lossSum += loss.Value.Item();
             Fn.Scale(loss, (float)b / o.Batch).Backward();
         }
-        double lr = o.Lr * Math.Min(CurNimg / Math.Max(o.LrRampupKimg * 1000, 1e-8), 1);
+        double lr = LearningRate(o, CurNimg);
         foreach (var p in _params) Ops.NanToNumInPlace(p.Grad);
         _adam.Step((float)lr);
         double halflife = o.EmaHalflifeKimg * 1000;

@@ -280,6 +280,23 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
     }
 
     [Fact]
+    public void Learning_rate_ramps_up_holds_and_decays_linearly_to_zero_at_the_end()
+    {
+        var o = new TrainingOptions { Preset = "ddpmpp-tiny", Batch = 4, Kimg = 10, Lr = 2e-3, LrRampupKimg = 1, LrDecayKimg = 4 };
+        Assert.Equal(1e-3, Trainer.LearningRate(o, 500), 12);       // half way up the ramp
+        Assert.Equal(2e-3, Trainer.LearningRate(o, 6000), 12);      // held until the decay starts
+        Assert.Equal(1e-3, Trainer.LearningRate(o, 8000), 12);      // half way down
+        Assert.Equal(0, Trainer.LearningRate(o, 10_000), 12);       // zero at the end
+        Assert.Equal(2e-3, Trainer.LearningRate(o with { LrDecayKimg = 0 }, 9_999), 12);  // no decay: edm's constant rate
+        using var tmp = new TempDir();
+        using var ds = ImageDataset.Open(MakeDataset(tmp), preload: true);
+        var e = Assert.Throws<InvalidOptionException>(() => (o with { LrDecayKimg = 11 }).Validate(ds));
+        Assert.Equal("LrDecayKimg", e.Option);
+        Assert.Contains("must lie in [0, the run's kimg 10]", e.Problem);
+        (o with { LrDecayKimg = 10 }).Validate(ds);
+    }
+
+    [Fact]
     public void Cli_mistakes_exit_2_without_leaving_files()
     {
         using var tmp = new TempDir();
