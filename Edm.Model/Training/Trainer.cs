@@ -247,7 +247,8 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Resumes from a training state file. The run's options come from the state; <paramref name="adjust"/>
-    /// may change the length, snapshot and tick intervals (anything else must stay as saved).
+    /// may change the length, the end-of-run learning-rate decay, and the snapshot and tick intervals
+    /// (anything else must stay as saved).
     /// </summary>
     public static Trainer Resume(EdmDevice device, ImageDataset data, string statePath, Func<TrainingOptions, TrainingOptions>? adjust = null)
     {
@@ -257,11 +258,11 @@ public sealed class Trainer : IDisposable
         try { saved = TrainingOptions.FromJson(TrainingCounters.Value(m, TrainingState.OptionsKey, statePath)); }
         catch (JsonException e) { throw new CheckpointException($"training state '{statePath}': its options are not valid JSON ({e.Message})", e); }
         var o = adjust?.Invoke(saved) ?? saved;
-        if (o with { Kimg = saved.Kimg, SnapKimg = saved.SnapKimg, TickKimg = saved.TickKimg } is var fixedPart && fixedPart != saved)
+        if (o with { Kimg = saved.Kimg, LrDecayKimg = saved.LrDecayKimg, SnapKimg = saved.SnapKimg, TickKimg = saved.TickKimg } is var fixedPart && fixedPart != saved)
         {
             var changed = typeof(TrainingOptions).GetProperties().First(q => q.CanWrite && !Equals(q.GetValue(fixedPart), q.GetValue(saved)));
             throw new InvalidOptionException(changed.Name, $"{changed.GetValue(fixedPart) ?? "(default)"} differs from the resumed run's {changed.GetValue(saved) ?? "(default)"}; " +
-                "only the training length, the snapshot and the tick intervals may change on resume");
+                "only the training length, the learning-rate decay (--lr-decay), the snapshot and the tick intervals may change on resume");
         }
         var t = new Trainer(device, data, o);
         try

@@ -197,9 +197,12 @@ public sealed class TrainingTests(CpuDevice cpu) : IClassFixture<CpuDevice>
         var (code, _, err) = CliProcess.Run("train", "--data", data, "--out", dir, "--resume", good, "--lr", "0.5", "--device", "cpu");
         Assert.Equal(2, code);
         Assert.StartsWith("error: --lr 0.5 differs from the resumed run's", err);
-        // Resuming from the good state works.
+        // Resuming from the good state works; the length and its end-of-run decay may change.
         using var r = Trainer.Resume(_d, ds, good);
         Assert.Equal(1, r.Step);
+        using var longer = Trainer.Resume(_d, ds, good, o => o with { Kimg = o.Kimg * 3, LrDecayKimg = o.Kimg });
+        Assert.Equal(1, longer.Step);
+        Assert.Equal(r.Options.Kimg, longer.Options.LrDecayKimg);
     }
 
     [Fact]
