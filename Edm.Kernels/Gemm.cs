@@ -10,6 +10,13 @@
 //   2. GemmTiled:  64x64 C tile per group of 256 threads, A and B tiles of depth 16 staged in shared
 //                  memory, each thread a 4x4 register block (rows ty+16i, cols tx+16j so shared
 //                  reads are conflict-free); bounds-checked loads make any M, N, K correct.
+//   3. GemmTiled128: 128x128 C tile, depth-8 double-buffered shared tiles, 8x8 per thread (rows
+//                  ty+16i, columns tx+16j; scalar shared loads).
+//   4. GemmTf32:   variant 3's tiles on TF32 tensor cores (mma.sync m16n8k8 through inline PTX; CUDA only).
+//   5. GemmTiled128V: variant 3 with 128-bit shared loads (the 8x8 block as four 4x4 quads), load
+//                  slots computed once per launch and branch-free bounds checks (the GPU default).
+//                  ptxas 11.8 for sm_90 (scripts/ptxas-check.sh): 122 registers, and per depth tile
+//                  about 706 instructions for 512 FFMA (72 %) against variant 3's ~1,130 (45 %).
 //   CPU fast path: GotoBLAS-style blocking (KC x N panel of B packed once per depth block, MC x KC
 //                  block of A packed per task, 64-byte aligned), a register-blocked FMA micro-kernel
 //                  chosen at start-up (12 x 32 over Vector512 with AVX-512, 6 x 2*Vector<float>.Count
@@ -41,8 +48,8 @@ public readonly record struct GemmShape(
 public enum GemmVariant
 {
     /// <summary>
-    /// The engine's choice (<see cref="GemmKernels.Choose"/>): variant 3 (or 4 where TF32 is allowed)
-    /// when there are at least as many 128x128 tiles of C as multiprocessors, else variant 2; EDM_GEMM_GPU=tiled|tiled128|tf32
+    /// The engine's choice (<see cref="GemmKernels.Choose"/>): variant 5 (or 4 where TF32 is allowed)
+    /// when there are at least as many 128x128 tiles of C as multiprocessors, else variant 2; EDM_GEMM_GPU=tiled|tiled128|tiled128v|tf32
     /// forces one (for A/B comparisons).
     /// </summary>
     Auto = 0,
@@ -52,7 +59,7 @@ public enum GemmVariant
     Tiled = 2,
     /// <summary>
     /// Variant 3: 128x128 tiles, 8x8 register blocking, double-buffered shared tiles with the next
-    /// tile prefetched into registers (the GPU default for large products).
+    /// tile prefetched into registers (the GPU default for large products until variant 5).
     /// </summary>
     Tiled128 = 3,
     /// <summary>
@@ -60,6 +67,13 @@ public enum GemmVariant
     /// accumulation; CUDA only, sm_80 and later). Chosen by Auto only where <see cref="EdmDevice.AllowTf32"/> is set.
     /// </summary>
     Tf32 = 4,
+    /// <summary>
+    /// Variant 5: variant 3's tiles and double buffering with 128-bit shared loads: each thread's 8x8
+    /// block is four 4x4 quads (rows 4ty and 64 + 4ty, columns 4tx and 64 + 4tx), so a depth step
+    /// reads two float4 of A and two of B (4 loads per 64 FMAs instead of 16), at constant offsets
+    /// from one base address per step.
+    /// </summary>
+    Tiled128V = 5,
 }
 
 /// <summary>The GEMM kernels, loaded once per device.</summary>
@@ -78,6 +92,7 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> Naive;
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Tiled;
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Tiled128;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Tiled128V;
 
     /// <summary>C tile edge of variant 3.</summary>
     public const int Tile128 = 128;
@@ -110,6 +125,7 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     {
         _acc = acc;
         Tiled128 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiled128Kernel);
+        Tiled128V = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiled128VKernel);
         Naive = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmNaiveKernel);
         Tiled = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiledKernel);
     }
@@ -123,7 +139,7 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// </summary>
     public static int MaxGridYZ { get; set; } = 65535;
 
-    /// <summary>Environment variable that forces the GPU GEMM kernel: "tiled" (variant 2), "tiled128" (variant 3) or "tf32" (variant 4, CUDA only; variant 3 elsewhere).</summary>
+    /// <summary>Environment variable that forces the GPU GEMM kernel: "tiled" (variant 2), "tiled128" (variant 3), "tiled128v" (variant 5) or "tf32" (variant 4, CUDA only; variant 5 elsewhere).</summary>
     public const string KernelEnvironmentVariable = "EDM_GEMM_GPU";
 
     static readonly GemmVariant? Forced = Environment.GetEnvironmentVariable(KernelEnvironmentVariable)?.Trim().ToLowerInvariant() switch
@@ -131,8 +147,9 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
         null or "" or "auto" => null,
         "tiled" => GemmVariant.Tiled,
         "tiled128" => GemmVariant.Tiled128,
+        "tiled128v" => GemmVariant.Tiled128V,
         "tf32" => GemmVariant.Tf32,
-        var v => throw new ArgumentException($"{KernelEnvironmentVariable}={v} is not a GEMM kernel; allowed: auto, tiled, tiled128, tf32"),
+        var v => throw new ArgumentException($"{KernelEnvironmentVariable}={v} is not a GEMM kernel; allowed: auto, tiled, tiled128, tiled128v, tf32"),
     };
 
     /// <summary>
@@ -140,14 +157,16 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// M x N outputs on <paramref name="device"/>: variant 2 unless there are at least as many
     /// 128x128 tiles as multiprocessors (the first GPU run: at 512^3, 16 tiles of 128 on 132
     /// multiprocessors took 0.145 ms against variant 2's 0.097; at 4096^3 6.4 ms against 9.2); then
-    /// variant 4 (TF32) on CUDA where <see cref="EdmDevice.AllowTf32"/> is set, variant 3 otherwise.
+    /// variant 4 (TF32) on CUDA where <see cref="EdmDevice.AllowTf32"/> is set, variant 5 otherwise
+    /// (variant 3's successor: ptxas' SASS for sm_90 has 72 % FFMA in its tile loop against 45 %;
+    /// its GPU time is owed, so variant 3 stays for the comparison).
     /// </summary>
     public static GemmVariant Choose(EdmDevice device, int m, int n, int batch = 1)
     {
-        if (Forced is { } forced) return forced == GemmVariant.Tf32 && device.Kind != DeviceKind.Cuda ? GemmVariant.Tiled128 : forced;
+        if (Forced is { } forced) return forced == GemmVariant.Tf32 && device.Kind != DeviceKind.Cuda ? GemmVariant.Tiled128V : forced;
         long tiles = (long)((m + Tile128 - 1) / Tile128) * ((n + Tile128 - 1) / Tile128) * Math.Max(1, batch);
         if (m < Tile128 || n < Tile128 || tiles < Math.Max(1, device.Accelerator.NumMultiprocessors)) return GemmVariant.Tiled;
-        return device.AllowTf32 && device.Kind == DeviceKind.Cuda ? GemmVariant.Tf32 : GemmVariant.Tiled128;
+        return device.AllowTf32 && device.Kind == DeviceKind.Cuda ? GemmVariant.Tf32 : GemmVariant.Tiled128V;
     }
 
     /// <summary>Variant 1: C element per thread (grid-stride over batch*M*N outputs).</summary>
@@ -280,6 +299,74 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
         }
         int co = s.ReduceBatch != 0 ? 0 : Grid.IdxZ * s.CBatch;
         acc.Store(c, s, co, m0 + ty, n0 + tx);
+    }
+
+    /// <summary>
+    /// Variant 5: variant 3 (same tiles, loads, double buffering and barriers) with the thread's 8x8
+    /// block as four 4x4 quads at rows 4ty (+64) and columns 4tx (+64). The shared tiles are arrays
+    /// of <see cref="Float4"/> (16-byte aligned; pitch 132 floats = 33 quads), so each depth step is
+    /// two 128-bit loads of A (a warp reads two addresses: broadcast) and two of B (a quarter-warp
+    /// reads 128 consecutive bytes: no conflicts), addressed from one base per step with constant
+    /// offsets. Grid (ceil(N/128), ceil(M/128), batch or 1). Any M, N, K.
+    /// </summary>
+    static void GemmTiled128VKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s)
+    {
+        var sa4 = SharedMemory.Allocate<Float4>(2 * Buffer128 / 4); // quads of sa[buf*Buffer128 + k*Pitch128 + m]
+        var sb4 = SharedMemory.Allocate<Float4>(2 * Buffer128 / 4);
+        var sa = sa4.Cast<float>();
+        var sb = sb4.Cast<float>();
+        int tid = Group.IdxX;
+        int tx = tid & 15, ty = tid >> 4;
+        int n0 = Grid.IdxX * Tile128, m0 = Grid.IdxY * Tile128;
+        var acc = new GemmAcc8x8();
+        int b0 = s.ReduceBatch != 0 ? 0 : Grid.IdxZ;
+        int b1 = s.ReduceBatch != 0 ? s.Batch : Grid.IdxZ + 1;
+        // Load slots, fixed for the whole K loop (only the depth offset moves).
+        var la = GemmSlots.Make(tid, m0, s.M, s.ARow, s.ACol, contiguousMN: s.ACol != 1, Pitch128);
+        var lb = GemmSlots.Make(tid, n0, s.N, s.BCol, s.BRow, contiguousMN: s.BCol == 1, Pitch128);
+        int tiles = (s.K + Tile128K - 1) / Tile128K;
+        for (int bb = b0; bb < b1; bb++)
+        {
+            var av = a.SubView(bb * s.ABatch);
+            var bv = b.SubView(bb * s.BBatch);
+            float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
+            la.Load(av, 0, s.K, out pa0, out pa1, out pa2, out pa3);
+            lb.Load(bv, 0, s.K, out pb0, out pb1, out pb2, out pb3);
+            la.Store(sa, 0, pa0, pa1, pa2, pa3);
+            lb.Store(sb, 0, pb0, pb1, pb2, pb3);
+            Group.Barrier();
+            for (int t = 0; t < tiles; t++)
+            {
+                int cur = (t & 1) * Buffer128;
+                bool more = t + 1 < tiles;
+                if (more)
+                {
+                    int k0 = (t + 1) * Tile128K;
+                    la.Load(av, k0, s.K, out pa0, out pa1, out pa2, out pa3);
+                    lb.Load(bv, k0, s.K, out pb0, out pb1, out pb2, out pb3);
+                }
+                var qa = sa4.SubView(cur / 4 + ty);
+                var qb = sb4.SubView(cur / 4 + tx);
+                // Two steps per iteration, each address a base plus a constant (unrolled fully,
+                // ptxas hoisted all 32 loads: 238 registers, one group per multiprocessor).
+                const int P = Pitch128 / 4;
+                for (int kk = 0; kk < Tile128K; kk += 2)
+                {
+                    var ra = qa.SubView(kk * P);
+                    var rb = qb.SubView(kk * P);
+                    acc.StepQuads(ra[0], ra[16], rb[0], rb[16]);
+                    acc.StepQuads(ra[P], ra[P + 16], rb[P], rb[P + 16]);
+                }
+                if (more)
+                {
+                    la.Store(sa, Buffer128 - cur, pa0, pa1, pa2, pa3);
+                    lb.Store(sb, Buffer128 - cur, pb0, pb1, pb2, pb3);
+                }
+                Group.Barrier();
+            }
+        }
+        int co = s.ReduceBatch != 0 ? 0 : Grid.IdxZ * s.CBatch;
+        acc.StoreQuads(c, s, co, m0 + 4 * ty, n0 + 4 * tx);
     }
 
     static void LoadA(ArrayView<float> a, GemmShape s, int ao, int m0, int k0, int tid, bool alongK,
@@ -422,6 +509,72 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
 /// The 8x8 accumulator block of one thread of GEMM variant 3 (rows r+16i, columns c+16j), as 64
 /// scalar fields so that ILGPU keeps it in registers (an array would live in local memory).
 /// </summary>
+/// <summary>
+/// One thread's four load slots of a 128 x 8 operand tile in variant 5 (element e = tid + 256 r,
+/// r &lt; 4): computed once per launch, so a tile load is an add, a compare and a load per slot.
+/// Along the contiguous dimension (mn, k) = (e &amp; 127, e &gt;&gt; 7), so the slots differ by 2 in k;
+/// otherwise (e &gt;&gt; 3, e &amp; 7), so they differ by 32 rows. A slot whose row (column) lies outside
+/// the matrix gets an unreachable depth, so one depth check guards every load.
+/// </summary>
+internal struct GemmSlots
+{
+    const int Outside = int.MaxValue / 2;
+    int _off, _dOff, _kStride, _shared, _dShared;
+    int _k0, _k1, _k2, _k3;
+
+    /// <summary>Slots of thread <paramref name="tid"/> for rows (columns) from <paramref name="mn0"/> of <paramref name="limit"/>, element (mn, k) at mn*mnStride + k*kStride.</summary>
+    public static GemmSlots Make(int tid, int mn0, int limit, int mnStride, int kStride, bool contiguousMN, int pitch)
+    {
+        var g = new GemmSlots { _kStride = kStride };
+        int mn = contiguousMN ? tid & 127 : tid >> 3, k = contiguousMN ? tid >> 7 : tid & 7;
+        int dMn = contiguousMN ? 0 : 32, dK = contiguousMN ? 2 : 0;
+        g._off = (mn0 + mn) * mnStride + k * kStride;
+        g._dOff = dMn * mnStride + dK * kStride;
+        g._shared = k * pitch + mn;
+        g._dShared = dK * pitch + dMn;
+        g._k0 = mn0 + mn < limit ? k : Outside;
+        g._k1 = mn0 + mn + dMn < limit ? k + dK : Outside;
+        g._k2 = mn0 + mn + 2 * dMn < limit ? k + 2 * dK : Outside;
+        g._k3 = mn0 + mn + 3 * dMn < limit ? k + 3 * dK : Outside;
+        return g;
+    }
+
+    /// <summary>The four elements at depth offset <paramref name="k0"/> (zero past depth <paramref name="depth"/> or outside the matrix).</summary>
+    public readonly void Load(ArrayView<float> v, int k0, int depth, out float v0, out float v1, out float v2, out float v3)
+    {
+        int o = _off + k0 * _kStride;
+        v0 = One(v, o, _k0 + k0 < depth);
+        v1 = One(v, o + _dOff, _k1 + k0 < depth);
+        v2 = One(v, o + 2 * _dOff, _k2 + k0 < depth);
+        v3 = One(v, o + 3 * _dOff, _k3 + k0 < depth);
+    }
+
+    // Branch-free: an outside slot reads element 0 (always present) and discards it.
+    static float One(ArrayView<float> v, int i, bool inside)
+    {
+        float x = v[inside ? i : 0];
+        return inside ? x : 0f;
+    }
+
+    /// <summary>Stores the four elements into the shared tile at <paramref name="buf"/> (row pitch as made).</summary>
+    public readonly void Store(ArrayView<float> sh, int buf, float v0, float v1, float v2, float v3)
+    {
+        int i = buf + _shared;
+        sh[i] = v0;
+        sh[i + _dShared] = v1;
+        sh[i + 2 * _dShared] = v2;
+        sh[i + 3 * _dShared] = v3;
+    }
+}
+
+/// <summary>Four floats: a 128-bit shared-memory word of variant 5 (ILGPU emits ld.shared.v4 for it where the address is 16-byte aligned).</summary>
+internal struct Float4
+{
+#pragma warning disable CS0649 // written through the float view of the shared tile
+    public float X, Y, Z, W;
+#pragma warning restore CS0649
+}
+
 internal struct GemmAcc8x8
 {
     public float c00, c01, c02, c03, c04, c05, c06, c07;
@@ -448,6 +601,56 @@ internal struct GemmAcc8x8
         c50 += a5 * b0; c51 += a5 * b1; c52 += a5 * b2; c53 += a5 * b3; c54 += a5 * b4; c55 += a5 * b5; c56 += a5 * b6; c57 += a5 * b7;
         c60 += a6 * b0; c61 += a6 * b1; c62 += a6 * b2; c63 += a6 * b3; c64 += a6 * b4; c65 += a6 * b5; c66 += a6 * b6; c67 += a6 * b7;
         c70 += a7 * b0; c71 += a7 * b1; c72 += a7 * b2; c73 += a7 * b3; c74 += a7 * b4; c75 += a7 * b5; c76 += a7 * b6; c77 += a7 * b7;
+    }
+
+    /// <summary>
+    /// One depth step of variant 5: A at rows (4ty + i, 64 + 4ty + i) from quads a0, a1, B at columns
+    /// (4tx + j, 64 + 4tx + j) from b0, b1; accumulator c_ij holds row r_i (i &lt; 4: a0, else a1) and column q_j.
+    /// </summary>
+    public void StepQuads(Float4 a0, Float4 a1, Float4 b0, Float4 b1)
+    {
+        Row(ref c00, ref c01, ref c02, ref c03, ref c04, ref c05, ref c06, ref c07, a0.X, b0, b1);
+        Row(ref c10, ref c11, ref c12, ref c13, ref c14, ref c15, ref c16, ref c17, a0.Y, b0, b1);
+        Row(ref c20, ref c21, ref c22, ref c23, ref c24, ref c25, ref c26, ref c27, a0.Z, b0, b1);
+        Row(ref c30, ref c31, ref c32, ref c33, ref c34, ref c35, ref c36, ref c37, a0.W, b0, b1);
+        Row(ref c40, ref c41, ref c42, ref c43, ref c44, ref c45, ref c46, ref c47, a1.X, b0, b1);
+        Row(ref c50, ref c51, ref c52, ref c53, ref c54, ref c55, ref c56, ref c57, a1.Y, b0, b1);
+        Row(ref c60, ref c61, ref c62, ref c63, ref c64, ref c65, ref c66, ref c67, a1.Z, b0, b1);
+        Row(ref c70, ref c71, ref c72, ref c73, ref c74, ref c75, ref c76, ref c77, a1.W, b0, b1);
+    }
+
+    static void Row(ref float r0, ref float r1, ref float r2, ref float r3, ref float r4, ref float r5, ref float r6, ref float r7,
+        float a, Float4 b0, Float4 b1)
+    {
+        r0 += a * b0.X; r1 += a * b0.Y; r2 += a * b0.Z; r3 += a * b0.W;
+        r4 += a * b1.X; r5 += a * b1.Y; r6 += a * b1.Z; r7 += a * b1.W;
+    }
+
+    /// <summary>Writes variant 5's block to C (rows m + i and m + 64 + i, columns n + j and n + 64 + j, i, j &lt; 4) with alpha/beta.</summary>
+    public readonly void StoreQuads(ArrayView<float> c, GemmShape s, int co, int m, int n)
+    {
+        StoreRowQuads(c, s, co, m + 0, n, c00, c01, c02, c03, c04, c05, c06, c07);
+        StoreRowQuads(c, s, co, m + 1, n, c10, c11, c12, c13, c14, c15, c16, c17);
+        StoreRowQuads(c, s, co, m + 2, n, c20, c21, c22, c23, c24, c25, c26, c27);
+        StoreRowQuads(c, s, co, m + 3, n, c30, c31, c32, c33, c34, c35, c36, c37);
+        StoreRowQuads(c, s, co, m + 64, n, c40, c41, c42, c43, c44, c45, c46, c47);
+        StoreRowQuads(c, s, co, m + 65, n, c50, c51, c52, c53, c54, c55, c56, c57);
+        StoreRowQuads(c, s, co, m + 66, n, c60, c61, c62, c63, c64, c65, c66, c67);
+        StoreRowQuads(c, s, co, m + 67, n, c70, c71, c72, c73, c74, c75, c76, c77);
+    }
+
+    static void StoreRowQuads(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
+    {
+        if (m >= s.M) return;
+        int row = co + m * s.CRow;
+        Put(c, s, row, n + 0, v0);
+        Put(c, s, row, n + 1, v1);
+        Put(c, s, row, n + 2, v2);
+        Put(c, s, row, n + 3, v3);
+        Put(c, s, row, n + 64, v4);
+        Put(c, s, row, n + 65, v5);
+        Put(c, s, row, n + 66, v6);
+        Put(c, s, row, n + 67, v7);
     }
 
     /// <summary>Writes the block to C (rows m+16i, columns n+16j) with alpha/beta, skipping what lies outside.</summary>
@@ -1417,8 +1620,13 @@ public static partial class Ops
             k.Naive(threads, a, b, c, s, threads);
             return;
         }
-        int tile = variant == GemmVariant.Tiled128 ? GemmKernels.Tile128 : GemmKernels.Tile;
-        LaunchTiles(variant == GemmVariant.Tiled128 ? k.Tiled128 : k.Tiled, tile, a, b, c, s, outBatches);
+        var (kernel, tile) = variant switch
+        {
+            GemmVariant.Tiled128 => (k.Tiled128, GemmKernels.Tile128),
+            GemmVariant.Tiled128V => (k.Tiled128V, GemmKernels.Tile128),
+            _ => (k.Tiled, GemmKernels.Tile),
+        };
+        LaunchTiles(kernel, tile, a, b, c, s, outBatches);
     }
 
     /// <summary>

@@ -16,8 +16,10 @@
 #   3 torch      PyTorch's rows, TF32 off (torch.json), then TF32 on for the GEMM/conv/step rows
 #                (torch-tf32.json)
 #   4 ours       the DDPM++ step and its parts (ours-step.json), then every other op (ours.json;
-#                the GEMM is the engine's choice: the 128x128 kernel where there are as many tiles as SMs), then GEMM,
-#                conv and the step with the 64x64 kernel (EDM_GEMM_GPU=tiled: ours-tiled.json)
+#                the GEMM is the engine's choice: the 128x128 kernel of 128-bit shared loads, variant 5, where
+#                there are as many tiles as SMs), then GEMM,
+#                conv and the step with the 64x64 kernel (EDM_GEMM_GPU=tiled: ours-tiled.json) and with
+#                the 128x128 kernel of scalar shared loads, variant 3 (EDM_GEMM_GPU=tiled128: ours-tiled128.json)
 #   5 verify     every kernel against the float64 references (verify.json), the TF32 GEMM too
 #                (against the product of TF32-rounded inputs); then ours with TF32 on (EDM_TF32=1:
 #                ours-tf32.json)
@@ -138,6 +140,8 @@ if [ $smoke -eq 0 ]; then
   step ours-step 110 env DOTNET_TieredCompilation=0 bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-step.json" "${quick[@]}" --op "$step_ops"
   step ours 120 env DOTNET_TieredCompilation=0 bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours.json" "${quick[@]}" --op "$ops"
   step ours-tiled 60 env DOTNET_TieredCompilation=0 EDM_GEMM_GPU=tiled bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-tiled.json" "${quick[@]}" --op "$tiled_ops"
+  # Variant 3 (scalar shared loads), the default before variant 5: the A/B of the 128-bit loads.
+  step ours-tiled128 60 env DOTNET_TieredCompilation=0 EDM_GEMM_GPU=tiled128 bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-tiled128.json" "${quick[@]}" --op "$tiled_ops"
   step verify 120 app verify --device "$device" --json "$WORK/verify.json"
   grep -E "passed, [0-9]+ failed|FAIL|tf32" "$WORK/verify.log" | head -20 | tee -a "$WORK/summary.txt"
   # TF32 tensor cores (EDM_TF32=1: GEMMs of at least one 128x128 tile), against PyTorch with TF32 on.

@@ -63,6 +63,28 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
     public void MatMul_TiledKernel_MatchesReference(int batchA, int batchB, int m, int n, int k, bool ta, bool tb) =>
         WithPath(false, () => CheckMatMul(batchA, batchB, m, n, k, ta, tb, m + 3 * n));
 
+    // Variants 3 and 5 (128x128 tiles) forced, whatever Auto would pick: edge tiles in M, N and K,
+    // every transpose (the load slots run along M/N or along K), broadcast batches.
+    [Theory]
+    [InlineData(GemmVariant.Tiled128, 0, 0, 130, 129, 20, false, false)]
+    [InlineData(GemmVariant.Tiled128V, 0, 0, 130, 129, 20, false, false)]
+    [InlineData(GemmVariant.Tiled128V, 0, 0, 129, 131, 9, true, false)]
+    [InlineData(GemmVariant.Tiled128V, 0, 0, 5, 257, 33, false, true)]
+    [InlineData(GemmVariant.Tiled128V, 2, 1, 131, 140, 9, true, true)]
+    [InlineData(GemmVariant.Tiled128V, 1, 3, 200, 7, 1, false, false)]
+    public void MatMul_128_tile_kernels_match_the_reference(GemmVariant v, int batchA, int batchB, int m, int n, int k, bool ta, bool tb) =>
+        WithPath(false, () =>
+        {
+            int ba = Math.Max(batchA, 1), bb = Math.Max(batchB, 1);
+            var a = Rand(ba * m * k, m + k);
+            var b = Rand(bb * k * n, n + 2 * k);
+            using var tA = T(_d, a, Shape(batchA, ta ? k : m, ta ? m : k));
+            using var tB = T(_d, b, Shape(batchB, tb ? n : k, tb ? k : n));
+            using var c = T(_d, Enumerable.Repeat(float.NaN, Math.Max(ba, bb) * m * n).ToArray(), batchA == 0 && batchB == 0 ? [m, n] : [Math.Max(ba, bb), m, n]);
+            Ops.MatMulInto(tA, tB, c, ta, tb, variant: v);
+            Close($"{v} {m}x{n}x{k} ta={ta} tb={tb}", c.ToArray(), GemmReference.MatMul(D(a), D(b), ba, bb, m, n, k, ta, tb), 1e-4 * Math.Sqrt(k), 1e-4);
+        });
+
     [Fact]
     public void Grids_beyond_the_y_and_z_limits_launch_in_slices()
     {
@@ -78,7 +100,7 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
                 CheckMatMul(0, 0, 300, 20, 9, false, false, 5);
                 CheckMatMul(3, 1, 140, 17, 7, true, false, 6);
                 CheckMatMul(5, 5, 70, 9, 5, false, true, 7);
-                foreach (var v in new[] { GemmVariant.Tiled, GemmVariant.Tiled128 })
+                foreach (var v in new[] { GemmVariant.Tiled, GemmVariant.Tiled128, GemmVariant.Tiled128V })
                 {
                     int bt = 3, m = 300, n = 11, k = 6;
                     var a = Rand(bt * m * k, 8);
@@ -114,7 +136,7 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
         _d.AllowTf32 = true;
         try
         {
-            Assert.Equal(GemmVariant.Tiled128, GemmKernels.Choose(_d, 130, 140));
+            Assert.Equal(GemmVariant.Tiled128V, GemmKernels.Choose(_d, 130, 140));
             Assert.Equal(GemmVariant.Tiled, GemmKernels.Choose(_d, 127, 140));
         }
         finally { _d.AllowTf32 = keep; }
@@ -134,6 +156,7 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(false, GemmVariant.Tiled)]
     [InlineData(false, GemmVariant.Naive)]
     [InlineData(false, GemmVariant.Tiled128)]
+    [InlineData(false, GemmVariant.Tiled128V)]
     public void MatMulInto_AlphaBeta_And_BatchReduction(bool fast, GemmVariant variant) => WithPath(fast, () =>
     {
         int bt = 2, m = 11, n = 21, k = 7;

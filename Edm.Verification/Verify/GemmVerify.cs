@@ -46,6 +46,10 @@ public sealed class GemmVerify : IVerifySuite
         yield return MatMul(d, 0, 0, 130, 200, 77, true, false, GemmVariant.Tiled128);
         yield return MatMul(d, 0, 0, 129, 131, 40, false, true, GemmVariant.Tiled128);
         yield return MatMul(d, 3, 1, 140, 135, 19, true, true, GemmVariant.Tiled128);
+        yield return MatMul(d, 0, 0, 300, 257, 129, false, false, GemmVariant.Tiled128V);
+        yield return MatMul(d, 0, 0, 130, 200, 77, true, false, GemmVariant.Tiled128V);
+        yield return MatMul(d, 0, 0, 129, 131, 40, false, true, GemmVariant.Tiled128V);
+        yield return MatMul(d, 3, 1, 140, 135, 19, true, true, GemmVariant.Tiled128V);
         yield return ReduceBatch(d, 5, 19, 37, 41);
         yield return Linear(d, 7, 129, 67);
         if (d.IsCpu)
@@ -59,6 +63,8 @@ public sealed class GemmVerify : IVerifySuite
                 yield return MatMul(d, 0, 0, 9, 13, 17, true, false, GemmVariant.Naive, " kernel");
                 yield return MatMul(d, 2, 1, 130, 20, 11, false, true, GemmVariant.Tiled128, " kernel");
                 yield return MatMul(d, 0, 0, 9, 140, 13, true, false, GemmVariant.Tiled128, " kernel");
+                yield return MatMul(d, 2, 1, 130, 20, 11, false, true, GemmVariant.Tiled128V, " kernel");
+                yield return MatMul(d, 0, 0, 9, 140, 13, true, false, GemmVariant.Tiled128V, " kernel");
                 yield return ReduceBatch(d, 2, 7, 9, 5, " kernel");
                 yield return Linear(d, 3, 18, 6, " kernel");
             }
