@@ -16,7 +16,7 @@
 //   5. GemmTiled128V: variant 3 with 128-bit shared loads (the 8x8 block as four 4x4 quads), load
 //                  slots computed once per launch and branch-free bounds checks (the GPU default).
 //                  ptxas 11.8 for sm_90 (scripts/ptxas-check.sh): 122 registers, and per depth tile
-//                  about 706 instructions for 512 FFMA (72 %) against variant 3's ~1,130 (45 %).
+//                  about 710 instructions for 512 FFMA (72 %) against variant 3's ~1,195 (43 %).
 //   CPU fast path: GotoBLAS-style blocking (KC x N panel of B packed once per depth block, MC x KC
 //                  block of A packed per task, 64-byte aligned), a register-blocked FMA micro-kernel
 //                  chosen at start-up (12 x 32 over Vector512 with AVX-512, 6 x 2*Vector<float>.Count
@@ -158,7 +158,7 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// 128x128 tiles as multiprocessors (the first GPU run: at 512^3, 16 tiles of 128 on 132
     /// multiprocessors took 0.145 ms against variant 2's 0.097; at 4096^3 6.4 ms against 9.2); then
     /// variant 4 (TF32) on CUDA where <see cref="EdmDevice.AllowTf32"/> is set, variant 5 otherwise
-    /// (variant 3's successor: ptxas' SASS for sm_90 has 72 % FFMA in its tile loop against 45 %;
+    /// (variant 3's successor: ptxas' SASS for sm_90 has 72 % FFMA in its tile loop against 43 %;
     /// its GPU time is owed, so variant 3 stays for the comparison).
     /// </summary>
     public static GemmVariant Choose(EdmDevice device, int m, int n, int batch = 1)
