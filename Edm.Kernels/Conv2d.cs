@@ -183,6 +183,7 @@ public static partial class Ops
         try
         {
             if (x.Device.UseCpuFastPath) ConvForwardCpu(x, weight, bias, y, s);
+            else if (UseImplicitConv(s)) ConvForwardImplicit(x.Device, x.View, weight.View, bias, y.View, s);
             else
             {
                 ConvForwardKernel(x, weight, y, s);
@@ -227,6 +228,7 @@ public static partial class Ops
         try
         {
             if (dy.Device.UseCpuFastPath) ConvBackwardDataCpu(dy, weight, dx, s);
+            else if (UseImplicitConv(s) && s.SH == 1 && s.SW == 1) ConvBackwardDataImplicit(dy, weight, dx, s);
             else ConvBackwardDataKernel(dy, weight, dx, s);
         }
         catch
@@ -270,6 +272,7 @@ public static partial class Ops
         var s = CheckConv("Conv2dBackwardWeight", x, dw, p);
         Shapes.RequireEqual("Conv2dBackwardWeight", "dy", [s.Batch, s.Cout, s.Ho, s.Wo], dy.Shape);
         if (x.Device.UseCpuFastPath) ConvBackwardWeightCpu(x, dy, dw, s, accumulate);
+        else if (UseImplicitConv(s)) ConvBackwardWeightImplicit(x, dy, dw, s, accumulate);
         else ConvBackwardWeightKernel(x, dy, dw, s, accumulate);
     }
 
@@ -332,6 +335,78 @@ public static partial class Ops
     }
 
     // ---- kernel path (GPU, or the CPU accelerator with CpuFastPaths off) ----
+
+    /// <summary>Environment variable that picks the kernel path's convolution: "implicit" (the default) or "im2col" (for A/B comparisons).</summary>
+    public const string ConvAlgorithmEnvironmentVariable = "EDM_CONV_GPU";
+
+    /// <summary>
+    /// Whether the kernel path runs convolutions as implicit GEMMs (ConvImplicitGemm.cs: no col matrix,
+    /// the bias in the epilogue; backward-data that way for stride 1) rather than im2col + GEMM.
+    /// Default true, or as <see cref="ConvAlgorithmEnvironmentVariable"/> says; the CPU fast path ignores it.
+    /// </summary>
+    public static bool ImplicitConv { get; set; } = Environment.GetEnvironmentVariable(ConvAlgorithmEnvironmentVariable)?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "implicit" => true,
+        "im2col" => false,
+        var v => throw new ArgumentException($"{ConvAlgorithmEnvironmentVariable}={v} is not a convolution algorithm; allowed: implicit, im2col"),
+    };
+
+    // The implicit kernels index an output (and one image) with 32-bit integers.
+    static bool UseImplicitConv(ConvShape s) =>
+        ImplicitConv && (long)s.Batch * s.Cout * s.Pixels < int.MaxValue && (long)s.Batch * s.Cin * s.H * s.W < int.MaxValue;
+
+    static KernelConfig ConvTiles(int columns, int rows, int depthChunks = 1) =>
+        new(new Index3D((columns + GemmKernels.Tile128 - 1) / GemmKernels.Tile128, (rows + GemmKernels.Tile128 - 1) / GemmKernels.Tile128, depthChunks),
+            new Index3D(GemmKernels.GroupSize, 1, 1));
+
+    static void ConvForwardImplicit(EdmDevice device, ArrayView<float> x, ArrayView<float> weight, Tensor? bias, ArrayView<float> y, ConvShape s)
+    {
+        var k = device.Kernels<ConvImplicitKernels>();
+        var b = bias?.View ?? y.SubView(0, 1);
+        k.Forward(ConvTiles(s.Batch * s.Pixels, s.Cout), weight, x, b, y, s, bias is null ? 0 : 1,
+            SpecializedValue.New(s.KH * s.KW), SpecializedValue.New(s.KW));
+    }
+
+    static void ConvBackwardDataImplicit(Tensor dy, Tensor weight, Tensor dx, ConvShape s)
+    {
+        var device = dy.Device;
+        // Stride 1: dx = conv(dy, W') with W'[ci, co] = W[co, ci] flipped, padding kh-1-pt, kw-1-pl.
+        using var flipped = Tensor.Empty(device, s.Cin, s.Cout, s.KH, s.KW);
+        int threads = device.LaunchThreads(flipped.Length);
+        device.Kernels<ConvImplicitKernels>().FlipWeight(threads, weight.View, flipped.View, s, threads);
+        var t = new ConvShape(s.Batch, s.Cout, s.Ho, s.Wo, s.Cin, s.KH, s.KW, 1, 1, s.KH - 1 - s.PadT, s.KW - 1 - s.PadL, s.H, s.W);
+        ConvForwardImplicit(device, dy.View, flipped.View, null, dx.View, t);
+    }
+
+    static void ConvBackwardWeightImplicit(Tensor x, Tensor dy, Tensor dw, ConvShape s, bool accumulate)
+    {
+        var device = x.Device;
+        var (chunks, chunk) = WeightGradSplit(s);
+        int wLen = s.Cout * s.KDim;
+        using var partial = Tensor.Empty(device, chunks * wLen);
+        device.Kernels<ConvImplicitKernels>().WeightGrad(ConvTiles(s.KDim, s.Cout, chunks), dy.View, x.View, partial.View, s, chunk,
+            SpecializedValue.New(s.KH * s.KW), SpecializedValue.New(s.KW));
+        int threads = device.LaunchThreads(wLen);
+        device.Kernels<Conv2dKernels>().SumBatch(threads, partial.View, dw.View, chunks, accumulate ? 1f : 0f, threads);
+    }
+
+    /// <summary>
+    /// The weight gradient's split of its B*P reduction into (chunks, pixels per chunk): enough
+    /// chunks that tiles x chunks reaches <see cref="ConvImplicitKernels.WeightGradTargetGroups"/>,
+    /// at least 256 pixels each, the partials within <see cref="ConvPartialBudget"/>. It depends on
+    /// the shape alone, so the sum (chunks added in order) repeats bit for bit on any device.
+    /// </summary>
+    public static (int Chunks, int Chunk) WeightGradSplit(ConvShape s)
+    {
+        int total = s.Batch * s.Pixels;
+        long tiles = (long)((s.KDim + GemmKernels.Tile128 - 1) / GemmKernels.Tile128) * ((s.Cout + GemmKernels.Tile128 - 1) / GemmKernels.Tile128);
+        long want = Math.Max(1, (ConvImplicitKernels.WeightGradTargetGroups + tiles - 1) / tiles);
+        long most = Math.Min(Math.Min((total + 255) / 256, 65535), Math.Max(1, ConvPartialBudget / ((long)s.Cout * s.KDim)));
+        int chunks = (int)Math.Clamp(want, 1, Math.Max(1, most));
+        int chunk = (total + chunks - 1) / chunks;
+        chunk = (chunk + GemmKernels.Tile128K - 1) / GemmKernels.Tile128K * GemmKernels.Tile128K;
+        return ((total + chunk - 1) / chunk, chunk);
+    }
 
     static int ConvChunk(ConvShape s) => s.Pointwise ? s.Batch : Math.Clamp(ConvColBudget / Math.Max(1, s.KDim * s.Pixels), 1, s.Batch);
 

@@ -100,8 +100,8 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     public const int Tile128K = 8;
     // Row pitch of variant 3's shared tiles (floats): 4 over the tile so that the column-wise
     // stores of a k-contiguous operand spread over the banks.
-    const int Pitch128 = Tile128 + 4;
-    const int Buffer128 = Tile128K * Pitch128;
+    internal const int Pitch128 = Tile128 + 4;
+    internal const int Buffer128 = Tile128K * Pitch128;
     // Variant 4's pitch: 136 = 8 (mod 32), so a fragment load (rows t and t+4, columns g) hits 32 banks.
     const int PitchTf32 = Tile128 + 8;
     const int BufferTf32 = Tile128K * PitchTf32;
@@ -345,18 +345,7 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
                     la.Load(av, k0, s.K, out pa0, out pa1, out pa2, out pa3);
                     lb.Load(bv, k0, s.K, out pb0, out pb1, out pb2, out pb3);
                 }
-                var qa = sa4.SubView(cur / 4 + ty);
-                var qb = sb4.SubView(cur / 4 + tx);
-                // Two steps per iteration, each address a base plus a constant (unrolled fully,
-                // ptxas hoisted all 32 loads: 238 registers, one group per multiprocessor).
-                const int P = Pitch128 / 4;
-                for (int kk = 0; kk < Tile128K; kk += 2)
-                {
-                    var ra = qa.SubView(kk * P);
-                    var rb = qb.SubView(kk * P);
-                    acc.StepQuads(ra[0], ra[16], rb[0], rb[16]);
-                    acc.StepQuads(ra[P], ra[P + 16], rb[P], rb[P + 16]);
-                }
+                acc.TileQuads(sa4, sb4, cur, tx, ty);
                 if (more)
                 {
                     la.Store(sa, Buffer128 - cur, pa0, pa1, pa2, pa3);
@@ -617,6 +606,70 @@ internal struct GemmAcc8x8
         Row(ref c50, ref c51, ref c52, ref c53, ref c54, ref c55, ref c56, ref c57, a1.Y, b0, b1);
         Row(ref c60, ref c61, ref c62, ref c63, ref c64, ref c65, ref c66, ref c67, a1.Z, b0, b1);
         Row(ref c70, ref c71, ref c72, ref c73, ref c74, ref c75, ref c76, ref c77, a1.W, b0, b1);
+    }
+
+    /// <summary>
+    /// The eight depth steps of one shared tile (buffer at float offset <paramref name="cur"/>) for
+    /// thread (tx, ty): two steps per iteration, each address a base plus a constant (unrolled fully,
+    /// ptxas hoisted all 32 loads: 238 registers, one group per multiprocessor).
+    /// </summary>
+    public void TileQuads(ArrayView<Float4> sa4, ArrayView<Float4> sb4, int cur, int tx, int ty)
+    {
+        const int P = GemmKernels.Pitch128 / 4;
+        var qa = sa4.SubView(cur / 4 + ty);
+        var qb = sb4.SubView(cur / 4 + tx);
+        for (int kk = 0; kk < GemmKernels.Tile128K; kk += 2)
+        {
+            var ra = qa.SubView(kk * P);
+            var rb = qb.SubView(kk * P);
+            StepQuads(ra[0], ra[16], rb[0], rb[16]);
+            StepQuads(ra[P], ra[P + 16], rb[P], rb[P + 16]);
+        }
+    }
+
+    /// <summary>
+    /// The implicit-GEMM convolution's epilogue: C rows are output channels m + i, m + 64 + i, columns
+    /// are (image, pixel) pairs n + j, n + 64 + j of <paramref name="total"/>; y[(img*cout + co)*pixels + p] = acc + bias[co].
+    /// </summary>
+    public readonly void StoreConv(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int total, int m, int n)
+    {
+        int j0 = ConvColumn(n + 0, cout, pixels, total), j1 = ConvColumn(n + 1, cout, pixels, total);
+        int j2 = ConvColumn(n + 2, cout, pixels, total), j3 = ConvColumn(n + 3, cout, pixels, total);
+        int j4 = ConvColumn(n + 64, cout, pixels, total), j5 = ConvColumn(n + 65, cout, pixels, total);
+        int j6 = ConvColumn(n + 66, cout, pixels, total), j7 = ConvColumn(n + 67, cout, pixels, total);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 0, j0, j1, j2, j3, j4, j5, j6, j7, c00, c01, c02, c03, c04, c05, c06, c07);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 1, j0, j1, j2, j3, j4, j5, j6, j7, c10, c11, c12, c13, c14, c15, c16, c17);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 2, j0, j1, j2, j3, j4, j5, j6, j7, c20, c21, c22, c23, c24, c25, c26, c27);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 3, j0, j1, j2, j3, j4, j5, j6, j7, c30, c31, c32, c33, c34, c35, c36, c37);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 64, j0, j1, j2, j3, j4, j5, j6, j7, c40, c41, c42, c43, c44, c45, c46, c47);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 65, j0, j1, j2, j3, j4, j5, j6, j7, c50, c51, c52, c53, c54, c55, c56, c57);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 66, j0, j1, j2, j3, j4, j5, j6, j7, c60, c61, c62, c63, c64, c65, c66, c67);
+        ConvRow(y, bias, hasBias, cout, pixels, m + 67, j0, j1, j2, j3, j4, j5, j6, j7, c70, c71, c72, c73, c74, c75, c76, c77);
+    }
+
+    /// <summary>Offset of column n's pixel in y without the channel term (img*cout*pixels + p), or -1 past the last column.</summary>
+    static int ConvColumn(int n, int cout, int pixels, int total)
+    {
+        if (n >= total) return -1;
+        int img = n / pixels;
+        return img * cout * pixels + (n - img * pixels);
+    }
+
+    static void ConvRow(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int co,
+        int j0, int j1, int j2, int j3, int j4, int j5, int j6, int j7,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
+    {
+        if (co >= cout) return;
+        float b = hasBias != 0 ? bias[co] : 0f;
+        int o = co * pixels;
+        if (j0 >= 0) y[j0 + o] = v0 + b;
+        if (j1 >= 0) y[j1 + o] = v1 + b;
+        if (j2 >= 0) y[j2 + o] = v2 + b;
+        if (j3 >= 0) y[j3 + o] = v3 + b;
+        if (j4 >= 0) y[j4 + o] = v4 + b;
+        if (j5 >= 0) y[j5 + o] = v5 + b;
+        if (j6 >= 0) y[j6 + o] = v6 + b;
+        if (j7 >= 0) y[j7 + o] = v7 + b;
     }
 
     static void Row(ref float r0, ref float r1, ref float r2, ref float r3, ref float r4, ref float r5, ref float r6, ref float r7,

@@ -19,7 +19,9 @@
 #                the GEMM is the engine's choice: the 128x128 kernel of 128-bit shared loads, variant 5, where
 #                there are as many tiles as SMs), then GEMM,
 #                conv and the step with the 64x64 kernel (EDM_GEMM_GPU=tiled: ours-tiled.json) and with
-#                the 128x128 kernel of scalar shared loads, variant 3 (EDM_GEMM_GPU=tiled128: ours-tiled128.json)
+#                the 128x128 kernel of scalar shared loads, variant 3 (EDM_GEMM_GPU=tiled128: ours-tiled128.json),
+#                then conv and the step with im2col + GEMM instead of the implicit GEMMs (EDM_CONV_GPU=im2col:
+#                ours-im2col.json)
 #   5 verify     every kernel against the float64 references (verify.json), the TF32 GEMM too
 #                (against the product of TF32-rounded inputs); then ours with TF32 on (EDM_TF32=1:
 #                ours-tf32.json)
@@ -48,13 +50,13 @@ if [ $rehearse -eq 1 ]; then
   # The same stages on the CPU accelerator at the smallest sizes: finds a broken script or pack here.
   device=cpu quick=(--quick) ops="add,gemm,conv2d,groupnorm,attention" step_ops="step_ddpmpp_tiny"
   torch_ops="add,gemm,conv2d,groupnorm,attention,step_ddpmpp_tiny" tf32_ops="gemm,conv2d"
-  tiled_ops="gemm"
+  tiled_ops="gemm" conv_ops="conv2d"
 else
   # The step and its parts first (the figure that matters most), then every other op.
   device=cuda quick=() step_ops="step_ddpmpp,step_ddpmpp_tiny,step_ddpmpp_tiny_fwd,step_ddpmpp_conv,step_ddpmpp_groupnorm,step_ddpmpp_attention"
   ops="gelu,silu,axpy,add,sum,normal,permute,concat,attention,attention_fwd_bwd,augment,conv2d,conv2d-bwd,dropout,gemm,groupnorm,groupnorm_fwd_bwd,point_denoise,adam,upsample2x,avgpool2x,fir-down,fir-up,softmax,tape"
   torch_ops="" tf32_ops="gemm,conv2d,conv2d-bwd,attention,step_ddpmpp"
-  tiled_ops="gemm,conv2d,conv2d-bwd,step_ddpmpp"
+  tiled_ops="gemm,conv2d,conv2d-bwd,step_ddpmpp" conv_ops="conv2d,conv2d-bwd,step_ddpmpp"
 fi
 
 # The first python3 that imports torch (the PATH one, else the system one).
@@ -142,6 +144,8 @@ if [ $smoke -eq 0 ]; then
   step ours-tiled 60 env DOTNET_TieredCompilation=0 EDM_GEMM_GPU=tiled bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-tiled.json" "${quick[@]}" --op "$tiled_ops"
   # Variant 3 (scalar shared loads), the default before variant 5: the A/B of the 128-bit loads.
   step ours-tiled128 60 env DOTNET_TieredCompilation=0 EDM_GEMM_GPU=tiled128 bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-tiled128.json" "${quick[@]}" --op "$tiled_ops"
+  # Convolutions by im2col + GEMM, the kernel path's algorithm before the implicit GEMMs.
+  step ours-im2col 60 env DOTNET_TieredCompilation=0 EDM_CONV_GPU=im2col bash .gpu/run-on-gpu.sh Edm.Bench kernels --device "$device" --json "$WORK/ours-im2col.json" "${quick[@]}" --op "$conv_ops"
   step verify 120 app verify --device "$device" --json "$WORK/verify.json"
   grep -E "passed, [0-9]+ failed|FAIL|tf32" "$WORK/verify.log" | head -20 | tee -a "$WORK/summary.txt"
   # TF32 tensor cores (EDM_TF32=1: GEMMs of at least one 128x128 tile), against PyTorch with TF32 on.

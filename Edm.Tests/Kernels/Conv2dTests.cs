@@ -111,8 +111,37 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
     [InlineData(2, 3, 5, 4, 5, 3, -1)]
     [InlineData(1, 5, 1, 1, 3, 3, 1)]
     [InlineData(2, 3, 3, 3, 2, 1, -1)]
+    [InlineData(4, 3, 12, 12, 5, 3, -1)]     // 576 columns: weight gradient in 3 chunks that straddle images
+    [InlineData(2, 2, 9, 8, 130, 3, -1)]     // 130 output channels: two tile rows
     public void KernelPath_MatchesReference(int b, int cin, int h, int w, int cout, int k, int padding) =>
-        Check(false, b, cin, h, w, cout, k, padding, 7 * b + cin + h);
+        BothKernelAlgorithms(() => Check(false, b, cin, h, w, cout, k, padding, 7 * b + cin + h));
+
+    // The kernel path's two algorithms (implicit GEMM, the default; im2col + GEMM), restored after.
+    static void BothKernelAlgorithms(Action check)
+    {
+        bool keep = Ops.ImplicitConv;
+        try
+        {
+            foreach (bool implicitGemm in new[] { true, false })
+            {
+                Ops.ImplicitConv = implicitGemm;
+                check();
+            }
+        }
+        finally { Ops.ImplicitConv = keep; }
+    }
+
+    [Fact]
+    public void Weight_gradient_split_depends_on_the_shape_alone_and_covers_every_pixel()
+    {
+        var s = new ConvShape(128, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1, 32, 32);
+        var (chunks, chunk) = Ops.WeightGradSplit(s);
+        Assert.Equal(0, chunk % GemmKernels.Tile128K);
+        Assert.True((long)chunks * chunk >= 128 * 1024 && (long)(chunks - 1) * chunk < 128 * 1024);
+        Assert.True(chunks * 9 >= ConvImplicitKernels.WeightGradTargetGroups);   // 1 x 9 tiles of (128, 1152)
+        var small = Ops.WeightGradSplit(s with { Batch = 1, H = 4, W = 4, Ho = 4, Wo = 4 });
+        Assert.Equal((1, 16), small);                                             // 16 pixels: one chunk
+    }
 
     void CheckGeneral(bool fast, int b, int cin, int h, int w, int cout, int kh, int kw, Conv2dParams p, int seed)
     {
@@ -161,7 +190,7 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
     {
         var p = new Conv2dParams(sh, sw, pt, pb, pl, pr);
         CheckGeneral(true, b, cin, h, w, cout, kh, kw, p, 3 * b + h);
-        CheckGeneral(false, b, cin, h, w, cout, kh, kw, p, 5 * b + w);
+        BothKernelAlgorithms(() => CheckGeneral(false, b, cin, h, w, cout, kh, kw, p, 5 * b + w));
     }
 
     /// <summary>

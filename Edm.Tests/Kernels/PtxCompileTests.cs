@@ -47,7 +47,8 @@ public sealed class PtxCompileTests
     }
 
     static bool IsKernelParameter(Type t) =>
-        t.IsPrimitive || (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(ArrayView<>)) || (t.IsValueType && !t.IsByRef && t.Namespace == "Edm.Kernels");
+        t.IsPrimitive || (t.IsGenericType && (t.GetGenericTypeDefinition() == typeof(ArrayView<>) || t.GetGenericTypeDefinition() == typeof(SpecializedValue<>)))
+        || (t.IsValueType && !t.IsByRef && t.Namespace == "Edm.Kernels");
 
     static IEnumerable<MethodInfo> ExplicitMethods() => StaticMethods().Where(m =>
         m.ReturnType == typeof(void) && !m.IsGenericMethodDefinition && m.GetParameters() is { Length: > 0 } p

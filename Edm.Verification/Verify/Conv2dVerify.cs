@@ -43,18 +43,40 @@ public sealed class Conv2dVerify : IVerifySuite
             }
             finally { d.AllowWinograd = true; }
         }
+        // The kernel path runs implicit GEMMs (ConvImplicitGemm.cs) unless told otherwise: on a GPU
+        // the rows above are theirs, and these are im2col + GEMM's.
+        if (!d.IsCpu)
+            foreach (var row in Im2Col(d, "")) yield return row;
         if (d.IsCpu)
         {
             var keep = d.CpuFastPaths;
             d.CpuFastPaths = false;
             try
             {
-                foreach (var row in Conv(d, 2, 3, 5, 4, 5, 3, -1, " kernel")) yield return row;
-                foreach (var row in General(d, 2, 3, 9, 8, 4, 3, 3, new(2, 2, 0, 1, 1, 0), " kernel")) yield return row;
-                foreach (var row in General(d, 1, 4, 5, 7, 3, 1, 7, Conv2dParams.Symmetric(1, 1, 0, 3), " kernel")) yield return row;
+                foreach (var row in KernelRows(d, " kernel")) yield return row;
+                foreach (var row in Conv(d, 3, 4, 12, 12, 130, 3, -1, " kernel")) yield return row;   // two tile rows, the dW split in chunks
+                foreach (var row in Im2Col(d, " kernel")) yield return row;
             }
             finally { d.CpuFastPaths = keep; }
         }
+    }
+
+    static IEnumerable<VerifyRow> KernelRows(EdmDevice d, string tag)
+    {
+        foreach (var row in Conv(d, 2, 3, 5, 4, 5, 3, -1, tag)) yield return row;
+        foreach (var row in General(d, 2, 3, 9, 8, 4, 3, 3, new(2, 2, 0, 1, 1, 0), tag)) yield return row;
+        foreach (var row in General(d, 1, 4, 5, 7, 3, 1, 7, Conv2dParams.Symmetric(1, 1, 0, 3), tag)) yield return row;
+    }
+
+    static IEnumerable<VerifyRow> Im2Col(EdmDevice d, string tag)
+    {
+        bool keep = Ops.ImplicitConv;
+        Ops.ImplicitConv = false;
+        try
+        {
+            foreach (var row in KernelRows(d, tag + " im2col")) yield return row;
+        }
+        finally { Ops.ImplicitConv = keep; }
     }
 
     /// <summary>The four conv ops on one shape, one row each.</summary>
