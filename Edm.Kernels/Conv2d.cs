@@ -13,6 +13,9 @@
 // col[b] (Cin*kh*kw, Ho*Wo) of image b, the three products are GEMMs: y[b] = W col[b],
 // dcol[b] = W^T dy[b] (then col2im), dW = sum_b dy[b] col[b]^T.
 // Variants:
+//   0. Implicit GEMM (ConvImplicitGemm.cs): the kernel path's default (Ops.ImplicitConv): no col
+//      matrix; forward and weight gradient for any geometry, backward-data for stride 1 (other
+//      strides use variant 1's col2im).
 //   1. im2col + GEMM (this file): Im2Col / Col2Im grid-stride kernels and the tiled GEMM batched over
 //      a chunk of images (W broadcast with batch stride 0; dW as per-image GEMM partials summed by
 //      SumBatch, which keeps a GPU busier than Gemm's in-group ReduceBatch would), chunks sized so
