@@ -42,13 +42,18 @@ public readonly struct GroupNormShape(int n, int c, int hw, int g, bool affine)
 /// <summary>Group-norm kernels (forward, backward dx, backward dweight/dbias).</summary>
 public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
 {
-    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape, float> Forward;
+    internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape, float, int> Forward;
+
+    /// <summary><see cref="Forward"/>'s flags: apply SiLU to the output.</summary>
+    internal const int FlagSilu = 1;
+    /// <summary><see cref="Forward"/>'s flags: add the per-(n, c) addend to x before the norm.</summary>
+    internal const int FlagAddend = 2;
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape> BackwardInput;
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape> BackwardParams;
 
     GroupNormKernels(Accelerator a)
     {
-        Forward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape, float>(ForwardKernel);
+        Forward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape, float, int>(ForwardKernel);
         BackwardInput = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape>(BackwardInputKernel);
         BackwardParams = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormShape>(BackwardParamsKernel);
     }
@@ -56,10 +61,17 @@ public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
     /// <inheritdoc/>
     public static GroupNormKernels Load(EdmDevice device) => new(device.Accelerator);
 
-    /// One group per (n, g) block: mean, centred variance, normalised affine write.
-    static void ForwardKernel(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y,
-        ArrayView<float> mean, ArrayView<float> rstd, GroupNormShape s, float eps)
+    /// One group per (n, g) block: mean, centred variance, normalised affine write; with
+    /// <see cref="FlagAddend"/> the block's values are x + addend[n, c] (the U-Net's embedding add,
+    /// never written out), with <see cref="FlagSilu"/> the output is SiLU of the affine norm.
+    static void ForwardKernel(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> addend, ArrayView<float> y,
+        ArrayView<float> mean, ArrayView<float> rstd, GroupNormShape s, float eps, int flags)
     {
+        if ((flags & FlagAddend) != 0)
+        {
+            ForwardBlocks(x, weight, bias, addend, y, mean, rstd, s, eps, (flags & FlagSilu) != 0);
+            return;
+        }
         var scratch = SharedMemory.Allocate<float>(GroupReduction.ScratchSize);
         int t = Group.IdxX;
         int len = s.BlockLength;
@@ -83,7 +95,42 @@ public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
             {
                 float v = (x[b + j] - mu) * r;
                 if (s.Affine != 0) { int c = c0 + j / s.HW; v = v * weight[c] + bias[c]; }
-                y[b + j] = v;
+                y[b + j] = (flags & FlagSilu) != 0 ? Silu(v) : v;
+            }
+            if (t == 0) { mean[block] = mu; rstd[block] = r; }
+        }
+    }
+
+    static float Silu(float v) => v / (1f + XMath.Exp(-v));
+
+    /// <see cref="ForwardKernel"/> with the addend: each value read as x + addend[n*C + c].
+    static void ForwardBlocks(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> addend, ArrayView<float> y,
+        ArrayView<float> mean, ArrayView<float> rstd, GroupNormShape s, float eps, bool silu)
+    {
+        var scratch = SharedMemory.Allocate<float>(GroupReduction.ScratchSize);
+        int t = Group.IdxX;
+        int len = s.BlockLength;
+        float invLen = 1f / len;
+        for (int block = Grid.IdxX; block < s.N * s.G; block += Grid.DimX)
+        {
+            int b = block * len;
+            int c0 = (block % s.G) * s.Cg;
+            int e0 = (block / s.G) * s.C + c0;  // addend index of the block's first channel
+            float acc = 0f;
+            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j] + addend[e0 + j / s.HW];
+            float mu0 = GroupReduction.Sum(scratch, acc) * invLen;
+            acc = 0f;
+            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j] + addend[e0 + j / s.HW] - mu0;
+            float mu = mu0 + GroupReduction.Sum(scratch, acc) * invLen;
+            acc = 0f;
+            for (int j = t; j < len; j += GroupReduction.GroupSize) { float d = x[b + j] + addend[e0 + j / s.HW] - mu; acc += d * d; }
+            float r = XMath.Rsqrt(GroupReduction.Sum(scratch, acc) * invLen + eps);
+            for (int j = t; j < len; j += GroupReduction.GroupSize)
+            {
+                int q = j / s.HW;
+                float v = (x[b + j] + addend[e0 + q] - mu) * r;
+                if (s.Affine != 0) { int c = c0 + q; v = v * weight[c] + bias[c]; }
+                y[b + j] = silu ? Silu(v) : v;
             }
             if (t == 0) { mean[block] = mu; rstd[block] = r; }
         }
@@ -184,7 +231,7 @@ public static partial class Ops
     /// <summary>
     /// SiLU(GroupNorm(x)): the networks' norm-then-activation pair as one op. On the CPU fast path one
     /// pass writes silu((x - mean) rstd weight + bias) (the separate pair wrote and re-read the normed
-    /// tensor); the kernel path runs the two kernels. Mean and rstd as <see cref="GroupNormForward(Tensor, int, Tensor?, Tensor?, float)"/>.
+    /// tensor); the kernel path likewise in one kernel (the addend too). Mean and rstd as <see cref="GroupNormForward(Tensor, int, Tensor?, Tensor?, float)"/>.
     /// </summary>
     /// <param name="x">(N, C, *spatial).</param>
     /// <param name="groups">G, dividing C.</param>
@@ -201,10 +248,7 @@ public static partial class Ops
         if (addend is null) return GroupNormForwardImpl(x, groups, weight, bias, eps, silu: true);
         var s = GroupNormValidate("GroupNormSilu", x, groups, weight);
         RequireAddend("GroupNormSilu", x, addend, s);
-        if (x.Device.UseCpuFastPath) return GroupNormForwardImpl(x, groups, weight, bias, eps, silu: true, addend);
-        using var e = addend.Reshape(AddendShape(x));
-        using var u = Add(x, e);
-        return GroupNormForwardImpl(u, groups, weight, bias, eps, silu: true);
+        return GroupNormForwardImpl(x, groups, weight, bias, eps, silu: true, addend);
     }
 
     /// <summary>(N, C, 1, ..., 1) of x's rank: the addend's broadcast shape.</summary>
@@ -241,14 +285,10 @@ public static partial class Ops
         }
         else
         {
+            // One pass: the addend, the norm and SiLU fused (GroupNormKernels.Forward's flags).
+            int flags = (silu ? GroupNormKernels.FlagSilu : 0) | (addend is null ? 0 : GroupNormKernels.FlagAddend);
             device.Kernels<GroupNormKernels>().Forward(GroupReduction.RowConfig(device, s.N * s.G), x.View,
-                weight?.View ?? x.View, bias?.View ?? x.View, y.View, mean.View, rstd.View, s, eps);
-            if (silu)
-            {
-                var z = Map(y, new SiluOp(), "GroupNormSilu");
-                y.Dispose();
-                y = z;
-            }
+                weight?.View ?? x.View, bias?.View ?? x.View, addend?.View ?? x.View, y.View, mean.View, rstd.View, s, eps, flags);
         }
         return new GroupNormOutput(y, mean, rstd);
     }
