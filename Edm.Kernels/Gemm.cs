@@ -12,7 +12,10 @@
 //                  reads are conflict-free); bounds-checked loads make any M, N, K correct.
 //   3. GemmTiled128: 128x128 C tile, depth-8 double-buffered shared tiles, 8x8 per thread (rows
 //                  ty+16i, columns tx+16j; scalar shared loads).
-//   4. GemmTf32:   variant 3's tiles on TF32 tensor cores (mma.sync m16n8k8 through inline PTX; CUDA only).
+//   4. GemmTf32:   variant 3's tiles on TF32 tensor cores (mma.sync m16n8k8 through inline PTX; on the
+//                  CPU accelerator the mma and the rounding are emulated, for tests), with variant 5's
+//                  load slots and constant-offset fragment loads (SASS per depth tile: 177 instructions
+//                  for 16 HMMA per warp, was 392).
 //   5. GemmTiled128V: variant 3 with 128-bit shared loads (the 8x8 block as four 4x4 quads), load
 //                  slots computed once per launch and branch-free bounds checks (the GPU default).
 //                  ptxas 11.8 for sm_90 (scripts/ptxas-check.sh): 122 registers, and per depth tile
@@ -115,11 +118,15 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// </summary>
     public static bool Tf32SwapADiagnostic { get; set; }
 
-    /// <summary>Variant 4's launcher, loaded on first use (CUDA only: its inline PTX compiles for no other backend).</summary>
+    /// <summary>
+    /// Variant 4's launcher, loaded on first use: CUDA (inline PTX), or the CPU accelerator, where the
+    /// mma and the TF32 rounding are emulated in software so that tests check the kernel's tiling,
+    /// fragments and epilogue; no OpenCL.
+    /// </summary>
     internal Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> Tf32 =>
-        _tf32 ??= _acc.AcceleratorType == AcceleratorType.Cuda
+        _tf32 ??= _acc.AcceleratorType is AcceleratorType.Cuda or AcceleratorType.CPU
             ? _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmTf32Kernel)
-            : throw new NotSupportedException($"the TF32 GEMM (tensor cores, inline PTX) runs on CUDA devices only; this device is {_acc.AcceleratorType}");
+            : throw new NotSupportedException($"the TF32 GEMM (tensor cores, inline PTX) runs on CUDA devices (and emulated on the CPU accelerator, for tests) only; this device is {_acc.AcceleratorType}");
 
     GemmKernels(Accelerator acc)
     {
@@ -410,20 +417,59 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     }
 
     /// <summary>v rounded to TF32 (10 mantissa bits, to nearest, ties away: cvt.rna.tf32.f32), kept as a float's bits.</summary>
-    static float ToTf32(float v)
+    internal static float ToTf32(float v)
     {
+        if (!CudaAsm.IsSupported) return RoundTf32Emulated(v);
         CudaAsm.Emit("cvt.rna.tf32.f32 %0, %1;", out uint r, v);
         return Interop.IntAsFloat(r);
+    }
+
+    /// <summary>cvt.rna.tf32.f32 in software (the CPU accelerator's emulation): 10 mantissa bits, to nearest, ties away from zero.</summary>
+    static float RoundTf32Emulated(float v)
+    {
+        uint bits = Interop.FloatAsInt(v);
+        if ((bits & 0x7F800000u) == 0x7F800000u) return v;   // inf and NaN unchanged
+        return Interop.IntAsFloat((bits + 0x1000u) & ~0x1FFFu);
     }
 
     /// <summary>d = a b + d for one 16x8x8 tile of a warp (PTX mma.sync.aligned.m16n8k8, TF32 in, float32 accumulate).</summary>
     internal static void Mma(ref float d0, ref float d1, ref float d2, ref float d3, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
     {
+        if (!CudaAsm.IsSupported)
+        {
+            MmaEmulated(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1);
+            return;
+        }
         Ref<float> r0 = d0, r1 = d1, r2 = d2, r3 = d3;
         Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
         CudaAsm.EmitRef("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
             ref r0, ref r1, ref r2, ref r3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
         d0 = r0.Value; d1 = r1.Value; d2 = r2.Value; d3 = r3.Value;
+    }
+
+    /// <summary>
+    /// mma.sync.m16n8k8 (row.col, TF32 in, float32 accumulate) emulated with warp shuffles, for the
+    /// CPU accelerator: the same fragment layout (PTX ISA, "Matrix Fragments for mma.m16n8k8",
+    /// confirmed on the H200 by the swapped-layout diagnostic): lane = 4g + t holds A (g, t), (g+8, t),
+    /// (g, t+4), (g+8, t+4), B (k t, n g), (k t+4, n g), and D (g, 2t), (g, 2t+1), (g+8, 2t),
+    /// (g+8, 2t+1). Every lane of the warp must call it (as mma.sync requires).
+    /// </summary>
+    static void MmaEmulated(ref float d0, ref float d1, ref float d2, ref float d3, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
+        int lane = Warp.LaneIdx;
+        int g = lane >> 2, t = lane & 3;
+        float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+        for (int k = 0; k < 8; k++)
+        {
+            bool high = k >= 4;
+            int kk = k & 3;
+            float ag = Interop.IntAsFloat(Warp.Shuffle(high ? a2 : a0, 4 * g + kk));       // A (g, k)
+            float ag8 = Interop.IntAsFloat(Warp.Shuffle(high ? a3 : a1, 4 * g + kk));      // A (g + 8, k)
+            float bn = Interop.IntAsFloat(Warp.Shuffle(high ? b1 : b0, 4 * (2 * t) + kk));       // B (k, 2t)
+            float bn1 = Interop.IntAsFloat(Warp.Shuffle(high ? b1 : b0, 4 * (2 * t + 1) + kk));  // B (k, 2t + 1)
+            s0 += ag * bn; s1 += ag * bn1; s2 += ag8 * bn; s3 += ag8 * bn1;
+        }
+        d0 += s0; d1 += s1; d2 += s2; d3 += s3;
     }
 
     /// <summary>
@@ -444,15 +490,19 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
         var acc = new GemmAccTf32();
         int b0 = s.ReduceBatch != 0 ? 0 : Grid.IdxZ;
         int b1 = s.ReduceBatch != 0 ? s.Batch : Grid.IdxZ + 1;
-        bool aAlongK = s.ACol == 1, bAlongN = s.BCol == 1;
+        // Variant 5's load slots (computed once; branch-free bounds), elements rounded to TF32 as stored.
+        var la = GemmSlots.Make(tid, m0, s.M, s.ARow, s.ACol, contiguousMN: s.ACol != 1, PitchTf32);
+        var lb = GemmSlots.Make(tid, n0, s.N, s.BCol, s.BRow, contiguousMN: s.BCol == 1, PitchTf32);
         int tiles = (s.K + Tile128K - 1) / Tile128K;
         for (int bb = b0; bb < b1; bb++)
         {
-            int ao = bb * s.ABatch, bo = bb * s.BBatch;
+            var av = a.SubView(bb * s.ABatch);
+            var bv = b.SubView(bb * s.BBatch);
             float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
-            LoadA(a, s, ao, m0, 0, tid, aAlongK, out pa0, out pa1, out pa2, out pa3);
-            LoadB(b, s, bo, n0, 0, tid, bAlongN, out pb0, out pb1, out pb2, out pb3);
-            StoreTiles(sa, sb, 0, tid, aAlongK, bAlongN, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, PitchTf32, true);
+            la.Load(av, 0, s.K, out pa0, out pa1, out pa2, out pa3);
+            lb.Load(bv, 0, s.K, out pb0, out pb1, out pb2, out pb3);
+            la.StoreTf32(sa, 0, pa0, pa1, pa2, pa3);
+            lb.StoreTf32(sb, 0, pb0, pb1, pb2, pb3);
             Group.Barrier();
             for (int kt = 0; kt < tiles; kt++)
             {
@@ -461,12 +511,15 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
                 if (more)
                 {
                     int k0 = (kt + 1) * Tile128K;
-                    LoadA(a, s, ao, m0, k0, tid, aAlongK, out pa0, out pa1, out pa2, out pa3);
-                    LoadB(b, s, bo, n0, k0, tid, bAlongN, out pb0, out pb1, out pb2, out pb3);
+                    la.Load(av, k0, s.K, out pa0, out pa1, out pa2, out pa3);
+                    lb.Load(bv, k0, s.K, out pb0, out pb1, out pb2, out pb3);
                 }
                 acc.Step(sa, sb, cur, wm, wn, PitchTf32, g, t, swapA);
                 if (more)
-                    StoreTiles(sa, sb, BufferTf32 - cur, tid, aAlongK, bAlongN, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, PitchTf32, true);
+                {
+                    la.StoreTf32(sa, BufferTf32 - cur, pa0, pa1, pa2, pa3);
+                    lb.StoreTf32(sb, BufferTf32 - cur, pb0, pb1, pb2, pb3);
+                }
                 Group.Barrier();
             }
         }
@@ -544,6 +597,10 @@ internal struct GemmSlots
         float x = v[inside ? i : 0];
         return inside ? x : 0f;
     }
+
+    /// <summary>As <see cref="Store"/>, each element rounded to TF32 (variant 4; CUDA only: inline PTX).</summary>
+    public readonly void StoreTf32(ArrayView<float> sh, int buf, float v0, float v1, float v2, float v3) =>
+        Store(sh, buf, GemmKernels.ToTf32(v0), GemmKernels.ToTf32(v1), GemmKernels.ToTf32(v2), GemmKernels.ToTf32(v3));
 
     /// <summary>Stores the four elements into the shared tile at <paramref name="buf"/> (row pitch as made).</summary>
     public readonly void Store(ArrayView<float> sh, int buf, float v0, float v1, float v2, float v3)
@@ -775,21 +832,25 @@ internal struct GemmAccTf32
     /// </summary>
     public void Step(ArrayView<float> sa, ArrayView<float> sb, int ka, int ra, int rb, int pitch, int g, int t, int swapA)
     {
-        int r0 = ka + t * pitch + g, r4 = ka + (t + 4) * pitch + g;
-        uint x00 = Interop.FloatAsInt(sa[r0 + ra + 0]), x01 = Interop.FloatAsInt(sa[r0 + ra + 8]);
-        uint x02 = Interop.FloatAsInt(sa[r4 + ra + 0]), x03 = Interop.FloatAsInt(sa[r4 + ra + 8]);
+        // One base per operand (row t, column g of the warp's block), every fragment word at a
+        // constant offset from it (ptxas folds them into the loads); rows t + 4 are 4 pitches on.
+        var qa = sa.SubView(ka + t * pitch + g + ra);
+        var qb = sb.SubView(ka + t * pitch + g + rb);
+        int p4 = 4 * pitch;
+        uint x00 = Interop.FloatAsInt(qa[0]), x01 = Interop.FloatAsInt(qa[8]);
+        uint x02 = Interop.FloatAsInt(qa[p4]), x03 = Interop.FloatAsInt(qa[p4 + 8]);
         uint a00 = x00, a01 = swapA != 0 ? x02 : x01, a02 = swapA != 0 ? x01 : x02, a03 = x03;
-        uint x10 = Interop.FloatAsInt(sa[r0 + ra + 16]), x11 = Interop.FloatAsInt(sa[r0 + ra + 24]);
-        uint x12 = Interop.FloatAsInt(sa[r4 + ra + 16]), x13 = Interop.FloatAsInt(sa[r4 + ra + 24]);
+        uint x10 = Interop.FloatAsInt(qa[16]), x11 = Interop.FloatAsInt(qa[24]);
+        uint x12 = Interop.FloatAsInt(qa[p4 + 16]), x13 = Interop.FloatAsInt(qa[p4 + 24]);
         uint a10 = x10, a11 = swapA != 0 ? x12 : x11, a12 = swapA != 0 ? x11 : x12, a13 = x13;
-        uint b00 = Interop.FloatAsInt(sb[r0 + rb + 0]), b01 = Interop.FloatAsInt(sb[r4 + rb + 0]);
-        uint b10 = Interop.FloatAsInt(sb[r0 + rb + 8]), b11 = Interop.FloatAsInt(sb[r4 + rb + 8]);
-        uint b20 = Interop.FloatAsInt(sb[r0 + rb + 16]), b21 = Interop.FloatAsInt(sb[r4 + rb + 16]);
-        uint b30 = Interop.FloatAsInt(sb[r0 + rb + 24]), b31 = Interop.FloatAsInt(sb[r4 + rb + 24]);
-        uint b40 = Interop.FloatAsInt(sb[r0 + rb + 32]), b41 = Interop.FloatAsInt(sb[r4 + rb + 32]);
-        uint b50 = Interop.FloatAsInt(sb[r0 + rb + 40]), b51 = Interop.FloatAsInt(sb[r4 + rb + 40]);
-        uint b60 = Interop.FloatAsInt(sb[r0 + rb + 48]), b61 = Interop.FloatAsInt(sb[r4 + rb + 48]);
-        uint b70 = Interop.FloatAsInt(sb[r0 + rb + 56]), b71 = Interop.FloatAsInt(sb[r4 + rb + 56]);
+        uint b00 = Interop.FloatAsInt(qb[0]), b01 = Interop.FloatAsInt(qb[p4]);
+        uint b10 = Interop.FloatAsInt(qb[8]), b11 = Interop.FloatAsInt(qb[p4 + 8]);
+        uint b20 = Interop.FloatAsInt(qb[16]), b21 = Interop.FloatAsInt(qb[p4 + 16]);
+        uint b30 = Interop.FloatAsInt(qb[24]), b31 = Interop.FloatAsInt(qb[p4 + 24]);
+        uint b40 = Interop.FloatAsInt(qb[32]), b41 = Interop.FloatAsInt(qb[p4 + 32]);
+        uint b50 = Interop.FloatAsInt(qb[40]), b51 = Interop.FloatAsInt(qb[p4 + 40]);
+        uint b60 = Interop.FloatAsInt(qb[48]), b61 = Interop.FloatAsInt(qb[p4 + 48]);
+        uint b70 = Interop.FloatAsInt(qb[56]), b71 = Interop.FloatAsInt(qb[p4 + 56]);
         GemmKernels.Mma(ref c000, ref c001, ref c002, ref c003, a00, a01, a02, a03, b00, b01);
         GemmKernels.Mma(ref c010, ref c011, ref c012, ref c013, a00, a01, a02, a03, b10, b11);
         GemmKernels.Mma(ref c020, ref c021, ref c022, ref c023, a00, a01, a02, a03, b20, b21);

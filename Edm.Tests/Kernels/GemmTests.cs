@@ -119,19 +119,38 @@ public sealed class GemmTests(CpuDevice fx) : IClassFixture<CpuDevice>
         finally { GemmKernels.MaxGridYZ = keep; }
     }
 
-    [Fact]
-    public void Tf32_runs_on_cuda_only_and_is_never_chosen_elsewhere()
+    // Variant 4 (TF32 tensor cores) on the CPU accelerator: the mma and the rounding are emulated
+    // (GemmKernels.MmaEmulated), so its tiling, fragment loads, load slots and epilogue are checked
+    // here against the float64 product of the TF32-rounded inputs; the swapped A layout (the GPU
+    // diagnostic) must fail; Auto never picks TF32 off CUDA, even where it is allowed.
+    [Theory]
+    [InlineData(0, 0, 129, 20, 9, false, false)]     // (the emulated mma is slow: small shapes)
+    [InlineData(2, 1, 7, 131, 9, true, true)]
+    public void Tf32_kernel_emulated_on_the_cpu_accelerator_matches_the_rounded_reference(int batchA, int batchB, int m, int n, int k, bool ta, bool tb)
     {
-        // The tensor-core kernel's inline PTX compiles for CUDA alone: asked for on the CPU
-        // accelerator's kernel path it is a clear error, and allowing TF32 leaves the choice SIMT.
-        using var a = T(_d, Rand(130 * 9, 1), 130, 9);
-        using var b = T(_d, Rand(9 * 140, 2), 9, 140);
-        using var c = Tensor.Empty(_d, 130, 140);
+        int ba = Math.Max(batchA, 1), bb = Math.Max(batchB, 1);
+        var a = Rand(ba * m * k, 3 * m + k);
+        var b = Rand(bb * k * n, n + k);
+        using var tA = T(_d, a, Shape(batchA, ta ? k : m, ta ? m : k));
+        using var tB = T(_d, b, Shape(batchB, tb ? n : k, tb ? k : n));
+        int[] cShape = batchA == 0 && batchB == 0 ? [m, n] : [Math.Max(ba, bb), m, n];
+        using var c = T(_d, Enumerable.Repeat(float.NaN, cShape.Aggregate(1, (x, y) => x * y)).ToArray(), cShape);
+        using var swapped = Tensor.Empty(_d, cShape);
+        double[] Rounded(float[] x) => Array.ConvertAll(x, v => (double)GemmVerify.RoundTf32(v));
+        var expected = GemmReference.MatMul(Rounded(a), Rounded(b), ba, bb, m, n, k, ta, tb);
         WithPath(false, () =>
         {
-            var e = Assert.Throws<NotSupportedException>(() => Ops.MatMulInto(a, b, c, variant: GemmVariant.Tf32));
-            Assert.Contains("CUDA devices only", e.Message);
+            Ops.MatMulInto(tA, tB, c, ta, tb, variant: GemmVariant.Tf32);
+            Close($"tf32 {m}x{n}x{k} ta={ta} tb={tb}", c.ToArray(), expected, 1e-5 * Math.Sqrt(k), 1e-5);
+            try
+            {
+                GemmKernels.Tf32SwapADiagnostic = true;
+                Ops.MatMulInto(tA, tB, swapped, ta, tb, variant: GemmVariant.Tf32);
+            }
+            finally { GemmKernels.Tf32SwapADiagnostic = false; }
         });
+        var sw = swapped.ToArray();
+        Assert.True(Enumerable.Range(0, sw.Length).Max(i => Math.Abs(sw[i] - expected[i])) > 0.1, "the swapped A fragment layout must give wrong products");
         bool keep = _d.AllowTf32;
         _d.AllowTf32 = true;
         try
