@@ -354,6 +354,15 @@ public static partial class Ops
         var v => throw new ArgumentException($"{ConvAlgorithmEnvironmentVariable}={v} is not a convolution algorithm; allowed: implicit, im2col"),
     };
 
+    /// <summary>
+    /// For tests: lets <see cref="EdmDevice.AllowTf32"/> select the TF32 implicit-GEMM convolutions on
+    /// the CPU accelerator too, where the mma is emulated (slow: tiny shapes only). On CUDA,
+    /// AllowTf32 alone selects them, as PyTorch's allow_tf32 does for cuDNN.
+    /// </summary>
+    public static bool EmulateTf32Conv { get; set; }
+
+    static bool UseTf32Conv(EdmDevice d) => d.AllowTf32 && (d.Kind == DeviceKind.Cuda || (EmulateTf32Conv && d.IsCpu));
+
     // The implicit kernels index an output (and one image) with 32-bit integers.
     static bool UseImplicitConv(ConvShape s) =>
         ImplicitConv && (long)s.Batch * s.Cout * s.Pixels < int.MaxValue && (long)s.Batch * s.Cin * s.H * s.W < int.MaxValue;
@@ -366,7 +375,7 @@ public static partial class Ops
     {
         var k = device.Kernels<ConvImplicitKernels>();
         var b = bias?.View ?? y.SubView(0, 1);
-        k.Forward(ConvTiles(s.Batch * s.Pixels, s.Cout), weight, x, b, y, s, bias is null ? 0 : 1,
+        (UseTf32Conv(device) ? k.ForwardTf32 : k.Forward)(ConvTiles(s.Batch * s.Pixels, s.Cout), weight, x, b, y, s, bias is null ? 0 : 1,
             SpecializedValue.New(s.KH * s.KW), SpecializedValue.New(s.KW));
     }
 
@@ -387,7 +396,8 @@ public static partial class Ops
         var (chunks, chunk) = WeightGradSplit(s);
         int wLen = s.Cout * s.KDim;
         using var partial = Tensor.Empty(device, chunks * wLen);
-        device.Kernels<ConvImplicitKernels>().WeightGrad(ConvTiles(s.KDim, s.Cout, chunks), dy.View, x.View, partial.View, s, chunk,
+        var k = device.Kernels<ConvImplicitKernels>();
+        (UseTf32Conv(device) ? k.WeightGradTf32 : k.WeightGrad)(ConvTiles(s.KDim, s.Cout, chunks), dy.View, x.View, partial.View, s, chunk,
             SpecializedValue.New(s.KH * s.KW), SpecializedValue.New(s.KW));
         int threads = device.LaunchThreads(wLen);
         device.Kernels<Conv2dKernels>().SumBatch(threads, partial.View, dw.View, chunks, accumulate ? 1f : 0f, threads);

@@ -21,7 +21,8 @@ namespace Edm.Kernels;
 public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
 {
     const int Tile = GemmKernels.Tile128, TileK = GemmKernels.Tile128K;
-    const int Pitch = GemmKernels.Pitch128, Buffer = GemmKernels.Buffer128;
+    // Shared tiles sized for the wider (TF32) pitch, so one allocation serves both accumulators.
+    const int SharedQuads = 2 * GemmKernels.BufferTf32 / 4;
 
     /// <summary>Groups per launch the weight-gradient split aims for (two per multiprocessor of a 132-SM GPU; a constant, so the split depends on the shape alone).</summary>
     public const int WeightGradTargetGroups = 264;
@@ -29,13 +30,25 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>> Forward;
     internal readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>> WeightGrad;
     internal readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int> FlipWeight;
+    readonly Accelerator _acc;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>? _forwardTf32;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>? _weightGradTf32;
 
     ConvImplicitKernels(Accelerator acc)
     {
-        Forward = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>(ForwardKernel);
-        WeightGrad = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>(WeightGradKernel);
+        _acc = acc;
+        Forward = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>(ForwardKernel<GemmAcc8x8>);
+        WeightGrad = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>(WeightGradKernel<GemmAcc8x8>);
         FlipWeight = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvShape, int>(FlipWeightKernel);
     }
+
+    /// <summary>The forward on TF32 tensor cores (GEMM variant 4's warp tiles), loaded on first use: CUDA, or the CPU accelerator's emulation.</summary>
+    internal Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>> ForwardTf32 =>
+        _forwardTf32 ??= _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>(ForwardKernel<GemmAccTf32>);
+
+    /// <summary>The weight gradient on TF32 tensor cores, loaded on first use.</summary>
+    internal Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>> WeightGradTf32 =>
+        _weightGradTf32 ??= _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape, int, SpecializedValue<int>, SpecializedValue<int>>(WeightGradKernel<GemmAccTf32>);
 
     /// <inheritdoc/>
     public static ConvImplicitKernels Load(EdmDevice device) => new(device.Accelerator);
@@ -47,31 +60,32 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
     /// kb, kb+2, kb+4, kb+6 of every tile (kb = tid / 128), zero outside the image.
     /// <paramref name="khw"/> = kh*kw and <paramref name="kw"/> are the specialised divisors.
     /// </summary>
-    static void ForwardKernel(ArrayView<float> w, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> y, ConvShape s, int hasBias,
-        SpecializedValue<int> khw, SpecializedValue<int> kw)
+    static void ForwardKernel<TAcc>(ArrayView<float> w, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> y, ConvShape s, int hasBias,
+        SpecializedValue<int> khw, SpecializedValue<int> kw) where TAcc : struct, ITileAcc
     {
-        var sa4 = SharedMemory.Allocate<Float4>(2 * Buffer / 4);
-        var sb4 = SharedMemory.Allocate<Float4>(2 * Buffer / 4);
+        var sa4 = SharedMemory.Allocate<Float4>(SharedQuads);
+        var sb4 = SharedMemory.Allocate<Float4>(SharedQuads);
         var sa = sa4.Cast<float>();
         var sb = sb4.Cast<float>();
+        var acc = default(TAcc);
+        int pitch = acc.Pitch, buffer = TileK * pitch;
+        bool tf32 = acc.Tf32;
         int tid = Group.IdxX;
-        int tx = tid & 15, ty = tid >> 4;
         int n0 = Grid.IdxX * Tile, m0 = Grid.IdxY * Tile;
         int kdim = s.Cin * khw, pixels = s.Ho * s.Wo, total = s.Batch * pixels, plane = s.H * s.W;
-        var la = GemmSlots.Make(tid, m0, s.Cout, kdim, 1, contiguousMN: false, Pitch);
-        var lb = new ConvColumnSlot(tid, n0, total, pixels, s);
+        var la = GemmSlots.Make(tid, m0, s.Cout, kdim, 1, contiguousMN: false, pitch);
+        var lb = new ConvColumnSlot(tid, n0, total, pixels, s, pitch);
         var xv = x.SubView((long)lb.Image * s.Cin * plane);
-        var acc = new GemmAcc8x8();
         int tiles = (kdim + TileK - 1) / TileK;
         float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
         la.Load(w, 0, kdim, out pa0, out pa1, out pa2, out pa3);
         lb.Load(xv, 0, kdim, s, plane, khw, kw, out pb0, out pb1, out pb2, out pb3);
-        la.Store(sa, 0, pa0, pa1, pa2, pa3);
-        lb.Store(sb, 0, pb0, pb1, pb2, pb3);
+        la.Store(sa, 0, pa0, pa1, pa2, pa3, tf32);
+        lb.Store(sb, 0, pb0, pb1, pb2, pb3, tf32);
         Group.Barrier();
         for (int t = 0; t < tiles; t++)
         {
-            int cur = (t & 1) * Buffer;
+            int cur = (t & 1) * buffer;
             bool more = t + 1 < tiles;
             if (more)
             {
@@ -79,15 +93,15 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
                 la.Load(w, k0, kdim, out pa0, out pa1, out pa2, out pa3);
                 lb.Load(xv, k0, kdim, s, plane, khw, kw, out pb0, out pb1, out pb2, out pb3);
             }
-            acc.TileQuads(sa4, sb4, cur, tx, ty);
+            acc.Tile(sa4, sb4, sa, sb, cur, tid);
             if (more)
             {
-                la.Store(sa, Buffer - cur, pa0, pa1, pa2, pa3);
-                lb.Store(sb, Buffer - cur, pb0, pb1, pb2, pb3);
+                la.Store(sa, buffer - cur, pa0, pa1, pa2, pa3, tf32);
+                lb.Store(sb, buffer - cur, pb0, pb1, pb2, pb3, tf32);
             }
             Group.Barrier();
         }
-        acc.StoreConv(y, bias, hasBias, s.Cout, pixels, total, m0 + 4 * ty, n0 + 4 * tx);
+        acc.StoreConv(y, bias, hasBias, s.Cout, pixels, total, m0, n0, tid);
     }
 
     /// <summary>
@@ -98,15 +112,17 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
     /// (tid / 8) + 32r of dy and B columns (tid / 8) + 32r of col (their (ci, ky, kx) decoded once
     /// per launch). partial[z] (Cout, KDim) is overwritten.
     /// </summary>
-    static void WeightGradKernel(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> partial, ConvShape s, int chunk,
-        SpecializedValue<int> khw, SpecializedValue<int> kw)
+    static void WeightGradKernel<TAcc>(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> partial, ConvShape s, int chunk,
+        SpecializedValue<int> khw, SpecializedValue<int> kw) where TAcc : struct, ITileAcc
     {
-        var sa4 = SharedMemory.Allocate<Float4>(2 * Buffer / 4);
-        var sb4 = SharedMemory.Allocate<Float4>(2 * Buffer / 4);
+        var sa4 = SharedMemory.Allocate<Float4>(SharedQuads);
+        var sb4 = SharedMemory.Allocate<Float4>(SharedQuads);
         var sa = sa4.Cast<float>();
         var sb = sb4.Cast<float>();
+        var acc = default(TAcc);
+        int pitch = acc.Pitch, buffer = TileK * pitch;
+        bool tf32 = acc.Tf32;
         int tid = Group.IdxX;
-        int tx = tid & 15, ty = tid >> 4;
         int n0 = Grid.IdxX * Tile, m0 = Grid.IdxY * Tile;
         int kdim = s.Cin * khw, pixels = s.Ho * s.Wo, plane = s.H * s.W;
         int start = Grid.IdxZ * chunk;
@@ -114,26 +130,25 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
         var rows = new ConvRowSlots(tid, m0, s.Cout, pixels);
         var cols = new ConvDepthSlots(tid, n0, kdim, plane, s.W, khw, kw);
         int lane = tid & 7;
-        int shared = lane * Pitch + (tid >> 3);
-        var acc = new GemmAcc8x8();
+        int shared = lane * pitch + (tid >> 3);
         int tiles = (end - start + TileK - 1) / TileK;
         float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
         LoadPixel(dy, x, s, rows, cols, start + lane, end, pixels, plane, out pa0, out pa1, out pa2, out pa3, out pb0, out pb1, out pb2, out pb3);
-        StoreSlots(sa, sb, shared, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3);
+        StoreSlots(sa, sb, shared, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, tf32);
         Group.Barrier();
         for (int t = 0; t < tiles; t++)
         {
-            int cur = (t & 1) * Buffer;
+            int cur = (t & 1) * buffer;
             bool more = t + 1 < tiles;
             if (more)
                 LoadPixel(dy, x, s, rows, cols, start + (t + 1) * TileK + lane, end, pixels, plane, out pa0, out pa1, out pa2, out pa3, out pb0, out pb1, out pb2, out pb3);
-            acc.TileQuads(sa4, sb4, cur, tx, ty);
+            acc.Tile(sa4, sb4, sa, sb, cur, tid);
             if (more)
-                StoreSlots(sa, sb, Buffer - cur + shared, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3);
+                StoreSlots(sa, sb, buffer - cur + shared, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, tf32);
             Group.Barrier();
         }
         var shape = new GemmShape(s.Cout, kdim, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, kdim, 1f, 0f);
-        acc.StoreQuads(partial, shape, Grid.IdxZ * s.Cout * kdim, m0 + 4 * ty, n0 + 4 * tx);
+        acc.StoreTile(partial, shape, Grid.IdxZ * s.Cout * kdim, m0, n0, tid);
     }
 
     /// <summary>The weight-gradient loads of one pixel n: dy at four rows, x at four depth columns (zero past <paramref name="end"/>, outside the image or the matrix).</summary>
@@ -157,8 +172,13 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
         b3 = cols.Load(xv, 3, inside, iy0, ix0, s);
     }
 
-    static void StoreSlots(ArrayView<float> sa, ArrayView<float> sb, int i, float a0, float a1, float a2, float a3, float b0, float b1, float b2, float b3)
+    static void StoreSlots(ArrayView<float> sa, ArrayView<float> sb, int i, float a0, float a1, float a2, float a3, float b0, float b1, float b2, float b3, bool tf32)
     {
+        if (tf32)
+        {
+            a0 = GemmKernels.ToTf32(a0); a1 = GemmKernels.ToTf32(a1); a2 = GemmKernels.ToTf32(a2); a3 = GemmKernels.ToTf32(a3);
+            b0 = GemmKernels.ToTf32(b0); b1 = GemmKernels.ToTf32(b1); b2 = GemmKernels.ToTf32(b2); b3 = GemmKernels.ToTf32(b3);
+        }
         sa[i] = a0; sa[i + 32] = a1; sa[i + 64] = a2; sa[i + 96] = a3;
         sb[i] = b0; sb[i + 32] = b1; sb[i + 64] = b2; sb[i + 96] = b3;
     }
@@ -184,10 +204,11 @@ internal readonly struct ConvColumnSlot
 {
     const int Outside = int.MaxValue / 2;
     public readonly int Image;
-    readonly int _iy0, _ix0, _kb, _shared;
+    readonly int _iy0, _ix0, _kb, _shared, _pitch;
 
-    public ConvColumnSlot(int tid, int n0, int total, int pixels, ConvShape s)
+    public ConvColumnSlot(int tid, int n0, int total, int pixels, ConvShape s, int pitch)
     {
+        _pitch = pitch;
         int n = n0 + (tid & 127);
         bool ok = n < total;
         int nn = ok ? n : 0;
@@ -197,7 +218,7 @@ internal readonly struct ConvColumnSlot
         _iy0 = oy * s.SH - s.PadT;
         _ix0 = ox * s.SW - s.PadL;
         _kb = ok ? tid >> 7 : Outside;
-        _shared = (tid >> 7) * GemmKernels.Pitch128 + (tid & 127);
+        _shared = (tid >> 7) * pitch + (tid & 127);
     }
 
     /// <summary>x at depths k0 + kb + 2r of this column (zero past <paramref name="kdim"/> or outside the image).</summary>
@@ -221,14 +242,15 @@ internal readonly struct ConvColumnSlot
         return inside ? v : 0f;
     }
 
-    /// <summary>Stores the four values into the B tile at <paramref name="buf"/> (depth rows kb + 2r).</summary>
-    public void Store(ArrayView<float> sb, int buf, float v0, float v1, float v2, float v3)
+    /// <summary>Stores the four values into the B tile at <paramref name="buf"/> (depth rows kb + 2r), rounded to TF32 when <paramref name="tf32"/>.</summary>
+    public void Store(ArrayView<float> sb, int buf, float v0, float v1, float v2, float v3, bool tf32)
     {
+        if (tf32) { v0 = GemmKernels.ToTf32(v0); v1 = GemmKernels.ToTf32(v1); v2 = GemmKernels.ToTf32(v2); v3 = GemmKernels.ToTf32(v3); }
         int i = buf + _shared;
         sb[i] = v0;
-        sb[i + 2 * GemmKernels.Pitch128] = v1;
-        sb[i + 4 * GemmKernels.Pitch128] = v2;
-        sb[i + 6 * GemmKernels.Pitch128] = v3;
+        sb[i + 2 * _pitch] = v1;
+        sb[i + 4 * _pitch] = v2;
+        sb[i + 6 * _pitch] = v3;
     }
 }
 

@@ -106,8 +106,8 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     internal const int Pitch128 = Tile128 + 4;
     internal const int Buffer128 = Tile128K * Pitch128;
     // Variant 4's pitch: 136 = 8 (mod 32), so a fragment load (rows t and t+4, columns g) hits 32 banks.
-    const int PitchTf32 = Tile128 + 8;
-    const int BufferTf32 = Tile128K * PitchTf32;
+    internal const int PitchTf32 = Tile128 + 8;
+    internal const int BufferTf32 = Tile128K * PitchTf32;
     readonly Accelerator _acc;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>? _tf32;
 
@@ -598,7 +598,14 @@ internal struct GemmSlots
         return inside ? x : 0f;
     }
 
-    /// <summary>As <see cref="Store"/>, each element rounded to TF32 (variant 4; CUDA only: inline PTX).</summary>
+    /// <summary><see cref="StoreTf32"/> when <paramref name="tf32"/>, else the plain store.</summary>
+    public readonly void Store(ArrayView<float> sh, int buf, float v0, float v1, float v2, float v3, bool tf32)
+    {
+        if (tf32) StoreTf32(sh, buf, v0, v1, v2, v3);
+        else Store(sh, buf, v0, v1, v2, v3);
+    }
+
+    /// <summary>As the plain store, each element rounded to TF32 (variant 4; CUDA only: inline PTX).</summary>
     public readonly void StoreTf32(ArrayView<float> sh, int buf, float v0, float v1, float v2, float v3) =>
         Store(sh, buf, GemmKernels.ToTf32(v0), GemmKernels.ToTf32(v1), GemmKernels.ToTf32(v2), GemmKernels.ToTf32(v3));
 
@@ -613,6 +620,25 @@ internal struct GemmSlots
     }
 }
 
+/// <summary>
+/// A group's 128x128 accumulator tile as the implicit-GEMM convolutions use it (ConvImplicitGemm.cs):
+/// the SIMT one (<see cref="GemmAcc8x8"/>, variant 5) or the TF32 tensor-core one
+/// (<see cref="GemmAccTf32"/>, variant 4). Kernels generic in it share their loads and loops.
+/// </summary>
+internal interface ITileAcc
+{
+    /// <summary>Row pitch (floats) of the shared tiles this accumulator reads.</summary>
+    int Pitch { get; }
+    /// <summary>Whether elements are rounded to TF32 as they enter shared memory.</summary>
+    bool Tf32 { get; }
+    /// <summary>The depth steps of one shared tile (buffer at float offset <paramref name="cur"/>) for thread <paramref name="tid"/>.</summary>
+    void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid);
+    /// <summary>The convolution epilogue: y[(img*cout + co)*pixels + p] = acc + bias[co] for the tile at (m0, n0).</summary>
+    void StoreConv(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int total, int m0, int n0, int tid);
+    /// <summary>The tile at (m0, n0) into a row-major C (as the GEMM variants store it).</summary>
+    void StoreTile(ArrayView<float> c, GemmShape s, int co, int m0, int n0, int tid);
+}
+
 /// <summary>Four floats: a 128-bit shared-memory word of variant 5 (ILGPU emits ld.shared.v4 for it where the address is 16-byte aligned).</summary>
 internal struct Float4
 {
@@ -621,8 +647,25 @@ internal struct Float4
 #pragma warning restore CS0649
 }
 
-internal struct GemmAcc8x8
+internal struct GemmAcc8x8 : ITileAcc
 {
+    /// <inheritdoc/>
+    public readonly int Pitch => GemmKernels.Pitch128;
+    /// <inheritdoc/>
+    public readonly bool Tf32 => false;
+
+    /// <inheritdoc/>
+    public void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid) =>
+        TileQuads(sa4, sb4, cur, tid & 15, tid >> 4);
+
+    /// <inheritdoc/>
+    public readonly void StoreConv(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int total, int m0, int n0, int tid) =>
+        StoreConv(y, bias, hasBias, cout, pixels, total, m0 + 4 * (tid >> 4), n0 + 4 * (tid & 15));
+
+    /// <inheritdoc/>
+    public readonly void StoreTile(ArrayView<float> c, GemmShape s, int co, int m0, int n0, int tid) =>
+        StoreQuads(c, s, co, m0 + 4 * (tid >> 4), n0 + 4 * (tid & 15));
+
     public float c00, c01, c02, c03, c04, c05, c06, c07;
     public float c10, c11, c12, c13, c14, c15, c16, c17;
     public float c20, c21, c22, c23, c24, c25, c26, c27;
@@ -705,7 +748,7 @@ internal struct GemmAcc8x8
     }
 
     /// <summary>Offset of column n's pixel in y without the channel term (img*cout*pixels + p), or -1 past the last column.</summary>
-    static int ConvColumn(int n, int cout, int pixels, int total)
+    internal static int ConvColumn(int n, int cout, int pixels, int total)
     {
         if (n >= total) return -1;
         int img = n / pixels;
@@ -804,8 +847,62 @@ internal struct GemmAcc8x8
 /// and columns 2t, 2t+1, 2t, 2t+1 of tile (i, j), g = lane / 4, t = lane % 4), as scalar fields so
 /// that ILGPU keeps them in registers.
 /// </summary>
-internal struct GemmAccTf32
+internal struct GemmAccTf32 : ITileAcc
 {
+    /// <inheritdoc/>
+    public readonly int Pitch => GemmKernels.PitchTf32;
+    /// <inheritdoc/>
+    public readonly bool Tf32 => true;
+
+    /// <inheritdoc/>
+    public void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid)
+    {
+        int lane = tid & 31, warp = tid >> 5;
+        Step(sa, sb, cur, (warp & 3) * 32, (warp >> 2) * 64, GemmKernels.PitchTf32, lane >> 2, lane & 3, 0);
+    }
+
+    /// <inheritdoc/>
+    public readonly void StoreTile(ArrayView<float> c, GemmShape s, int co, int m0, int n0, int tid)
+    {
+        int lane = tid & 31, warp = tid >> 5;
+        Store(c, s, co, m0 + (warp & 3) * 32 + (lane >> 2), n0 + (warp >> 2) * 64 + 2 * (lane & 3));
+    }
+
+    /// <inheritdoc/>
+    public readonly void StoreConv(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int total, int m0, int n0, int tid)
+    {
+        int lane = tid & 31, warp = tid >> 5;
+        int m = m0 + (warp & 3) * 32 + (lane >> 2), n = n0 + (warp >> 2) * 64 + 2 * (lane & 3);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 0, c000, c001, c002, c003, c100, c101, c102, c103);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 8, c010, c011, c012, c013, c110, c111, c112, c113);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 16, c020, c021, c022, c023, c120, c121, c122, c123);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 24, c030, c031, c032, c033, c130, c131, c132, c133);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 32, c040, c041, c042, c043, c140, c141, c142, c143);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 40, c050, c051, c052, c053, c150, c151, c152, c153);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 48, c060, c061, c062, c063, c160, c161, c162, c163);
+        ConvPair(y, bias, hasBias, cout, pixels, total, m, n + 56, c070, c071, c072, c073, c170, c171, c172, c173);
+    }
+
+    // Columns n and n + 1 of rows m, m + 8, m + 16, m + 24 (an mma tile pair's four rows).
+    static void ConvPair(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int total, int m, int n,
+        float r0a, float r0b, float r8a, float r8b, float r16a, float r16b, float r24a, float r24b)
+    {
+        int ja = GemmAcc8x8.ConvColumn(n, cout, pixels, total), jb = GemmAcc8x8.ConvColumn(n + 1, cout, pixels, total);
+        ConvPut(y, bias, hasBias, cout, pixels, m, ja, jb, r0a, r0b);
+        ConvPut(y, bias, hasBias, cout, pixels, m + 8, ja, jb, r8a, r8b);
+        ConvPut(y, bias, hasBias, cout, pixels, m + 16, ja, jb, r16a, r16b);
+        ConvPut(y, bias, hasBias, cout, pixels, m + 24, ja, jb, r24a, r24b);
+    }
+
+    static void ConvPut(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int co, int ja, int jb, float va, float vb)
+    {
+        if (co >= cout) return;
+        float b = hasBias != 0 ? bias[co] : 0f;
+        int o = co * pixels;
+        if (ja >= 0) y[ja + o] = va + b;
+        if (jb >= 0) y[jb + o] = vb + b;
+    }
+
     public float c000, c001, c002, c003;
     public float c010, c011, c012, c013;
     public float c020, c021, c022, c023;

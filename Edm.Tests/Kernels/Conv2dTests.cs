@@ -131,6 +131,44 @@ public sealed class Conv2dTests(CpuDevice fx) : IClassFixture<CpuDevice>
         finally { Ops.ImplicitConv = keep; }
     }
 
+    // The TF32 implicit-GEMM convolutions (GEMM variant 4's warp tiles) on the CPU accelerator, the
+    // mma emulated: against the float64 reference of the TF32-rounded operands (the bias is added
+    // in float32, unrounded). Forward, backward-data (the flipped forward) and weight gradient.
+    [Fact]
+    public void Tf32_implicit_convolutions_match_the_rounded_reference()
+    {
+        bool keepEmulate = Ops.EmulateTf32Conv;
+        _d.CpuFastPaths = false;
+        Ops.EmulateTf32Conv = true;
+        try
+        {
+            // verify's CUDA rows (tf32 family), here at a tiny shape on the emulation.
+            var rows = Conv2dVerify.Tf32(_d, 2, 3, 5, 4, 5, 3).ToList();
+            Assert.Equal(3, rows.Count);
+            Assert.All(rows, r => Assert.True(r.Passed, $"{r.Name} {r.Shapes}: error {r.MaxAbsError} > {r.Tolerance} {r.Note}"));
+            // And they really ran in TF32: the unrounded product is further away than float32 rounding.
+            var x = Rand(2 * 3 * 20, 41);
+            var wt = Rand(5 * 3 * 9, 42);
+            using var tx = T(_d, x, 2, 3, 5, 4);
+            using var tw = T(_d, wt, 5, 3, 3, 3);
+            bool keep = _d.AllowTf32;
+            _d.AllowTf32 = true;
+            try
+            {
+                using var y = Ops.Conv2d(tx, tw);
+                var got = y.ToArray();
+                var exact = Conv2dReference.Forward(D(x), D(wt), new double[5], 2, 3, 5, 4, 5, 3, 1);
+                Assert.True(Enumerable.Range(0, got.Length).Max(i => Math.Abs(got[i] - exact[i])) > 1e-4);
+            }
+            finally { _d.AllowTf32 = keep; }
+        }
+        finally
+        {
+            _d.CpuFastPaths = true;
+            Ops.EmulateTf32Conv = keepEmulate;
+        }
+    }
+
     [Fact]
     public void Weight_gradient_split_depends_on_the_shape_alone_and_covers_every_pixel()
     {

@@ -50,9 +50,14 @@ public sealed class PtxCompileTests
         t.IsPrimitive || (t.IsGenericType && (t.GetGenericTypeDefinition() == typeof(ArrayView<>) || t.GetGenericTypeDefinition() == typeof(SpecializedValue<>)))
         || (t.IsValueType && !t.IsByRef && t.Namespace == "Edm.Kernels");
 
+    // Explicitly grouped kernels generic in their accumulator (ConvImplicitGemm.cs: ITileAcc) are
+    // compiled for every accumulator the assembly has (SIMT and TF32).
     static IEnumerable<MethodInfo> ExplicitMethods() => StaticMethods().Where(m =>
-        m.ReturnType == typeof(void) && !m.IsGenericMethodDefinition && m.GetParameters() is { Length: > 0 } p
-        && p[0].ParameterType != typeof(Index1D) && m.Name.EndsWith("Kernel") && p.All(x => IsKernelParameter(x.ParameterType)));
+        m.ReturnType == typeof(void) && m.GetParameters() is { Length: > 0 } p
+        && p[0].ParameterType != typeof(Index1D) && m.Name.EndsWith("Kernel") && p.All(x => IsKernelParameter(x.ParameterType)))
+        .SelectMany(m => !m.IsGenericMethodDefinition ? [m]
+            : KernelAssembly.GetTypes().Where(t => t.IsValueType && m.GetGenericArguments()[0].GetGenericParameterConstraints().All(c => c.IsAssignableFrom(t)))
+                .Select(t => m.MakeGenericMethod(t)));
 
     static string Name(MethodInfo m) =>
         $"{m.DeclaringType!.Name}.{m.Name}" + (m.IsGenericMethod ? $"<{string.Join(",", m.GetGenericArguments().Select(t => t.Name))}>" : "");

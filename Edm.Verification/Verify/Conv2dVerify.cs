@@ -79,6 +79,40 @@ public sealed class Conv2dVerify : IVerifySuite
         finally { Ops.ImplicitConv = keep; }
     }
 
+    /// <summary>
+    /// The TF32 implicit-GEMM convolutions (forward, backward-data, weight gradient; EdmDevice.AllowTf32
+    /// on, CUDA) against the float64 reference of the TF32-rounded operands (float32 accumulation
+    /// error only). Run in the tf32 family, last (a fault in a new GPU kernel ends the context).
+    /// </summary>
+    public static IEnumerable<VerifyRow> Tf32(EdmDevice d, int b, int cin, int h, int w, int cout, int k)
+    {
+        int pad = k / 2;
+        var x = Compare.Random(b * cin * h * w, 21);
+        var wt = Compare.Random(cout * cin * k * k, 22);
+        var bias = Compare.Random(cout, 23);
+        var dy = Compare.Random(b * cout * h * w, 24);
+        static double[] R(float[] v) => Array.ConvertAll(v, q => (double)GemmVerify.RoundTf32(q));
+        using var tx = Tensor.FromArray(d, x, b, cin, h, w);
+        using var tw = Tensor.FromArray(d, wt, cout, cin, k, k);
+        using var tb = Tensor.FromArray(d, bias, cout);
+        using var tdy = Tensor.FromArray(d, dy, b, cout, h, w);
+        string shapes = $"x ({b}, {cin}, {h}, {w}) w ({cout}, {cin}, {k}, {k})";
+        var (rdx, rdw, _) = Conv2dReference.Backward(R(x), R(wt), R(dy), b, cin, h, w, cout, k, pad);
+        bool keep = d.AllowTf32;
+        d.AllowTf32 = true;
+        try
+        {
+            using (var y = Ops.Conv2d(tx, tw, tb))
+                yield return Compare.Row($"conv{k}x{k} forward tf32", shapes, y.ToArray(),
+                    Conv2dReference.Forward(R(x), R(wt), Array.ConvertAll(bias, v => (double)v), b, cin, h, w, cout, k, pad), 1e-5 * Math.Sqrt(cin * k * k));
+            using (var dx = Ops.Conv2dBackwardData(tdy, tw))
+                yield return Compare.Row($"conv{k}x{k} backward-data tf32", shapes, dx.ToArray(), rdx, 1e-5 * Math.Sqrt(cout * k * k));
+            using (var dw = Ops.Conv2dBackwardWeight(tx, tdy, k))
+                yield return Compare.Row($"conv{k}x{k} backward-weight tf32", shapes, dw.ToArray(), rdw, 1e-5 * Math.Sqrt(b * h * w));
+        }
+        finally { d.AllowTf32 = keep; }
+    }
+
     /// <summary>The four conv ops on one shape, one row each.</summary>
     public static IEnumerable<VerifyRow> Conv(EdmDevice d, int b, int cin, int h, int w, int cout, int k, int padding, string tag = "")
     {

@@ -7,7 +7,8 @@ using Edm.Kernels;
 namespace Edm.Verification;
 
 /// <summary>
-/// The TF32 tensor-core GEMM (CUDA only; no rows elsewhere). Its own family, run last: a fault in a
+/// The TF32 tensor-core GEMM and implicit-GEMM convolutions (CUDA only; no rows elsewhere: the CPU
+/// accelerator's emulation of them is checked by tests). Its own family, run last: a fault in a
 /// kernel never run before on a GPU (the first run's TF32 kernel read past shared memory) leaves the
 /// CUDA context unusable, and every later suite would fail with it.
 /// </summary>
@@ -24,6 +25,8 @@ public sealed class Tf32Verify : IVerifySuite
         yield return GemmVerify.Tf32(d, 0, 0, 130, 200, 77, true, false);
         yield return GemmVerify.Tf32(d, 3, 1, 140, 135, 19, true, true);
         yield return GemmVerify.Tf32(d, 0, 0, 512, 512, 512, false, true);
+        foreach (var row in Conv2dVerify.Tf32(d, 4, 37, 12, 11, 130, 3)) yield return row;
+        foreach (var row in Conv2dVerify.Tf32(d, 3, 20, 8, 8, 36, 1)) yield return row;
     }
 }
 
