@@ -93,7 +93,7 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
                 la.Load(w, k0, kdim, out pa0, out pa1, out pa2, out pa3);
                 lb.Load(xv, k0, kdim, s, plane, khw, kw, out pb0, out pb1, out pb2, out pb3);
             }
-            acc.Tile(sa4, sb4, sa, sb, cur, tid);
+            acc.Tile(sa4, sb4, sa, sb, cur, tid, 0);
             if (more)
             {
                 la.Store(sa, buffer - cur, pa0, pa1, pa2, pa3, tf32);
@@ -142,7 +142,7 @@ public sealed class ConvImplicitKernels : IKernelFamily<ConvImplicitKernels>
             bool more = t + 1 < tiles;
             if (more)
                 LoadPixel(dy, x, s, rows, cols, start + (t + 1) * TileK + lane, end, pixels, plane, out pa0, out pa1, out pa2, out pa3, out pb0, out pb1, out pb2, out pb3);
-            acc.Tile(sa4, sb4, sa, sb, cur, tid);
+            acc.Tile(sa4, sb4, sa, sb, cur, tid, 0);
             if (more)
                 StoreSlots(sa, sb, buffer - cur + shared, pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, tf32);
             Group.Barrier();

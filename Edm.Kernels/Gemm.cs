@@ -12,12 +12,13 @@
 //                  reads are conflict-free); bounds-checked loads make any M, N, K correct.
 //   3. GemmTiled128: 128x128 C tile, depth-8 double-buffered shared tiles, 8x8 per thread (rows
 //                  ty+16i, columns tx+16j; scalar shared loads).
-//   4. GemmTf32:   variant 3's tiles on TF32 tensor cores (mma.sync m16n8k8 through inline PTX; on the
-//                  CPU accelerator the mma and the rounding are emulated, for tests), with variant 5's
-//                  load slots and constant-offset fragment loads (SASS per depth tile: 177 instructions
-//                  for 16 HMMA per warp, was 392).
-//   5. GemmTiled128V: variant 3 with 128-bit shared loads (the 8x8 block as four 4x4 quads), load
-//                  slots computed once per launch and branch-free bounds checks (the GPU default).
+//   4. GemmTileKernel<GemmAccTf32>: variant 3's tiles on TF32 tensor cores (mma.sync m16n8k8 through
+//                  inline PTX; on the CPU accelerator the mma and the rounding are emulated, for tests),
+//                  with variant 5's load slots and constant-offset fragment loads (SASS per depth tile:
+//                  188 instructions for 16 HMMA per warp, was 392).
+//   5. GemmTileKernel<GemmAcc8x8>: variant 3 with 128-bit shared loads (the 8x8 block as four 4x4
+//                  quads), load slots computed once per launch and branch-free bounds checks (the GPU
+//                  default). Variants 4 and 5 are one kernel generic in its accumulator (ITileAcc).
 //                  ptxas 11.8 for sm_90 (scripts/ptxas-check.sh): 122 registers, and per depth tile
 //                  about 710 instructions for 512 FFMA (72 %) against variant 3's ~1,195 (43 %).
 //   CPU fast path: GotoBLAS-style blocking (KC x N panel of B packed once per depth block, MC x KC
@@ -125,14 +126,15 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// </summary>
     internal Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> Tf32 =>
         _tf32 ??= _acc.AcceleratorType is AcceleratorType.Cuda or AcceleratorType.CPU
-            ? _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmTf32Kernel)
+            ? _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmTileKernel<GemmAccTf32>)
             : throw new NotSupportedException($"the TF32 GEMM (tensor cores, inline PTX) runs on CUDA devices (and emulated on the CPU accelerator, for tests) only; this device is {_acc.AcceleratorType}");
 
     GemmKernels(Accelerator acc)
     {
         _acc = acc;
         Tiled128 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiled128Kernel);
-        Tiled128V = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiled128VKernel);
+        var v5 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmTileKernel<GemmAcc8x8>);
+        Tiled128V = (config, va, vb, vc, vs) => v5(config, va, vb, vc, vs, 0);
         Naive = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmNaiveKernel);
         Tiled = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmTiledKernel);
     }
@@ -309,28 +311,35 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     }
 
     /// <summary>
-    /// Variant 5: variant 3 (same tiles, loads, double buffering and barriers) with the thread's 8x8
-    /// block as four 4x4 quads at rows 4ty (+64) and columns 4tx (+64). The shared tiles are arrays
-    /// of <see cref="Float4"/> (16-byte aligned; pitch 132 floats = 33 quads), so each depth step is
-    /// two 128-bit loads of A (a warp reads two addresses: broadcast) and two of B (a quarter-warp
-    /// reads 128 consecutive bytes: no conflicts), addressed from one base per step with constant
-    /// offsets. Grid (ceil(N/128), ceil(M/128), batch or 1). Any M, N, K.
+    /// Variants 5 and 4, by accumulator. Variant 5 (<see cref="GemmAcc8x8"/>): variant 3 (same tiles,
+    /// loads, double buffering and barriers) with the thread's 8x8 block as four 4x4 quads at rows
+    /// 4ty (+64) and columns 4tx (+64); the shared tiles are arrays of <see cref="Float4"/> (16-byte
+    /// aligned; pitch 132 floats = 33 quads), so each depth step is two 128-bit loads of A (a warp
+    /// reads two addresses: broadcast) and two of B (a quarter-warp reads 128 consecutive bytes: no
+    /// conflicts), addressed from one base per step with constant offsets. Variant 4
+    /// (<see cref="GemmAccTf32"/>, CUDA, emulated on the CPU accelerator): TF32 tensor cores through
+    /// inline PTX, elements rounded to TF32 as they enter shared memory (row pitch 136 so that the
+    /// fragment loads hit 32 distinct banks); 8 warps, each a 32x64 block of 2 x 8 mma tiles
+    /// (16x8x8); <paramref name="swapA"/>: see <see cref="GemmAccTf32.Step"/> (ignored by variant 5).
+    /// Both: the load slots computed once (<see cref="GemmSlots"/>). Grid (ceil(N/128), ceil(M/128),
+    /// batch or 1). Any M, N, K.
     /// </summary>
-    static void GemmTiled128VKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s)
+    static void GemmTileKernel<TAcc>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int swapA) where TAcc : struct, ITileAcc
     {
-        var sa4 = SharedMemory.Allocate<Float4>(2 * Buffer128 / 4); // quads of sa[buf*Buffer128 + k*Pitch128 + m]
-        var sb4 = SharedMemory.Allocate<Float4>(2 * Buffer128 / 4);
+        var sa4 = SharedMemory.Allocate<Float4>(2 * BufferTf32 / 4); // quads of sa[buf*buffer + k*pitch + m]
+        var sb4 = SharedMemory.Allocate<Float4>(2 * BufferTf32 / 4);
         var sa = sa4.Cast<float>();
         var sb = sb4.Cast<float>();
+        var acc = default(TAcc);
+        int pitch = acc.Pitch, buffer = Tile128K * pitch;
+        bool tf32 = acc.Tf32;
         int tid = Group.IdxX;
-        int tx = tid & 15, ty = tid >> 4;
         int n0 = Grid.IdxX * Tile128, m0 = Grid.IdxY * Tile128;
-        var acc = new GemmAcc8x8();
         int b0 = s.ReduceBatch != 0 ? 0 : Grid.IdxZ;
         int b1 = s.ReduceBatch != 0 ? s.Batch : Grid.IdxZ + 1;
         // Load slots, fixed for the whole K loop (only the depth offset moves).
-        var la = GemmSlots.Make(tid, m0, s.M, s.ARow, s.ACol, contiguousMN: s.ACol != 1, Pitch128);
-        var lb = GemmSlots.Make(tid, n0, s.N, s.BCol, s.BRow, contiguousMN: s.BCol == 1, Pitch128);
+        var la = GemmSlots.Make(tid, m0, s.M, s.ARow, s.ACol, contiguousMN: s.ACol != 1, pitch);
+        var lb = GemmSlots.Make(tid, n0, s.N, s.BCol, s.BRow, contiguousMN: s.BCol == 1, pitch);
         int tiles = (s.K + Tile128K - 1) / Tile128K;
         for (int bb = b0; bb < b1; bb++)
         {
@@ -339,12 +348,12 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
             float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
             la.Load(av, 0, s.K, out pa0, out pa1, out pa2, out pa3);
             lb.Load(bv, 0, s.K, out pb0, out pb1, out pb2, out pb3);
-            la.Store(sa, 0, pa0, pa1, pa2, pa3);
-            lb.Store(sb, 0, pb0, pb1, pb2, pb3);
+            la.Store(sa, 0, pa0, pa1, pa2, pa3, tf32);
+            lb.Store(sb, 0, pb0, pb1, pb2, pb3, tf32);
             Group.Barrier();
             for (int t = 0; t < tiles; t++)
             {
-                int cur = (t & 1) * Buffer128;
+                int cur = (t & 1) * buffer;
                 bool more = t + 1 < tiles;
                 if (more)
                 {
@@ -352,17 +361,17 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
                     la.Load(av, k0, s.K, out pa0, out pa1, out pa2, out pa3);
                     lb.Load(bv, k0, s.K, out pb0, out pb1, out pb2, out pb3);
                 }
-                acc.TileQuads(sa4, sb4, cur, tx, ty);
+                acc.Tile(sa4, sb4, sa, sb, cur, tid, swapA);
                 if (more)
                 {
-                    la.Store(sa, Buffer128 - cur, pa0, pa1, pa2, pa3);
-                    lb.Store(sb, Buffer128 - cur, pb0, pb1, pb2, pb3);
+                    la.Store(sa, buffer - cur, pa0, pa1, pa2, pa3, tf32);
+                    lb.Store(sb, buffer - cur, pb0, pb1, pb2, pb3, tf32);
                 }
                 Group.Barrier();
             }
         }
         int co = s.ReduceBatch != 0 ? 0 : Grid.IdxZ * s.CBatch;
-        acc.StoreQuads(c, s, co, m0 + 4 * ty, n0 + 4 * tx);
+        acc.StoreTile(c, s, co, m0, n0, tid);
     }
 
     static void LoadA(ArrayView<float> a, GemmShape s, int ao, int m0, int k0, int tid, bool alongK,
@@ -472,61 +481,6 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
         d0 += s0; d1 += s1; d2 += s2; d3 += s3;
     }
 
-    /// <summary>
-    /// Variant 4 (CUDA only): TF32 tensor cores through inline PTX. The 128x128 tile, the loads and
-    /// the double buffering of variant 3 (elements rounded to TF32 as they enter shared memory, row
-    /// pitch 136 so that the fragment loads hit 32 distinct banks); 8 warps, each a 32x64 block of
-    /// 2 x 8 mma tiles (16x8x8). <paramref name="swapA"/>: see <see cref="GemmAccTf32.Step"/>.
-    /// </summary>
-    static void GemmTf32Kernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int swapA)
-    {
-        var sa = SharedMemory.Allocate<float>(2 * BufferTf32);
-        var sb = SharedMemory.Allocate<float>(2 * BufferTf32);
-        int tid = Group.IdxX;
-        int lane = tid & 31, warp = tid >> 5;
-        int g = lane >> 2, t = lane & 3;
-        int wm = (warp & 3) * 32, wn = (warp >> 2) * 64;
-        int n0 = Grid.IdxX * Tile128, m0 = Grid.IdxY * Tile128;
-        var acc = new GemmAccTf32();
-        int b0 = s.ReduceBatch != 0 ? 0 : Grid.IdxZ;
-        int b1 = s.ReduceBatch != 0 ? s.Batch : Grid.IdxZ + 1;
-        // Variant 5's load slots (computed once; branch-free bounds), elements rounded to TF32 as stored.
-        var la = GemmSlots.Make(tid, m0, s.M, s.ARow, s.ACol, contiguousMN: s.ACol != 1, PitchTf32);
-        var lb = GemmSlots.Make(tid, n0, s.N, s.BCol, s.BRow, contiguousMN: s.BCol == 1, PitchTf32);
-        int tiles = (s.K + Tile128K - 1) / Tile128K;
-        for (int bb = b0; bb < b1; bb++)
-        {
-            var av = a.SubView(bb * s.ABatch);
-            var bv = b.SubView(bb * s.BBatch);
-            float pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3;
-            la.Load(av, 0, s.K, out pa0, out pa1, out pa2, out pa3);
-            lb.Load(bv, 0, s.K, out pb0, out pb1, out pb2, out pb3);
-            la.StoreTf32(sa, 0, pa0, pa1, pa2, pa3);
-            lb.StoreTf32(sb, 0, pb0, pb1, pb2, pb3);
-            Group.Barrier();
-            for (int kt = 0; kt < tiles; kt++)
-            {
-                int cur = (kt & 1) * BufferTf32;
-                bool more = kt + 1 < tiles;
-                if (more)
-                {
-                    int k0 = (kt + 1) * Tile128K;
-                    la.Load(av, k0, s.K, out pa0, out pa1, out pa2, out pa3);
-                    lb.Load(bv, k0, s.K, out pb0, out pb1, out pb2, out pb3);
-                }
-                acc.Step(sa, sb, cur, wm, wn, PitchTf32, g, t, swapA);
-                if (more)
-                {
-                    la.StoreTf32(sa, BufferTf32 - cur, pa0, pa1, pa2, pa3);
-                    lb.StoreTf32(sb, BufferTf32 - cur, pb0, pb1, pb2, pb3);
-                }
-                Group.Barrier();
-            }
-        }
-        int co = s.ReduceBatch != 0 ? 0 : Grid.IdxZ * s.CBatch;
-        acc.Store(c, s, co, m0 + wm + g, n0 + wn + 2 * t);
-    }
-
     /// <summary>Writes one thread's row of four outputs (columns n, n+16, n+32, n+48) with alpha/beta.</summary>
     static void Store(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1, float v2, float v3)
     {
@@ -631,8 +585,8 @@ internal interface ITileAcc
     int Pitch { get; }
     /// <summary>Whether elements are rounded to TF32 as they enter shared memory.</summary>
     bool Tf32 { get; }
-    /// <summary>The depth steps of one shared tile (buffer at float offset <paramref name="cur"/>) for thread <paramref name="tid"/>.</summary>
-    void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid);
+    /// <summary>The depth steps of one shared tile (buffer at float offset <paramref name="cur"/>) for thread <paramref name="tid"/> (<paramref name="swapA"/>: the TF32 layout diagnostic, 0 otherwise).</summary>
+    void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid, int swapA);
     /// <summary>The convolution epilogue: y[(img*cout + co)*pixels + p] = acc + bias[co] for the tile at (m0, n0).</summary>
     void StoreConv(ArrayView<float> y, ArrayView<float> bias, int hasBias, int cout, int pixels, int total, int m0, int n0, int tid);
     /// <summary>The tile at (m0, n0) into a row-major C (as the GEMM variants store it).</summary>
@@ -655,7 +609,7 @@ internal struct GemmAcc8x8 : ITileAcc
     public readonly bool Tf32 => false;
 
     /// <inheritdoc/>
-    public void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid) =>
+    public void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid, int swapA) =>
         TileQuads(sa4, sb4, cur, tid & 15, tid >> 4);
 
     /// <inheritdoc/>
@@ -855,10 +809,10 @@ internal struct GemmAccTf32 : ITileAcc
     public readonly bool Tf32 => true;
 
     /// <inheritdoc/>
-    public void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid)
+    public void Tile(ArrayView<Float4> sa4, ArrayView<Float4> sb4, ArrayView<float> sa, ArrayView<float> sb, int cur, int tid, int swapA)
     {
         int lane = tid & 31, warp = tid >> 5;
-        Step(sa, sb, cur, (warp & 3) * 32, (warp >> 2) * 64, GemmKernels.PitchTf32, lane >> 2, lane & 3, 0);
+        Step(sa, sb, cur, (warp & 3) * 32, (warp >> 2) * 64, GemmKernels.PitchTf32, lane >> 2, lane & 3, swapA);
     }
 
     /// <inheritdoc/>

@@ -8,7 +8,7 @@
 # FFMA, whose inner loop is 149. Counts are static: an outer loop's count includes each inner
 # loop's body once (the dynamic count per depth tile of variant 5 is 263 - 149 + 4 x 149 = 710).
 # Counts are not times; the GPU check gives those.
-# Usage: scripts/sass-loops.sh PATTERN [CUDA_BIN]   e.g. scripts/sass-loops.sh 'Gemm(Tiled128V|Tf32)'
+# Usage: scripts/sass-loops.sh PATTERN [CUDA_BIN]   e.g. scripts/sass-loops.sh 'GemmTileKernel|ConvImplicit'
 #   CUDA_BIN: folder with ptxas and cuobjdump (default: the PATH); on Debian without the CUDA
 #   toolkit, see scripts/ptxas-check.sh's header (the same package has both).
 set -uo pipefail
