@@ -734,57 +734,36 @@ internal struct GemmAcc8x8 : ITileAcc
     }
 
     /// <summary>Writes variant 5's block to C (rows m + i and m + 64 + i, columns n + j and n + 64 + j, i, j &lt; 4) with alpha/beta.</summary>
-    public readonly void StoreQuads(ArrayView<float> c, GemmShape s, int co, int m, int n)
+    public readonly void StoreQuads(ArrayView<float> c, GemmShape s, int co, int m, int n) => Store(c, s, co, m, n, 1);
+
+    /// <summary>
+    /// Writes the block to C with alpha/beta, skipping what lies outside: rows m + (i mod 4) step +
+    /// (i / 4) 64 and likewise columns, so step 16 is variant 3's rows m + 16i, step 1 variant 5's quads.
+    /// </summary>
+    public readonly void Store(ArrayView<float> c, GemmShape s, int co, int m, int n, int step = 16)
     {
-        StoreRowQuads(c, s, co, m + 0, n, c00, c01, c02, c03, c04, c05, c06, c07);
-        StoreRowQuads(c, s, co, m + 1, n, c10, c11, c12, c13, c14, c15, c16, c17);
-        StoreRowQuads(c, s, co, m + 2, n, c20, c21, c22, c23, c24, c25, c26, c27);
-        StoreRowQuads(c, s, co, m + 3, n, c30, c31, c32, c33, c34, c35, c36, c37);
-        StoreRowQuads(c, s, co, m + 64, n, c40, c41, c42, c43, c44, c45, c46, c47);
-        StoreRowQuads(c, s, co, m + 65, n, c50, c51, c52, c53, c54, c55, c56, c57);
-        StoreRowQuads(c, s, co, m + 66, n, c60, c61, c62, c63, c64, c65, c66, c67);
-        StoreRowQuads(c, s, co, m + 67, n, c70, c71, c72, c73, c74, c75, c76, c77);
+        StoreRow(c, s, co, m, n, step, c00, c01, c02, c03, c04, c05, c06, c07);
+        StoreRow(c, s, co, m + step, n, step, c10, c11, c12, c13, c14, c15, c16, c17);
+        StoreRow(c, s, co, m + 2 * step, n, step, c20, c21, c22, c23, c24, c25, c26, c27);
+        StoreRow(c, s, co, m + 3 * step, n, step, c30, c31, c32, c33, c34, c35, c36, c37);
+        StoreRow(c, s, co, m + 64, n, step, c40, c41, c42, c43, c44, c45, c46, c47);
+        StoreRow(c, s, co, m + 64 + step, n, step, c50, c51, c52, c53, c54, c55, c56, c57);
+        StoreRow(c, s, co, m + 64 + 2 * step, n, step, c60, c61, c62, c63, c64, c65, c66, c67);
+        StoreRow(c, s, co, m + 64 + 3 * step, n, step, c70, c71, c72, c73, c74, c75, c76, c77);
     }
 
-    static void StoreRowQuads(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
+    static void StoreRow(ArrayView<float> c, GemmShape s, int co, int m, int n, int step, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
     {
         if (m >= s.M) return;
         int row = co + m * s.CRow;
-        Put(c, s, row, n + 0, v0);
-        Put(c, s, row, n + 1, v1);
-        Put(c, s, row, n + 2, v2);
-        Put(c, s, row, n + 3, v3);
+        Put(c, s, row, n, v0);
+        Put(c, s, row, n + step, v1);
+        Put(c, s, row, n + 2 * step, v2);
+        Put(c, s, row, n + 3 * step, v3);
         Put(c, s, row, n + 64, v4);
-        Put(c, s, row, n + 65, v5);
-        Put(c, s, row, n + 66, v6);
-        Put(c, s, row, n + 67, v7);
-    }
-
-    /// <summary>Writes the block to C (rows m+16i, columns n+16j) with alpha/beta, skipping what lies outside.</summary>
-    public readonly void Store(ArrayView<float> c, GemmShape s, int co, int m, int n)
-    {
-        StoreRow(c, s, co, m + 0, n, c00, c01, c02, c03, c04, c05, c06, c07);
-        StoreRow(c, s, co, m + 16, n, c10, c11, c12, c13, c14, c15, c16, c17);
-        StoreRow(c, s, co, m + 32, n, c20, c21, c22, c23, c24, c25, c26, c27);
-        StoreRow(c, s, co, m + 48, n, c30, c31, c32, c33, c34, c35, c36, c37);
-        StoreRow(c, s, co, m + 64, n, c40, c41, c42, c43, c44, c45, c46, c47);
-        StoreRow(c, s, co, m + 80, n, c50, c51, c52, c53, c54, c55, c56, c57);
-        StoreRow(c, s, co, m + 96, n, c60, c61, c62, c63, c64, c65, c66, c67);
-        StoreRow(c, s, co, m + 112, n, c70, c71, c72, c73, c74, c75, c76, c77);
-    }
-
-    static void StoreRow(ArrayView<float> c, GemmShape s, int co, int m, int n, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
-    {
-        if (m >= s.M) return;
-        int row = co + m * s.CRow;
-        Put(c, s, row, n + 0, v0);
-        Put(c, s, row, n + 16, v1);
-        Put(c, s, row, n + 32, v2);
-        Put(c, s, row, n + 48, v3);
-        Put(c, s, row, n + 64, v4);
-        Put(c, s, row, n + 80, v5);
-        Put(c, s, row, n + 96, v6);
-        Put(c, s, row, n + 112, v7);
+        Put(c, s, row, n + 64 + step, v5);
+        Put(c, s, row, n + 64 + 2 * step, v6);
+        Put(c, s, row, n + 64 + 3 * step, v7);
     }
 
     static void Put(ArrayView<float> c, GemmShape s, int row, int n, float v)
