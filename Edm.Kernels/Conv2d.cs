@@ -347,7 +347,10 @@ public static partial class Ops
     /// the bias in the epilogue; backward-data that way for stride 1) rather than im2col + GEMM.
     /// Default true, or as <see cref="ConvAlgorithmEnvironmentVariable"/> says; the CPU fast path ignores it.
     /// </summary>
-    public static bool ImplicitConv { get; set; } = Environment.GetEnvironmentVariable(ConvAlgorithmEnvironmentVariable)?.Trim().ToLowerInvariant() switch
+    public static bool ImplicitConv { get; set; } = ParseConvAlgorithm(Environment.GetEnvironmentVariable(ConvAlgorithmEnvironmentVariable));
+
+    /// <summary>Whether <see cref="ConvAlgorithmEnvironmentVariable"/>'s value selects the implicit GEMMs; an ArgumentException names a bad value and the allowed ones (EdmDevice.Create checks it first).</summary>
+    public static bool ParseConvAlgorithm(string? value) => value?.Trim().ToLowerInvariant() switch
     {
         null or "" or "implicit" => true,
         "im2col" => false,

@@ -131,6 +131,14 @@ public sealed class EdmDevice : IDisposable
     /// </summary>
     public static EdmDevice Create(string? spec = null)
     {
+        // The kernel-choice variables, checked before any kernel reads them (a bad value would
+        // otherwise surface as a type-initialiser failure at the first GEMM or convolution).
+        try
+        {
+            GemmKernels.ParseForced(Environment.GetEnvironmentVariable(GemmKernels.KernelEnvironmentVariable));
+            Ops.ParseConvAlgorithm(Environment.GetEnvironmentVariable(Ops.ConvAlgorithmEnvironmentVariable));
+        }
+        catch (ArgumentException e) { throw new DeviceSelectionException(e.Message); }
         bool fromEnvironment = string.IsNullOrWhiteSpace(spec) && !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(EnvironmentVariable));
         spec = string.IsNullOrWhiteSpace(spec) ? Environment.GetEnvironmentVariable(EnvironmentVariable) : spec;
         spec = string.IsNullOrWhiteSpace(spec) ? "auto" : spec.Trim().ToLowerInvariant();

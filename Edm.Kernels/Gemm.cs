@@ -151,7 +151,10 @@ public sealed class GemmKernels : IKernelFamily<GemmKernels>
     /// <summary>Environment variable that forces the GPU GEMM kernel: "tiled" (variant 2), "tiled128" (variant 3), "tiled128v" (variant 5) or "tf32" (variant 4, CUDA only; variant 5 elsewhere).</summary>
     public const string KernelEnvironmentVariable = "EDM_GEMM_GPU";
 
-    static readonly GemmVariant? Forced = Environment.GetEnvironmentVariable(KernelEnvironmentVariable)?.Trim().ToLowerInvariant() switch
+    static readonly GemmVariant? Forced = ParseForced(Environment.GetEnvironmentVariable(KernelEnvironmentVariable));
+
+    /// <summary>The variant <see cref="KernelEnvironmentVariable"/>'s value forces (null: auto); an ArgumentException names a bad value and the allowed ones (EdmDevice.Create checks it first).</summary>
+    public static GemmVariant? ParseForced(string? value) => value?.Trim().ToLowerInvariant() switch
     {
         null or "" or "auto" => null,
         "tiled" => GemmVariant.Tiled,

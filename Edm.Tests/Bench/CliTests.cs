@@ -82,6 +82,19 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void A_bad_kernel_choice_variable_is_refused_when_the_device_opens()
+    {
+        var (code, _, err) = CliProcess.Run(new Dictionary<string, string> { ["EDM_CONV_GPU"] = "winograd" }, "info", "--device", "cpu");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: EDM_CONV_GPU=winograd is not a convolution algorithm; allowed: implicit, im2col", err);
+        (code, _, err) = CliProcess.Run(new Dictionary<string, string> { ["EDM_GEMM_GPU"] = "fast" }, "info", "--device", "cpu");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: EDM_GEMM_GPU=fast is not a GEMM kernel; allowed: auto, tiled, tiled128, tiled128v, tf32", err);
+        (code, _, _) = CliProcess.Run(new Dictionary<string, string> { ["EDM_CONV_GPU"] = "im2col", ["EDM_GEMM_GPU"] = "tiled128v" }, "info", "--device", "cpu");
+        Assert.Equal(0, code);
+    }
+
+    [Fact]
     public void An_empty_op_list_is_exit_2()
     {
         var (code, err) = Run("kernels", "--device", "cpu", "--op", "");
