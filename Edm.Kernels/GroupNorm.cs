@@ -67,47 +67,8 @@ public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
     static void ForwardKernel(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> addend, ArrayView<float> y,
         ArrayView<float> mean, ArrayView<float> rstd, GroupNormShape s, float eps, int flags)
     {
-        if ((flags & FlagAddend) != 0)
-        {
-            ForwardBlocks(x, weight, bias, addend, y, mean, rstd, s, eps, (flags & FlagSilu) != 0);
-            return;
-        }
         var scratch = SharedMemory.Allocate<float>(GroupReduction.ScratchSize);
-        int t = Group.IdxX;
-        int len = s.BlockLength;
-        float invLen = 1f / len;
-        for (int block = Grid.IdxX; block < s.N * s.G; block += Grid.DimX)
-        {
-            int b = block * len;
-            float acc = 0f;
-            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j];
-            // Mean in two passes: the float32 sum's rounding (up to about len ulps of |x| when the
-            // values sit at a large offset) is recovered from the sum of the centred residuals.
-            float mu0 = GroupReduction.Sum(scratch, acc) * invLen;
-            acc = 0f;
-            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j] - mu0;
-            float mu = mu0 + GroupReduction.Sum(scratch, acc) * invLen;
-            acc = 0f;
-            for (int j = t; j < len; j += GroupReduction.GroupSize) { float d = x[b + j] - mu; acc += d * d; }
-            float r = XMath.Rsqrt(GroupReduction.Sum(scratch, acc) * invLen + eps);
-            int c0 = (block % s.G) * s.Cg;
-            for (int j = t; j < len; j += GroupReduction.GroupSize)
-            {
-                float v = (x[b + j] - mu) * r;
-                if (s.Affine != 0) { int c = c0 + j / s.HW; v = v * weight[c] + bias[c]; }
-                y[b + j] = (flags & FlagSilu) != 0 ? Silu(v) : v;
-            }
-            if (t == 0) { mean[block] = mu; rstd[block] = r; }
-        }
-    }
-
-    static float Silu(float v) => v / (1f + XMath.Exp(-v));
-
-    /// <see cref="ForwardKernel"/> with the addend: each value read as x + addend[n*C + c].
-    static void ForwardBlocks(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> addend, ArrayView<float> y,
-        ArrayView<float> mean, ArrayView<float> rstd, GroupNormShape s, float eps, bool silu)
-    {
-        var scratch = SharedMemory.Allocate<float>(GroupReduction.ScratchSize);
+        bool add = (flags & FlagAddend) != 0, silu = (flags & FlagSilu) != 0;
         int t = Group.IdxX;
         int len = s.BlockLength;
         float invLen = 1f / len;
@@ -117,24 +78,32 @@ public sealed class GroupNormKernels : IKernelFamily<GroupNormKernels>
             int c0 = (block % s.G) * s.Cg;
             int e0 = (block / s.G) * s.C + c0;  // addend index of the block's first channel
             float acc = 0f;
-            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j] + addend[e0 + j / s.HW];
+            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += Value(x, addend, add, b, e0, j, s.HW);
+            // Mean in two passes: the float32 sum's rounding (up to about len ulps of |x| when the
+            // values sit at a large offset) is recovered from the sum of the centred residuals.
             float mu0 = GroupReduction.Sum(scratch, acc) * invLen;
             acc = 0f;
-            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += x[b + j] + addend[e0 + j / s.HW] - mu0;
+            for (int j = t; j < len; j += GroupReduction.GroupSize) acc += Value(x, addend, add, b, e0, j, s.HW) - mu0;
             float mu = mu0 + GroupReduction.Sum(scratch, acc) * invLen;
             acc = 0f;
-            for (int j = t; j < len; j += GroupReduction.GroupSize) { float d = x[b + j] + addend[e0 + j / s.HW] - mu; acc += d * d; }
+            for (int j = t; j < len; j += GroupReduction.GroupSize) { float d = Value(x, addend, add, b, e0, j, s.HW) - mu; acc += d * d; }
             float r = XMath.Rsqrt(GroupReduction.Sum(scratch, acc) * invLen + eps);
             for (int j = t; j < len; j += GroupReduction.GroupSize)
             {
-                int q = j / s.HW;
-                float v = (x[b + j] + addend[e0 + q] - mu) * r;
-                if (s.Affine != 0) { int c = c0 + q; v = v * weight[c] + bias[c]; }
+                float v = (Value(x, addend, add, b, e0, j, s.HW) - mu) * r;
+                if (s.Affine != 0) { int c = c0 + j / s.HW; v = v * weight[c] + bias[c]; }
                 y[b + j] = silu ? Silu(v) : v;
             }
             if (t == 0) { mean[block] = mu; rstd[block] = r; }
         }
     }
+
+    // Element j of a block: x, plus its channel's addend where the launch has one (a uniform
+    // branch: without an addend no division is made).
+    static float Value(ArrayView<float> x, ArrayView<float> addend, bool add, int b, int e0, int j, int hw) =>
+        add ? x[b + j] + addend[e0 + j / hw] : x[b + j];
+
+    static float Silu(float v) => v / (1f + XMath.Exp(-v));
 
     /// One group per (n, g) block: avg(dyhat), avg(dyhat*xhat), then dx.
     static void BackwardInputKernel(ArrayView<float> x, ArrayView<float> gy, ArrayView<float> weight,
