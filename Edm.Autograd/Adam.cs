@@ -1,6 +1,7 @@
 // Adam over a parameter list (Kingma & Ba 2015, Algorithm 1) and the training helpers NVlabs/edm
 // uses around it: non-finite gradient replacement, global gradient norm, EMA of the weights.
-// Each is one fused kernel pass per tensor (Edm.Kernels/Optimizers.cs).
+// Each is one fused kernel pass per tensor (Edm.Kernels/Optimizers.cs), or one pass in all over a
+// packed ParameterSet's flat buffers.
 using Edm.Kernels;
 
 namespace Edm.Autograd;
@@ -12,6 +13,8 @@ namespace Edm.Autograd;
 public sealed class Adam : IDisposable
 {
     readonly Variable[] _params;
+    readonly ParameterSet? _set;
+    readonly FlatTensors? _mFlat, _vFlat;
     readonly Tensor[] _m, _v;
 
     /// <summary>First-moment decay (EDM: 0.9).</summary>
@@ -23,19 +26,37 @@ public sealed class Adam : IDisposable
     /// <summary>Steps taken so far (the t of the bias corrections after the last step).</summary>
     public long StepCount { get; private set; }
 
-    /// <summary>Creates Adam over <paramref name="parameters"/> (leaves that require gradients).</summary>
+    /// <summary>Creates Adam over <paramref name="parameters"/> (leaves that require gradients): one update launch per tensor.</summary>
     public Adam(IEnumerable<Variable> parameters, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
     {
         _params = parameters.ToArray();
         foreach (var p in _params)
             if (!p.RequiresGrad || !p.IsLeaf)
                 throw new ArgumentException($"Adam: {p} is not a trainable leaf (requiresGrad: true, not computed by an op)");
-        Beta1 = beta1;
-        Beta2 = beta2;
-        Eps = eps;
-        _ = new AdamArgs(1f, beta1, beta2, eps, 1);  // validates the hyperparameters now
+        (Beta1, Beta2, Eps) = Validate(beta1, beta2, eps);
         _m = _params.Select(p => Tensor.Zeros(p.Device, p.Shape)).ToArray();
         _v = _params.Select(p => Tensor.Zeros(p.Device, p.Shape)).ToArray();
+    }
+
+    /// <summary>
+    /// Creates Adam over a packed <paramref name="set"/>: the moments are flat buffers of its
+    /// layout, and a step is one update launch over all parameters (bitwise the same result).
+    /// </summary>
+    public Adam(ParameterSet set, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
+    {
+        _set = set;
+        _params = set.Parameters.ToArray();
+        (Beta1, Beta2, Eps) = Validate(beta1, beta2, eps);
+        _mFlat = set.ZerosLike();
+        _vFlat = set.ZerosLike();
+        _m = _mFlat.Views.ToArray();
+        _v = _vFlat.Views.ToArray();
+    }
+
+    static (float, float, float) Validate(float beta1, float beta2, float eps)
+    {
+        _ = new AdamArgs(1f, beta1, beta2, eps, 1);  // validates the hyperparameters now
+        return (beta1, beta2, eps);
     }
 
     /// <summary>The parameters, in order.</summary>
@@ -58,6 +79,11 @@ public sealed class Adam : IDisposable
     public void Step(float lr)
     {
         StepCount++;
+        if (_set is not null)
+        {
+            Ops.AdamStep(_set.Values, _set.Grads, _mFlat!.Flat, _vFlat!.Flat, lr, Beta1, Beta2, Eps, StepCount);
+            return;
+        }
         for (int i = 0; i < _params.Length; i++)
             Ops.AdamStep(_params[i].Value, _params[i].Grad, _m[i], _v[i], lr, Beta1, Beta2, Eps, StepCount);
     }
@@ -65,12 +91,19 @@ public sealed class Adam : IDisposable
     /// <summary>Zeroes every parameter's gradient.</summary>
     public void ZeroGrad()
     {
-        foreach (var p in _params) p.ZeroGrad();
+        if (_set is not null) _set.ZeroGrad();
+        else foreach (var p in _params) p.ZeroGrad();
     }
 
     /// <inheritdoc/>
     public void Dispose()
     {
+        if (_set is not null)
+        {
+            _mFlat!.Dispose();
+            _vFlat!.Dispose();
+            return;
+        }
         foreach (var t in _m) t.Dispose();
         foreach (var t in _v) t.Dispose();
     }
@@ -84,6 +117,12 @@ public static class Training
     {
         foreach (var p in parameters) Ops.NanToNumInPlace(p.Grad);
     }
+
+    /// <summary>NanToNumGrads over a packed set: one launch over its flat gradient buffer.</summary>
+    public static void NanToNumGrads(ParameterSet set) => Ops.NanToNumInPlace(set.Grads);
+
+    /// <summary>GradNorm over a packed set: one reduction over its flat gradient buffer (the gaps are zero). Synchronises.</summary>
+    public static double GradNorm(ParameterSet set) => Ops.GlobalNorm([set.Grads]);
 
     /// <summary>The global gradient norm sqrt(sum of squares over every gradient). Synchronises.</summary>
     public static double GradNorm(IEnumerable<Variable> parameters) =>

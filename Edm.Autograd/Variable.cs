@@ -16,8 +16,8 @@ public sealed class Variable : IDisposable
     Tensor? _grad;
     bool _disposed;
 
-    /// <summary>The data.</summary>
-    public Tensor Value { get; }
+    /// <summary>The data (a view of a flat buffer once the leaf is packed into a <see cref="ParameterSet"/>).</summary>
+    public Tensor Value { get; private set; }
     /// <summary>The node that computed this variable; null for a leaf.</summary>
     public Node? Creator { get; }
     /// <summary>True when gradients flow to or through this variable.</summary>
@@ -76,6 +76,30 @@ public sealed class Variable : IDisposable
     }
 
     internal Tensor? GradStorage => _grad;
+
+    /// <summary>
+    /// Moves this leaf's value (and gradient, if it keeps one) into <paramref name="value"/> and
+    /// <paramref name="grad"/> (same shape; views of a <see cref="ParameterSet"/>'s flat buffers),
+    /// copying the data and releasing the old tensors. Views taken of the old value before the
+    /// move (e.g. <see cref="Detach"/>) keep the old data.
+    /// </summary>
+    internal void MoveStorage(Tensor value, Tensor? grad)
+    {
+        CheckAlive("MoveStorage");
+        Shapes.RequireEqual("MoveStorage", Describe(), Value.Shape, value.Shape);
+        if ((grad is null) != (_grad is null))
+            throw new ArgumentException($"MoveStorage: {Describe()} {(_grad is null ? "keeps no gradient" : "needs a gradient buffer")}");
+        Value.View.CopyTo(value.View);
+        Value.Dispose();
+        Value = value;
+        if (grad is not null)
+        {
+            Shapes.RequireEqual("MoveStorage", $"gradient of {Describe()}", _grad!.Shape, grad.Shape);
+            _grad.View.CopyTo(grad.View);
+            _grad.Dispose();
+            _grad = grad;
+        }
+    }
 
     /// <summary>Sets the accumulated gradient to zero (leaves that require a gradient).</summary>
     public void ZeroGrad() => Grad.View.MemSetToZero();

@@ -175,6 +175,21 @@ public sealed class Tensor : IDisposable
     }
 
     /// <summary>
+    /// A view of the elements [start, start + count) of this tensor's flat (row-major) order, with
+    /// the given shape (count is its element count; no copy). Used for the per-parameter views of
+    /// a flat parameter buffer.
+    /// </summary>
+    public Tensor ViewRange(int start, params int[] shape)
+    {
+        ThrowIfDisposed();
+        long n = Shapes.Validate("ViewRange", shape);
+        if (start < 0 || start + n > Length)
+            throw new ArgumentException($"ViewRange: elements [{start}, {start + n}) out of range for a tensor of {Length} elements {Shapes.Format(Shape)}");
+        _storage.AddRef();
+        return new Tensor(_storage, _offset + start, (int[])shape.Clone());
+    }
+
+    /// <summary>
     /// The elements as a host span. Only on the CPU accelerator, whose buffers live in host
     /// memory; used by CPU fast paths. Do not keep it past the tensor's lifetime.
     /// </summary>

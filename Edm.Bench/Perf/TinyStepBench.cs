@@ -4,7 +4,7 @@
 // unconditional, under EDM preconditioning (Table 1).
 //   step_ddpmpp_tiny:     one full training step: EDM loss (docs/formulas.md section 6), backward into
 //                         every parameter gradient, then Edm.Autograd's Adam (0.9, 0.999, 1e-8, as
-//                         Edm.Model/Training/Trainer.cs builds it) at lr 1e-3. Batch 32 at 16x16 and
+//                         Edm.Model/Training/Trainer.cs builds it, over flat parameter buffers) at lr 1e-3. Batch 32 at 16x16 and
 //                         32x32. Trainer's NaN-to-number pass and EMA are not in the row (PyTorch's
 //                         peer has neither).
 //   step_ddpmpp_tiny_fwd: the sampler's forward pass, Precond.Denoise (no tape, eval mode), batch
@@ -105,6 +105,7 @@ public sealed class TinyStepBench : IKernelBench
 public sealed class TinyTrainStep : IDisposable
 {
     readonly Precond _precond;
+    readonly ParameterSet _set;           // parameters in flat buffers, as Trainer packs them
     readonly Adam _adam;
     readonly Variable _y;                 // (B, 1, R, R) in [-1, 1]
     readonly LossSettings _settings = new();
@@ -119,7 +120,8 @@ public sealed class TinyTrainStep : IDisposable
         Network = TinyStepBench.CreateNetwork(device, resolution);
         Network.Module.Train();
         _precond = new Precond(Network, PrecondKind.Edm);
-        _adam = new Adam(Network.Module.Parameters(), 0.9f, 0.999f, 1e-8f);
+        _set = ParameterSet.Pack(Network.Module.Parameters());
+        _adam = new Adam(_set, 0.9f, 0.999f, 1e-8f);
         _y = new Variable(Tensor.Empty(device, batch, 1, resolution, resolution));
         Kernels.Ops.Uniform(_y.Value, 1);
         using var doubled = Kernels.Ops.Scale(_y.Value, 2);
@@ -140,6 +142,7 @@ public sealed class TinyTrainStep : IDisposable
     public void Dispose()
     {
         _adam.Dispose();
+        _set.Dispose();
         _y.Value.Dispose();
         _precond.Dispose();
     }

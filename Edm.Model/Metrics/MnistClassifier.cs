@@ -141,7 +141,8 @@ public static class ClassifierTraining
         if (batch < 1 || batch > train.Length) throw new InvalidOptionException("Batch", $"{batch} is out of range; allowed: 1..{train.Length}");
         if (!(lr > 0) || double.IsInfinity(lr)) throw new InvalidOptionException("Lr", $"{lr} must be > 0");
         var net = new MnistClassifier(new InitContext(device, seed), data.Channels, data.Resolution, data.LabelDim);
-        var adam = new Adam(net.Parameters());
+        using var set = ParameterSet.Pack(net.Parameters());
+        using var adam = new Adam(set);
         var order = new DataOrderSampler(train.Length, seed);
         int c = data.Channels, r = data.Resolution;
         double lossSum = 0;

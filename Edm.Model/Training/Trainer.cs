@@ -147,7 +147,9 @@ public sealed class Trainer : IDisposable
     readonly Adam _adam;
     readonly Variable[] _params;  // NamedParameters order
     readonly string[] _names;
-    readonly Tensor[] _ema;       // EMA of each parameter
+    readonly ParameterSet _set;   // the parameters' values and gradients in flat buffers
+    readonly FlatTensors _emaFlat; // EMA in the set's layout
+    readonly IReadOnlyList<Tensor> _ema; // EMA of each parameter (views of _emaFlat)
     readonly DataOrderSampler _order;
     readonly LossSettings _loss;
     readonly AugmentPipe? _augment; // non-leaking augmentation (section 6), null when Augment = 0
@@ -188,8 +190,11 @@ public sealed class Trainer : IDisposable
         var named = _net.Module.NamedParameters().ToArray();
         _params = named.Select(n => n.Param).ToArray();
         _names = named.Select(n => n.Name).ToArray();
-        _adam = new Adam(_params, 0.9f, 0.999f, 1e-8f);
-        _ema = _params.Select(p => Ops.Copy(p.Value)).ToArray();  // edm: ema = deepcopy(net)
+        // Flat buffers: zeroing, nan_to_num, Adam and EMA are one launch each per step.
+        _set = ParameterSet.Pack(_params);
+        _adam = new Adam(_set, 0.9f, 0.999f, 1e-8f);
+        _emaFlat = _set.CopyOfValues();  // edm: ema = deepcopy(net)
+        _ema = _emaFlat.Views;
         _order = new DataOrderSampler(data.Count, o.Seed);
         _loss = new LossSettings { Kind = o.Loss };
         _augment = o.Augment > 0 ? new AugmentPipe(o.Augment) : null;
@@ -399,12 +404,12 @@ public sealed class Trainer : IDisposable
             Fn.Scale(loss, (float)b / o.Batch).Backward();
         }
         double lr = LearningRate(o, CurNimg);
-        foreach (var p in _params) Ops.NanToNumInPlace(p.Grad);
+        Edm.Autograd.Training.NanToNumGrads(_set);
         _adam.Step((float)lr);
         double halflife = o.EmaHalflifeKimg * 1000;
         if (o.EmaRampupRatio > 0) halflife = Math.Min(halflife, CurNimg * o.EmaRampupRatio);
         double beta = Math.Pow(0.5, o.Batch / Math.Max(halflife, 1e-8));
-        Ops.EmaUpdate(_ema, _params.Select(p => p.Value).ToArray(), (float)beta);
+        Ops.EmaUpdate([_emaFlat.Flat], [_set.Values], (float)beta);
         CurNimg += o.Batch;
         Step++;
         double mean = lossSum / _rounds / (c * r * r);
@@ -559,7 +564,8 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _adam.Dispose();
-        foreach (var e in _ema) e.Dispose();
+        _emaFlat.Dispose();
+        _set.Dispose();
         _precond.Dispose();
     }
 }
